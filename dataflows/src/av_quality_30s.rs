@@ -1,0 +1,156 @@
+//! 2.5 `av_quality_30s` — live audio/video quality per 30 s (seed: 场景三).
+//!
+//! Over `agora_record` with `user_type='student'`: tumbling 30-second windows
+//! on `messageCreateTime` (watermark delay 60 s by default). Each record may
+//! feed two families of one table `user_av_record`:
+//! * audio, when `agora_audioState.lost >= 0`: `extra_uid = agora_audioState.uid`,
+//!   `event = <event>_AUDIO_STATE`, sum/avg/count of `lost`;
+//! * video, when `agora_videoState.fr >= 0`: `extra_uid = agora_videoState.uid`,
+//!   `event = <event>_VIDEO_STATE`, sum/avg/count of `fr`.
+//!
+//! Groups are `(window, user_id, agora_channel_id, classroom_id, user_type,
+//! event, extra_uid)`; NULL `user_id`, `agora_channel_id`, `extra_uid` become
+//! -1 and a NULL `classroom_id` becomes `'-1'` (the seed's CASE WHEN).
+//! `event_avg = event_sum / event_count` exactly, as DOUBLE, computed when the
+//! row is written (the collection holds sum and count, which are exact).
+//!
+//! Dead letters: a NULL `event` or `messageCreateTime`, any read field that is
+//! not an integer where one is needed (`bad_field:<name>`), or a late record
+//! (`late`), once per record. Records of non-students, or with neither family,
+//! are filtered out, not dead letters.
+
+use differential_dataflow::VecCollection;
+use serde::{Deserialize, Serialize};
+use timely::dataflow::StreamVec;
+
+use crate::ops::window::{tumbling, SumCount};
+use crate::topics::Agora;
+use crate::{Diff, Rejection, Time};
+
+/// Window width: 30 seconds.
+pub const WIDTH_MS: i64 = 30_000;
+/// Default watermark delay (SPEC §3, as the seed).
+pub const DEFAULT_DELAY_MS: i64 = 60_000;
+
+/// The grouping key of a `user_av_record` row (window aside).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct AvKey {
+    /// `user_id`, -1 when NULL.
+    pub user_id: i64,
+    /// `agora_channel_id`, -1 when NULL.
+    pub web_server_id: i64,
+    /// `classroom_id`, `'-1'` when NULL.
+    pub classroom_id: String,
+    /// `user_type` (always `student` after the filter).
+    pub user_type: String,
+    /// The family's `uid`, -1 when NULL.
+    pub extra_uid: i64,
+    /// `<event>_AUDIO_STATE` or `<event>_VIDEO_STATE`.
+    pub event: String,
+}
+
+/// One row of `user_av_record`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct AvRow {
+    /// Window start, ms since the epoch (UTC).
+    pub start_time: i64,
+    /// The group.
+    pub key: AvKey,
+    /// `SUM(lost)` or `SUM(fr)`.
+    pub event_sum: i64,
+    /// `COUNT(*)`.
+    pub event_count: i64,
+}
+
+impl AvRow {
+    /// Window end, ms since the epoch (UTC).
+    pub fn end_time(&self) -> i64 {
+        self.start_time + WIDTH_MS
+    }
+
+    /// The exact average as DOUBLE.
+    pub fn event_avg(&self) -> f64 {
+        self.event_sum as f64 / self.event_count as f64
+    }
+}
+
+/// What one record contributes: zero, one or two `(key, value)` facts at its event time.
+pub fn facts(a: &Agora, late: bool) -> Result<(Vec<(AvKey, i64)>, i64), Rejection> {
+    if a.user_type.read("user_type")?.map(String::as_str) != Some("student") {
+        return Ok((Vec::new(), 0));
+    }
+    let lost = a.audio_lost.read("agora_audioState.lost")?.copied().filter(|v| *v >= 0);
+    let fr = a.video_fr.read("agora_videoState.fr")?.copied().filter(|v| *v >= 0);
+    if lost.is_none() && fr.is_none() {
+        return Ok((Vec::new(), 0));
+    }
+    let event = a.event.require("event")?;
+    let event_time = *a.message_create_time.require("messageCreateTime")?;
+    let user_id = a.user_id.read("user_id")?.copied().unwrap_or(-1);
+    let web_server_id = a.agora_channel_id.read("agora_channel_id")?.copied().unwrap_or(-1);
+    let classroom_id = a.classroom_id.read("classroom_id")?.cloned().unwrap_or_else(|| "-1".to_string());
+    let audio_uid = a.audio_uid.read("agora_audioState.uid")?.copied().unwrap_or(-1);
+    let video_uid = a.video_uid.read("agora_videoState.uid")?.copied().unwrap_or(-1);
+    if late {
+        return Err(Rejection::Late);
+    }
+    let key = |extra_uid: i64, family: &str| AvKey {
+        user_id,
+        web_server_id,
+        classroom_id: classroom_id.clone(),
+        user_type: "student".to_string(),
+        extra_uid,
+        event: format!("{event}_{family}_STATE"),
+    };
+    let mut out = Vec::with_capacity(2);
+    if let Some(lost) = lost {
+        out.push((key(audio_uid, "AUDIO"), lost));
+    }
+    if let Some(fr) = fr {
+        out.push((key(video_uid, "VIDEO"), fr));
+    }
+    Ok((out, event_time))
+}
+
+/// Final 30-second windows, given the facts and their topic's partition watermarks.
+pub fn dataflow<'s>(
+    facts: StreamVec<'s, Time, (AvKey, i64, i64)>,
+    watermarks: StreamVec<'s, Time, (u32, i64)>,
+) -> VecCollection<'s, Time, AvRow, Diff> {
+    tumbling::<_, SumCount>(facts, watermarks, WIDTH_MS, "AvQuality30s")
+        .map(|(start_time, key, (event_sum, event_count))| AvRow { start_time, key, event_sum, event_count })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(raw: &str) -> Result<(Vec<(AvKey, i64)>, i64), Rejection> {
+        facts(&Agora::parse(raw.as_bytes()).unwrap(), false)
+    }
+
+    #[test]
+    fn families_and_null_defaults() {
+        let (f, t) = read(r#"{"user_type":"student","event":"stat","agora_audioState":"{\"lost\":\"3\"}","agora_videoState":{"fr":0,"uid":5},"messageCreateTime":"1000"}"#).unwrap();
+        assert_eq!(t, 1000);
+        assert_eq!(f.len(), 2);
+        assert_eq!((f[0].0.event.as_str(), f[0].0.extra_uid, f[0].0.user_id, f[0].0.classroom_id.as_str(), f[0].1), ("stat_AUDIO_STATE", -1, -1, "-1", 3));
+        assert_eq!((f[1].0.event.as_str(), f[1].0.extra_uid, f[1].1), ("stat_VIDEO_STATE", 5, 0));
+    }
+
+    #[test]
+    fn filters_and_rejections() {
+        assert_eq!(read(r#"{"user_type":"teacher","event":"e","agora_audioState":{"lost":1},"messageCreateTime":1}"#).unwrap().0, vec![]);
+        assert_eq!(read(r#"{"user_type":"student","event":"e","agora_audioState":{"lost":-1},"messageCreateTime":1}"#).unwrap().0, vec![]);
+        assert_eq!(read(r#"{"user_type":"student","agora_audioState":{"lost":1},"messageCreateTime":1}"#), Err(Rejection::BadField("event")));
+        assert_eq!(read(r#"{"user_type":"student","event":"e","agora_audioState":{"lost":1}}"#), Err(Rejection::BadField("messageCreateTime")));
+        assert_eq!(read(r#"{"user_type":"student","event":"e","user_id":"x","agora_audioState":{"lost":1},"messageCreateTime":1}"#), Err(Rejection::BadField("user_id")));
+    }
+
+    #[test]
+    fn exact_average() {
+        let row = AvRow { start_time: 0, key: read(r#"{"user_type":"student","event":"e","agora_audioState":{"lost":1},"messageCreateTime":1}"#).unwrap().0[0].0.clone(), event_sum: 7, event_count: 2 };
+        assert_eq!(row.event_avg(), 3.5);
+        assert_eq!(row.end_time(), 30_000);
+    }
+}

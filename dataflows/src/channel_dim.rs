@@ -1,0 +1,93 @@
+//! 2.2 `channel_dim` — channel level dictionary (seed: 学生注册考试等级日志 ETL).
+//!
+//! Per channel `id`, the latest record (last in offset order) replaces the
+//! previous one as a whole, and is served as `channel_name_dictionary` keyed by
+//! `rowkey = lower-case hex MD5 of id`. The same collection is the channel
+//! dimension of 2.6 (through [`levels`]).
+//!
+//! Dead letters: a record without `id` cannot be keyed (`bad_field:id`); a
+//! field that is present but not text (an object or array) rejects the record.
+
+use differential_dataflow::VecCollection;
+use serde::{Deserialize, Serialize};
+use timely::dataflow::StreamVec;
+
+use crate::ops::fold::fold_by_key;
+use crate::topics::Channel;
+use crate::{Diff, Pos, Rejection, Time};
+
+/// One row of `channel_name_dictionary`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ChannelRow {
+    /// MD5 of `id`, lower-case hex (primary key).
+    pub rowkey: String,
+    /// The channel id.
+    pub id: String,
+    /// The latest record's other columns, in table order:
+    /// `chinese_name, english_name, level, pid, create_time, update_time, dept_id`.
+    pub chinese_name: Option<String>,
+    /// See `chinese_name`.
+    pub english_name: Option<String>,
+    /// The channel's level (`A`–`D` matter to 2.6).
+    pub level: Option<String>,
+    /// See `chinese_name`.
+    pub pid: Option<String>,
+    /// See `chinese_name`.
+    pub create_time: Option<String>,
+    /// See `chinese_name`.
+    pub update_time: Option<String>,
+    /// See `chinese_name`.
+    pub dept_id: Option<String>,
+}
+
+/// The lower-case hex MD5 of a text (the dictionary's rowkey).
+///
+/// ```
+/// assert_eq!(dataflows::channel_dim::rowkey("c1"), "a9f7e97965d6cf799a529102a973b8b9");
+/// ```
+pub fn rowkey(id: &str) -> String {
+    format!("{:x}", md5::compute(id.as_bytes()))
+}
+
+/// Reads one dictionary record into its row.
+pub fn row(c: &Channel) -> Result<ChannelRow, Rejection> {
+    let id = c.id.require("id")?;
+    Ok(ChannelRow {
+        rowkey: rowkey(id),
+        id: id.clone(),
+        chinese_name: c.chinese_name.read("chinese_name")?.cloned(),
+        english_name: c.english_name.read("english_name")?.cloned(),
+        level: c.level.read("level")?.cloned(),
+        pid: c.pid.read("pid")?.cloned(),
+        create_time: c.create_time.read("create_time")?.cloned(),
+        update_time: c.update_time.read("update_time")?.cloned(),
+        dept_id: c.dept_id.read("dept_id")?.cloned(),
+    })
+}
+
+/// The dictionary: the latest row per rowkey.
+pub fn dataflow<'s>(rows: StreamVec<'s, Time, (Pos, ChannelRow)>) -> VecCollection<'s, Time, ChannelRow, Diff> {
+    use timely::dataflow::operators::vec::Map;
+    let keyed = rows.map(|(pos, row)| (row.rowkey.clone(), pos, row));
+    fold_by_key(keyed, "ChannelLatest", |latest, later| *latest = later).map(|(_, row)| row)
+}
+
+/// The dimension as 2.6 joins it: `(rowkey, level)`.
+pub fn levels<'s>(dictionary: VecCollection<'s, Time, ChannelRow, Diff>) -> VecCollection<'s, Time, (String, Option<String>), Diff> {
+    dictionary.map(|row| (row.rowkey, row.level))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn md5_rowkey_and_missing_id() {
+        let c = Channel::parse(br#"{"id": 17, "level": "A"}"#).unwrap();
+        let r = row(&c).unwrap();
+        assert_eq!(r.id, "17");
+        assert_eq!(r.rowkey, "70efdf2ec9b086079795c442636b55fb");
+        assert_eq!(row(&Channel::parse(br#"{"level": "A"}"#).unwrap()), Err(Rejection::BadField("id")));
+        assert_eq!(row(&Channel::parse(br#"{"id": "1", "pid": [1]}"#).unwrap()), Err(Rejection::BadField("pid")));
+    }
+}

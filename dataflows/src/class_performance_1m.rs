@@ -1,0 +1,85 @@
+//! 2.3 `class_performance_1m` — live-class performance per minute (seed: 场景二).
+//!
+//! Over the cleaned signals of 2.1: tumbling 1-minute windows on the event time
+//! `messageTimeStamp` (`data.timestamp`), grouped by
+//! `(userId BIGINT, roomId BIGINT as webserver_id, role TINYINT, event)`,
+//! `event_count = COUNT(*)`. A window is written once, when final (SPEC §3:
+//! every partition's watermark, `max event time − delay`, is at or past its
+//! end); rows are only ever inserted.
+//!
+//! Dead letters, for this metric only (the record still flows through 2.1):
+//! `userId`, `roomId` or `role` missing or not an integer (`role` must fit a
+//! TINYINT), or a missing `timestamp` (`bad_field:<name>`); a record behind its
+//! partition's watermark when read (`late`).
+
+use differential_dataflow::VecCollection;
+use serde::{Deserialize, Serialize};
+use timely::dataflow::StreamVec;
+
+use crate::ops::window::{tumbling, Count};
+use crate::student_signal_etl::{CleanSignal, SignalEvent};
+use crate::{Diff, Rejection, Time};
+
+/// Window width: one minute.
+pub const WIDTH_MS: i64 = 60_000;
+/// Default watermark delay (SPEC §3).
+pub const DEFAULT_DELAY_MS: i64 = 5_000;
+
+/// The grouping key of a window row.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct MinuteKey {
+    /// `roomId` as BIGINT.
+    pub webserver_id: i64,
+    /// `userId` as BIGINT.
+    pub user_id: i64,
+    /// `role` as TINYINT.
+    pub role: i8,
+    /// The 2.1 rule.
+    pub event: SignalEvent,
+}
+
+/// One row of `timeline_signal_analysis` (`end_time = start_time + 1 min`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct MinuteRow {
+    /// Window start, ms since the epoch (UTC).
+    pub start_time: i64,
+    /// The group.
+    pub key: MinuteKey,
+    /// `COUNT(*)`.
+    pub event_count: i64,
+}
+
+impl MinuteRow {
+    /// Window end, ms since the epoch (UTC).
+    pub fn end_time(&self) -> i64 {
+        self.start_time + WIDTH_MS
+    }
+}
+
+fn integer(text: Option<&String>, name: &'static str) -> Result<i64, Rejection> {
+    text.and_then(|t| t.parse::<i64>().ok()).ok_or(Rejection::BadField(name))
+}
+
+/// What a cleaned signal contributes: its group and event time.
+///
+/// `late` is the source partition's verdict (SPEC §3); it is checked after the
+/// fields, so a late record with a bad field reports the field.
+pub fn fact(signal: &CleanSignal, late: bool) -> Result<(MinuteKey, i64), Rejection> {
+    let user_id = integer(signal.user_id.as_ref(), "userId")?;
+    let webserver_id = integer(signal.room_id.as_ref(), "roomId")?;
+    let role = i8::try_from(integer(signal.role.as_ref(), "role")?).map_err(|_| Rejection::BadField("role"))?;
+    let event_time = signal.message_time_stamp.ok_or(Rejection::BadField("timestamp"))?;
+    if late {
+        return Err(Rejection::Late);
+    }
+    Ok((MinuteKey { webserver_id, user_id, role, event: signal.event }, event_time))
+}
+
+/// Final per-minute counts, given the signals' facts and their topic's partition watermarks.
+pub fn dataflow<'s>(
+    facts: StreamVec<'s, Time, (MinuteKey, i64, ())>,
+    watermarks: StreamVec<'s, Time, (u32, i64)>,
+) -> VecCollection<'s, Time, MinuteRow, Diff> {
+    tumbling::<_, Count>(facts, watermarks, WIDTH_MS, "ClassPerformance1m")
+        .map(|(start_time, key, event_count)| MinuteRow { start_time, key, event_count })
+}

@@ -1,0 +1,152 @@
+//! 2.6 `hourly_registrations_by_level` — registrations per hour and level (seed: 场景四).
+//!
+//! Students (`uc_account-student`) and users (`uc_account-user`) are each
+//! deduplicated by `id` with Flink LAST_VALUE semantics (per column, the last
+//! non-NULL value in offset order). Student `t` joins user `u` on id; users are
+//! kept when `u.status = 'NORMAL'`, `u.name` does not contain `测试`, does not
+//! start with the literal `DM__` and does not contain `test` (case-sensitive),
+//! and `u.register_date_time` parses as `yyyy-MM-dd HH:mm:ss`. As in SQL, a
+//! NULL `name` or `status` fails these conditions. The channel level comes
+//! from 2.2 on `ch.rowkey = MD5(t.channel_id)`: `ch.level` if it is one of
+//! `A, B, C, D`, else `other` (also when the student has no channel or no
+//! channel row exists). `leads = COUNT(DISTINCT t.id)` per
+//! `(reg_date = yyyyMMddHH, level)`, served as `registrations_hourly_level`
+//! with `uk = reg_date || level`; a count reaching zero deletes the row.
+//!
+//! Unlike the seed's lookup join, everything here is a differential join over
+//! the current state: a later change of a channel's level or of a user's status
+//! or name re-attributes past registrations.
+//!
+//! Dead letters: a record without `id` (`bad_field:id`) or with a field that is
+//! not text (`bad_field:<name>`); it does not take part in the deduplication.
+
+use differential_dataflow::VecCollection;
+use serde::{Deserialize, Serialize};
+use timely::dataflow::StreamVec;
+
+use crate::channel_dim::rowkey;
+use crate::ops::fold::fold_by_key;
+use crate::timefmt::{hour_number, parse_datetime};
+use crate::topics::{LastValue, Student, User};
+use crate::{Diff, Pos, Rejection, Time};
+
+/// One row of `registrations_hourly_level`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RegistrationRow {
+    /// `yyyyMMddHH` of the registration.
+    pub reg_date: i64,
+    /// `A`–`D` or `other`.
+    pub level: String,
+    /// Distinct students registered in that hour at that level.
+    pub leads: i64,
+}
+
+impl RegistrationRow {
+    /// The primary key, `reg_date || level`.
+    pub fn uk(&self) -> String {
+        format!("{}{}", self.reg_date, self.level)
+    }
+}
+
+/// Checks a student record; `Ok(id)` when it can be folded.
+pub fn check_student(s: &Student) -> Result<String, Rejection> {
+    let id = s.id.require("id")?.clone();
+    s.channel_id.read("channel_id")?;
+    s.update_time.read("update_time")?;
+    Ok(id)
+}
+
+/// Checks a user record; `Ok(id)` when it can be folded.
+pub fn check_user(u: &User) -> Result<String, Rejection> {
+    let id = u.id.require("id")?.clone();
+    u.name.read("name")?;
+    u.register_date_time.read("register_date_time")?;
+    u.status.read("status")?;
+    Ok(id)
+}
+
+/// The name conditions of the seed: not `%测试%`, not `DM\_\_%`, not `%test%`.
+pub fn name_allowed(name: &str) -> bool {
+    !name.contains("测试") && !name.starts_with("DM__") && !name.contains("test")
+}
+
+/// The registration hour of a user that counts, if it counts.
+pub fn registration_hour(u: &User) -> Option<i64> {
+    let normal = u.status.as_str() == Some("NORMAL");
+    let named = u.name.as_str().is_some_and(name_allowed);
+    let registered = parse_datetime(u.register_date_time.as_str()?)?;
+    (normal && named).then(|| hour_number(&registered))
+}
+
+/// `A`–`D` as is, anything else as `other`.
+pub fn normalize_level(level: Option<&str>) -> &'static str {
+    match level {
+        Some("A") => "A",
+        Some("B") => "B",
+        Some("C") => "C",
+        Some("D") => "D",
+        _ => "other",
+    }
+}
+
+/// Hourly registrations per level, from the student and user logs (keyed by id)
+/// and the channel dimension `(rowkey, level)` of 2.2.
+pub fn dataflow<'s>(
+    students: StreamVec<'s, Time, (String, Pos, Student)>,
+    users: StreamVec<'s, Time, (String, Pos, User)>,
+    channel_levels: VecCollection<'s, Time, (String, Option<String>), Diff>,
+) -> VecCollection<'s, Time, RegistrationRow, Diff> {
+    let students = fold_by_key(students, "StudentLastValue", Student::merge_last)
+        .map(|(id, s)| (id, s.channel_id.val().map(|c| rowkey(c))));
+    let users = fold_by_key(users, "UserLastValue", User::merge_last).flat_map(|(id, u)| registration_hour(&u).map(|hour| (id, hour)));
+    let registered = students.join(users);
+
+    let no_channel = registered.clone().flat_map(|(id, (channel, hour))| channel.is_none().then_some((id, hour, "other")));
+    let by_channel = registered.flat_map(|(id, (channel, hour))| channel.map(|key| (key, (id, hour))));
+    let known = by_channel
+        .clone()
+        .join(channel_levels.clone())
+        .map(|(_, ((id, hour), level))| (id, hour, normalize_level(level.as_deref())));
+    let unknown = by_channel.antijoin(channel_levels.map(|(key, _)| key).distinct()).map(|(_, (id, hour))| (id, hour, "other"));
+
+    no_channel
+        .concat(known)
+        .concat(unknown)
+        .map(|(id, hour, level)| ((hour, level.to_string()), id))
+        .distinct()
+        .map(|(group, _)| group)
+        .count()
+        .map(|((reg_date, level), leads)| RegistrationRow { reg_date, level, leads: leads as i64 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_filters() {
+        assert!(!name_allowed("DM__x"));
+        assert!(name_allowed("DM_a"));
+        assert!(name_allowed("Test"));
+        assert!(!name_allowed("a test"));
+        assert!(!name_allowed("张测试"));
+    }
+
+    #[test]
+    fn levels() {
+        assert_eq!(normalize_level(Some("A")), "A");
+        assert_eq!(normalize_level(Some("E")), "other");
+        assert_eq!(normalize_level(Some("a")), "other");
+        assert_eq!(normalize_level(None), "other");
+    }
+
+    #[test]
+    fn hours() {
+        let u = User::parse(br#"{"id":"1","name":"Ann","status":"NORMAL","register_date_time":"2025-12-02 08:30:00"}"#).unwrap();
+        assert_eq!(registration_hour(&u), Some(2025120208));
+        let nameless = User::parse(br#"{"id":"1","status":"NORMAL","register_date_time":"2025-12-02 08:30:00"}"#).unwrap();
+        assert_eq!(registration_hour(&nameless), None);
+        let unparsed = User::parse(br#"{"id":"1","name":"Ann","status":"NORMAL","register_date_time":"2025/12/02"}"#).unwrap();
+        assert_eq!(registration_hour(&unparsed), None);
+    }
+}

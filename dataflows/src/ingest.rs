@@ -1,0 +1,259 @@
+//! Per-partition ingestion: from a message value to what each metric gets.
+//!
+//! A source owns each of its partitions' [`PartitionIngest`] and feeds it every
+//! message in offset order. It parses the message once (SPEC §1), keeps the
+//! partition's event-time watermark `W_p = max event time so far − delay`
+//! (SPEC §3: every record whose event-time field parses counts, before any
+//! business filter), decides lateness against the watermark as it was before
+//! the record, and runs each metric's extraction. The result is a list of
+//! [`Input`]s: facts for the metrics, and a [`DeadLetter`] for every record and
+//! metric that rejects it (SPEC §4). Nothing here depends on other partitions
+//! or on timing, so the verdicts are the same on every replay.
+
+use serde::{Deserialize, Serialize};
+
+use crate::av_quality_30s::{self, AvKey};
+use crate::channel_dim::{self, ChannelRow};
+use crate::class_performance_1m::{self, MinuteKey};
+use crate::daily_cc_confirmations;
+use crate::hourly_registrations_by_level::{check_student, check_user};
+use crate::json::Reject;
+use crate::offline_study_time::{self, PlayFact};
+use crate::student_signal_etl::{self, CleanSignal};
+use crate::topics::{Agora, Channel, Order, Qos, Signal, Student, Topic, User};
+use crate::{DeadLetter, Metric, Pos, Rejection};
+
+/// Event-time settings of the windowed metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delays {
+    /// Watermark delay of `class_performance_1m` (ms).
+    pub class_performance_ms: i64,
+    /// Watermark delay of `av_quality_30s` (ms).
+    pub av_quality_ms: i64,
+}
+
+impl Default for Delays {
+    fn default() -> Self {
+        Delays { class_performance_ms: class_performance_1m::DEFAULT_DELAY_MS, av_quality_ms: av_quality_30s::DEFAULT_DELAY_MS }
+    }
+}
+
+/// What a message contributes, tagged by where it goes.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Input {
+    /// 2.1: a cleaned signal.
+    Signal(Pos, CleanSignal),
+    /// 2.3: a per-minute fact at an event time.
+    Minute(MinuteKey, i64),
+    /// 2.2 (and 2.6): a dictionary row.
+    Channel(Pos, ChannelRow),
+    /// 2.4: a playback fact.
+    Play(Pos, PlayFact),
+    /// 2.5: a quality fact: key, event time, value.
+    Av(AvKey, i64, i64),
+    /// 2.6: a student record, by id.
+    Student(String, Pos, Student),
+    /// 2.6: a user record, by id.
+    User(String, Pos, User),
+    /// 2.7: an order record, by id.
+    Order(String, Pos, Order),
+    /// A rejected record.
+    Dead(DeadLetter),
+    /// A partition's watermark for a windowed topic: topic, partition, `W_p`.
+    Watermark(Topic, u32, i64),
+}
+
+/// The event-time clock of one partition.
+#[derive(Clone, Debug)]
+struct EventClock {
+    delay: i64,
+    max_event_time: Option<i64>,
+}
+
+impl EventClock {
+    fn watermark(&self) -> i64 {
+        self.max_event_time.map_or(i64::MIN, |m| m.saturating_sub(self.delay))
+    }
+
+    /// Counts one event time; returns whether it was behind the watermark before it.
+    fn observe(&mut self, event_time: i64) -> bool {
+        let late = event_time < self.watermark();
+        self.max_event_time = Some(self.max_event_time.map_or(event_time, |m| m.max(event_time)));
+        late
+    }
+}
+
+/// The ingestion state of one source partition.
+#[derive(Clone, Debug)]
+pub struct PartitionIngest {
+    topic: Topic,
+    partition: u32,
+    clock: Option<EventClock>,
+    announced: Option<i64>,
+}
+
+impl PartitionIngest {
+    /// A partition of `topic`; windowed topics get an event-time clock.
+    pub fn new(topic: Topic, partition: u32, delays: &Delays) -> Self {
+        let delay = match topic {
+            Topic::Timeline => Some(delays.class_performance_ms),
+            Topic::Agora => Some(delays.av_quality_ms),
+            _ => None,
+        };
+        PartitionIngest { topic, partition, clock: delay.map(|delay| EventClock { delay, max_event_time: None }), announced: None }
+    }
+
+    /// The topic this partition belongs to.
+    pub fn topic(&self) -> Topic {
+        self.topic
+    }
+
+    /// The partition number.
+    pub fn partition(&self) -> u32 {
+        self.partition
+    }
+
+    /// The watermark as an [`Input`], if it changed since it was last announced
+    /// (the first call always announces a windowed partition).
+    pub fn watermark_update(&mut self) -> Option<Input> {
+        let mark = self.clock.as_ref()?.watermark();
+        self.announce(mark)
+    }
+
+    /// The end of a bounded partition: its watermark becomes +infinity.
+    pub fn exhausted(&mut self) -> Option<Input> {
+        self.clock.as_ref()?;
+        self.announce(i64::MAX)
+    }
+
+    fn announce(&mut self, mark: i64) -> Option<Input> {
+        if self.announced == Some(mark) {
+            return None;
+        }
+        self.announced = Some(mark);
+        Some(Input::Watermark(self.topic, self.partition, mark))
+    }
+
+    /// Ingests the message at `offset`, appending what it contributes to `out`.
+    pub fn ingest(&mut self, offset: u64, raw: &[u8], out: &mut Vec<Input>) {
+        let pos = Pos { partition: self.partition, offset };
+        let source = self.topic;
+        let dead = |metric: Option<Metric>, reason: String| Input::Dead(DeadLetter { source, pos, metric, reason, raw: raw.to_vec() });
+        let result = match self.topic {
+            Topic::Timeline => Signal::parse(raw).map(|s| self.signal(pos, s)),
+            Topic::Channel => Channel::parse(raw).map(|c| one(Metric::ChannelDim, channel_dim::row(&c).map(|row| Input::Channel(pos, row)))),
+            Topic::Qos => Qos::parse(raw).map(|q| one(Metric::OfflineStudyTime, offline_study_time::fact(&q).map(|f| f.map(|f| Input::Play(pos, f))))),
+            Topic::Agora => Agora::parse(raw).map(|a| self.agora(a)),
+            Topic::Student => Student::parse(raw).map(|s| one(Metric::HourlyRegistrationsByLevel, check_student(&s).map(|id| Input::Student(id, pos, s)))),
+            Topic::User => User::parse(raw).map(|u| one(Metric::HourlyRegistrationsByLevel, check_user(&u).map(|id| Input::User(id, pos, u)))),
+            Topic::Order => Order::parse(raw).map(|o| one(Metric::DailyCcConfirmations, daily_cc_confirmations::check(&o).map(|id| Input::Order(id, pos, o)))),
+        };
+        match result {
+            Ok(contributions) => {
+                for c in contributions {
+                    out.push(match c {
+                        Ok(input) => input,
+                        Err((metric, rejection)) => dead(Some(metric), rejection.reason()),
+                    });
+                }
+            }
+            Err(reject) => out.push(dead(None, reject_reason(reject))),
+        }
+    }
+
+    /// 2.1 and 2.3 from one signal.
+    fn signal(&mut self, pos: Pos, s: Signal) -> Contributions {
+        let late = self.observe(s.timestamp.val().copied());
+        match student_signal_etl::clean(&s) {
+            Err(r) => vec![Err((Metric::StudentSignalEtl, r))],
+            Ok(None) => vec![],
+            Ok(Some(clean)) => {
+                let minute = class_performance_1m::fact(&clean, late)
+                    .map(|(key, event_time)| Input::Minute(key, event_time))
+                    .map_err(|r| (Metric::ClassPerformance1m, r));
+                vec![Ok(Input::Signal(pos, clean)), minute]
+            }
+        }
+    }
+
+    /// 2.5 from one quality sample.
+    fn agora(&mut self, a: Agora) -> Contributions {
+        let late = self.observe(a.message_create_time.val().copied());
+        match av_quality_30s::facts(&a, late) {
+            Err(r) => vec![Err((Metric::AvQuality30s, r))],
+            Ok((facts, event_time)) => facts.into_iter().map(|(key, value)| Ok(Input::Av(key, event_time, value))).collect(),
+        }
+    }
+
+    fn observe(&mut self, event_time: Option<i64>) -> bool {
+        match (self.clock.as_mut(), event_time) {
+            (Some(clock), Some(t)) => clock.observe(t),
+            _ => false,
+        }
+    }
+}
+
+type Contributions = Vec<Result<Input, (Metric, Rejection)>>;
+
+/// A metric's single verdict on a record as contributions.
+fn one(metric: Metric, verdict: Result<impl Into<Option<Input>>, Rejection>) -> Contributions {
+    match verdict {
+        Ok(input) => input.into().into_iter().map(Ok).collect(),
+        Err(r) => vec![Err((metric, r))],
+    }
+}
+
+fn reject_reason(reject: Reject) -> String {
+    reject.reason().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signal_at(ts: i64) -> Vec<u8> {
+        format!(r#"{{"data":{{"userid":"7","roomId":"9","timestamp":{ts},"role":"2","msgid":"305","msg":{{"msgtype":"116","msg_data":{{"target_type":"shape","action":"move"}}}}}}}}"#).into_bytes()
+    }
+
+    fn reasons(out: &[Input]) -> Vec<String> {
+        out.iter().filter_map(|i| if let Input::Dead(d) = i { Some(d.reason.clone()) } else { None }).collect()
+    }
+
+    #[test]
+    fn lateness_is_strictly_below_the_watermark() {
+        let mut p = PartitionIngest::new(Topic::Timeline, 0, &Delays::default());
+        let mut out = Vec::new();
+        p.ingest(0, &signal_at(100_000), &mut out);
+        // W_p = 100_000 - 5_000 = 95_000: exactly at W_p is not late, one ms below is.
+        p.ingest(1, &signal_at(95_000), &mut out);
+        assert_eq!(reasons(&out), Vec::<String>::new());
+        p.ingest(2, &signal_at(94_999), &mut out);
+        assert_eq!(reasons(&out), vec!["late".to_string()]);
+        // The late record still flows through 2.1.
+        assert_eq!(out.iter().filter(|i| matches!(i, Input::Signal(..))).count(), 3);
+        assert_eq!(out.iter().filter(|i| matches!(i, Input::Minute(..))).count(), 2);
+    }
+
+    #[test]
+    fn filtered_records_move_the_watermark() {
+        let mut p = PartitionIngest::new(Topic::Timeline, 0, &Delays::default());
+        let mut out = Vec::new();
+        p.ingest(0, br#"{"data":{"timestamp":200000,"role":"1"}}"#, &mut out);
+        assert!(out.is_empty());
+        assert_eq!(p.watermark_update(), Some(Input::Watermark(Topic::Timeline, 0, 195_000)));
+        assert_eq!(p.watermark_update(), None);
+        p.ingest(1, &signal_at(100_000), &mut out);
+        assert_eq!(reasons(&out), vec!["late".to_string()]);
+    }
+
+    #[test]
+    fn garbage_reasons() {
+        let mut p = PartitionIngest::new(Topic::Qos, 3, &Delays::default());
+        let mut out = Vec::new();
+        for raw in [&b"{\"user_id\": 1"[..], b"[1]", b"", b"\xff\xfe", b"{\"user_id\": \"abc\"}"] {
+            p.ingest(0, raw, &mut out);
+        }
+        assert_eq!(reasons(&out), vec!["not_json", "not_object", "not_json", "not_json", "bad_field:user_id"]);
+        assert_eq!(p.watermark_update(), None);
+    }
+}

@@ -1,0 +1,463 @@
+//! Sloppy JSON reading, written once for every topic (SPEC §1).
+//!
+//! A topic declares the JSON paths it reads (`["data", "msg", "msgtype"]`);
+//! [`read_paths`] walks a message once, with serde's streaming visitors and no
+//! `serde_json::Value` tree, and fills one [`Scalar`] slot per path:
+//!
+//! * a nested object may arrive as an object **or** as a string holding JSON,
+//!   at any level (the string is parsed with the same walker);
+//! * `""`, `null` and a missing key are all [`Scalar::Null`];
+//! * unknown keys are skipped without being materialised;
+//! * a duplicate key: the last occurrence wins, as in most JSON readers;
+//! * a value of the wrong shape (an object where a scalar is wanted, or a
+//!   number where an object is wanted) is [`Scalar::Bad`] for every path below
+//!   it, so that only the metrics that need that field reject the record.
+//!
+//! Typed access goes through [`Field`]: [`Field::from_str_scalar`] accepts any
+//! scalar as text, [`Field::from_int_scalar`] accepts a JSON integer or a
+//! string holding one (`"305"` or `305`).
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+
+/// Why a message could not be read at all (SPEC §4 reasons).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reject {
+    /// Not valid UTF-8 JSON (truncated, empty, trailing garbage, invalid bytes).
+    NotJson,
+    /// Valid JSON, but not an object (array, string, number, `null`).
+    NotObject,
+}
+
+impl Reject {
+    /// The dead-letter reason text.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Reject::NotJson => "not_json",
+            Reject::NotObject => "not_object",
+        }
+    }
+}
+
+/// One leaf value as found in the message, before typing.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Scalar<'a> {
+    /// Missing, `null` or `""`.
+    Null,
+    /// A JSON string (non-empty).
+    Str(Cow<'a, str>),
+    /// A JSON integer that fits in `i64`.
+    Int(i64),
+    /// Any other JSON number, kept as its text.
+    Num(String),
+    /// `true` or `false`.
+    Bool(bool),
+    /// An object or array where a scalar was expected, or a malformed parent.
+    Bad,
+}
+
+/// A typed field of a record: NULL, a value, or present but unreadable as its type.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+pub enum Field<T> {
+    /// Missing, `null` or `""`.
+    #[default]
+    Null,
+    /// A readable value.
+    Val(T),
+    /// Present but not readable as the field's type.
+    Bad,
+}
+
+impl<T> Field<T> {
+    /// The value, if readable and not NULL.
+    pub fn val(&self) -> Option<&T> {
+        match self {
+            Field::Val(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// `Ok(Some(v))`, `Ok(None)` for NULL, or `Err(name)` when unreadable.
+    pub fn read(&self, name: &'static str) -> Result<Option<&T>, &'static str> {
+        match self {
+            Field::Val(v) => Ok(Some(v)),
+            Field::Null => Ok(None),
+            Field::Bad => Err(name),
+        }
+    }
+
+    /// A non-NULL readable value, or `Err(name)` (NULL counts as bad here).
+    pub fn require(&self, name: &'static str) -> Result<&T, &'static str> {
+        match self {
+            Field::Val(v) => Ok(v),
+            _ => Err(name),
+        }
+    }
+
+    /// Per-column LAST_VALUE: a later non-NULL value replaces, a later NULL keeps.
+    pub fn merge_last(&mut self, later: Field<T>) {
+        if let Field::Val(_) = later {
+            *self = later;
+        }
+    }
+}
+
+impl Field<String> {
+    /// Any scalar read as text (`305` becomes `"305"`).
+    pub fn from_str_scalar(s: Scalar<'_>) -> Self {
+        match s {
+            Scalar::Null => Field::Null,
+            Scalar::Str(s) => Field::Val(s.into_owned()),
+            Scalar::Int(i) => Field::Val(i.to_string()),
+            Scalar::Num(n) => Field::Val(n),
+            Scalar::Bool(b) => Field::Val(b.to_string()),
+            Scalar::Bad => Field::Bad,
+        }
+    }
+
+    /// The text as `&str`, NULL and bad values as `None`.
+    pub fn as_str(&self) -> Option<&str> {
+        self.val().map(String::as_str)
+    }
+}
+
+impl Field<i64> {
+    /// A JSON integer, or a string holding exactly an integer.
+    pub fn from_int_scalar(s: Scalar<'_>) -> Self {
+        match s {
+            Scalar::Null => Field::Null,
+            Scalar::Int(i) => Field::Val(i),
+            Scalar::Str(s) => s.parse::<i64>().map_or(Field::Bad, Field::Val),
+            Scalar::Num(_) | Scalar::Bool(_) | Scalar::Bad => Field::Bad,
+        }
+    }
+}
+
+/// Reads the values at `paths` from one JSON message.
+///
+/// Returns one slot per path, in order. Fails only when the message is not
+/// JSON or not a JSON object; every field-level problem is a [`Scalar::Bad`].
+///
+/// ```
+/// use dataflows::json::{read_paths, Scalar};
+/// let paths: &[&[&str]] = &[&["data", "userid"], &["data", "msg", "msgtype"], &["id"]];
+/// let msg = br#"{"data": "{\"userid\": 7, \"msg\": \"{\\\"msgtype\\\": \\\"116\\\"}\"}", "id": ""}"#;
+/// let slots = read_paths(msg, paths).unwrap();
+/// assert_eq!(slots[0], Scalar::Int(7));
+/// assert_eq!(slots[1], Scalar::Str("116".into()));
+/// assert_eq!(slots[2], Scalar::Null);
+/// ```
+pub fn read_paths<'a>(bytes: &'a [u8], paths: &[&[&str]]) -> Result<Vec<Scalar<'a>>, Reject> {
+    let mut slots = vec![Scalar::Null; paths.len()];
+    let all = full_mask(paths.len());
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let seed = Root(Walk { paths, depth: 0, active: all, slots: &mut slots });
+    match seed.deserialize(&mut de) {
+        Ok(true) => {}
+        Ok(false) => {
+            de.end().map_err(|_| Reject::NotJson)?;
+            return Err(Reject::NotObject);
+        }
+        Err(_) => return Err(Reject::NotJson),
+    }
+    de.end().map_err(|_| Reject::NotJson)?;
+    Ok(slots)
+}
+
+fn full_mask(n: usize) -> u64 {
+    assert!(n <= 64, "at most 64 paths per topic");
+    if n == 64 { u64::MAX } else { (1u64 << n) - 1 }
+}
+
+/// The part of the path set below one object: which paths are still possible.
+struct Walk<'p, 's, 'a> {
+    paths: &'p [&'p [&'p str]],
+    depth: usize,
+    active: u64,
+    slots: &'s mut [Scalar<'a>],
+}
+
+impl<'a> Walk<'_, '_, 'a> {
+    /// Paths under the current prefix whose next segment is `key`, and whether one ends there.
+    fn step(&self, key: &str) -> (u64, Option<usize>) {
+        let mut next = 0u64;
+        let mut leaf = None;
+        for (i, path) in self.paths.iter().enumerate() {
+            if self.active & (1 << i) != 0 && path.get(self.depth) == Some(&key) {
+                if path.len() == self.depth + 1 {
+                    leaf = Some(i);
+                } else {
+                    next |= 1 << i;
+                }
+            }
+        }
+        (next, leaf)
+    }
+
+    /// Sets every leaf below the current prefix to `value` (NULL or Bad parents).
+    fn fill(&mut self, value: Scalar<'a>) {
+        for i in 0..self.paths.len() {
+            if self.active & (1 << i) != 0 {
+                self.slots[i] = value.clone();
+            }
+        }
+    }
+
+    fn visit_object<'de: 'a, M: MapAccess<'de>>(&mut self, mut map: M) -> Result<(), M::Error> {
+        while let Some((next, leaf)) = map.next_key_seed(KeyStep(self))? {
+            if let Some(i) = leaf {
+                self.slots[i] = map.next_value_seed(LeafSeed)?;
+            } else if next != 0 {
+                let mut child = Walk { paths: self.paths, depth: self.depth + 1, active: next, slots: self.slots };
+                map.next_value_seed(NestedSeed(&mut child))?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads an object key without allocating and resolves it against the active paths.
+struct KeyStep<'w, 'p, 's, 'a>(&'w Walk<'p, 's, 'a>);
+
+impl<'de> DeserializeSeed<'de> for KeyStep<'_, '_, '_, '_> {
+    type Value = (u64, Option<usize>);
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyStep<'_, '_, '_, '_> {
+    type Value = (u64, Option<usize>);
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_str<E>(self, key: &str) -> Result<Self::Value, E> {
+        Ok(self.0.step(key))
+    }
+}
+
+/// The top level: an object is walked, anything else is reported as "not an object".
+struct Root<'p, 's, 'a>(Walk<'p, 's, 'a>);
+
+impl<'de: 'a, 'a> DeserializeSeed<'de> for Root<'_, '_, 'a> {
+    type Value = bool;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de: 'a, 'a> Visitor<'de> for Root<'_, '_, 'a> {
+    type Value = bool;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_map<M: MapAccess<'de>>(mut self, map: M) -> Result<bool, M::Error> {
+        self.0.visit_object(map)?;
+        Ok(true)
+    }
+    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<bool, S::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(false)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<bool, E> { Ok(false) }
+    fn visit_i64<E>(self, _: i64) -> Result<bool, E> { Ok(false) }
+    fn visit_u64<E>(self, _: u64) -> Result<bool, E> { Ok(false) }
+    fn visit_f64<E>(self, _: f64) -> Result<bool, E> { Ok(false) }
+    fn visit_str<E>(self, _: &str) -> Result<bool, E> { Ok(false) }
+    fn visit_unit<E>(self) -> Result<bool, E> { Ok(false) }
+}
+
+/// A value where a nested object is expected: an object, a JSON string holding one, or NULL.
+struct NestedSeed<'w, 'p, 's, 'a>(&'w mut Walk<'p, 's, 'a>);
+
+impl<'de: 'a, 'a> DeserializeSeed<'de> for NestedSeed<'_, '_, '_, 'a> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de: 'a, 'a> Visitor<'de> for NestedSeed<'_, '_, '_, 'a> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object or a string holding one")
+    }
+    fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<(), M::Error> {
+        self.0.fill(Scalar::Null);
+        self.0.visit_object(map)
+    }
+    fn visit_str<E>(self, text: &str) -> Result<(), E> {
+        self.0.fill(Scalar::Null);
+        if text.is_empty() {
+            return Ok(());
+        }
+        // The string holds JSON: walk it with the same paths, owning what it yields.
+        match walk_text(self.0.paths, self.0.depth, self.0.active, text) {
+            Some(mut inner) => {
+                for (i, slot) in inner.iter_mut().enumerate() {
+                    if self.0.active & (1 << i) != 0 {
+                        self.0.slots[i] = into_owned(std::mem::replace(slot, Scalar::Null));
+                    }
+                }
+            }
+            None => self.0.fill(Scalar::Bad),
+        }
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        self.0.fill(Scalar::Null);
+        Ok(())
+    }
+    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<(), S::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        self.0.fill(Scalar::Bad);
+        Ok(())
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> { self.0.fill(Scalar::Bad); Ok(()) }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> { self.0.fill(Scalar::Bad); Ok(()) }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> { self.0.fill(Scalar::Bad); Ok(()) }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> { self.0.fill(Scalar::Bad); Ok(()) }
+}
+
+/// Walks a string that should hold a JSON object; `None` when it does not.
+fn walk_text<'t>(paths: &[&[&str]], depth: usize, active: u64, text: &'t str) -> Option<Vec<Scalar<'t>>> {
+    let mut inner = vec![Scalar::Null; paths.len()];
+    let mut de = serde_json::Deserializer::from_str(text);
+    let is_object = Root(Walk { paths, depth, active, slots: &mut inner }).deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    is_object.then_some(inner)
+}
+
+fn into_owned(s: Scalar<'_>) -> Scalar<'static> {
+    match s {
+        Scalar::Str(c) => Scalar::Str(Cow::Owned(c.into_owned())),
+        Scalar::Null => Scalar::Null,
+        Scalar::Int(i) => Scalar::Int(i),
+        Scalar::Num(n) => Scalar::Num(n),
+        Scalar::Bool(b) => Scalar::Bool(b),
+        Scalar::Bad => Scalar::Bad,
+    }
+}
+
+/// A leaf value: any scalar; objects and arrays are [`Scalar::Bad`].
+struct LeafSeed;
+
+impl<'de> DeserializeSeed<'de> for LeafSeed {
+    type Value = Scalar<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Scalar<'de>, D::Error> {
+        d.deserialize_any(LeafVisitor)
+    }
+}
+
+struct LeafVisitor;
+
+impl<'de> Visitor<'de> for LeafVisitor {
+    type Value = Scalar<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a scalar")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Scalar<'de>, E> {
+        Ok(if v.is_empty() { Scalar::Null } else { Scalar::Str(Cow::Borrowed(v)) })
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Scalar<'de>, E> {
+        Ok(if v.is_empty() { Scalar::Null } else { Scalar::Str(Cow::Owned(v.to_owned())) })
+    }
+    fn visit_string<E>(self, v: String) -> Result<Scalar<'de>, E> {
+        Ok(if v.is_empty() { Scalar::Null } else { Scalar::Str(Cow::Owned(v)) })
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Scalar<'de>, E> { Ok(Scalar::Int(v)) }
+    fn visit_u64<E>(self, v: u64) -> Result<Scalar<'de>, E> {
+        Ok(i64::try_from(v).map_or_else(|_| Scalar::Num(v.to_string()), Scalar::Int))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Scalar<'de>, E> { Ok(Scalar::Num(v.to_string())) }
+    fn visit_bool<E>(self, v: bool) -> Result<Scalar<'de>, E> { Ok(Scalar::Bool(v)) }
+    fn visit_unit<E>(self) -> Result<Scalar<'de>, E> { Ok(Scalar::Null) }
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Scalar<'de>, M::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Scalar::Bad)
+    }
+    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Scalar<'de>, S::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Scalar::Bad)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PATHS: &[&[&str]] = &[&["a"], &["n", "x"], &["n", "m", "y"]];
+
+    fn read(s: &str) -> Result<Vec<Scalar<'_>>, Reject> {
+        read_paths(s.as_bytes(), PATHS)
+    }
+
+    #[test]
+    fn objects_and_strings_nest_alike() {
+        let direct = read(r#"{"a": 1, "n": {"x": "2", "m": {"y": 3}}}"#).unwrap();
+        let strung = read(r#"{"a": 1, "n": "{\"x\": \"2\", \"m\": \"{\\\"y\\\": 3}\"}"}"#).unwrap();
+        assert_eq!(direct, strung);
+        assert_eq!(direct, vec![Scalar::Int(1), Scalar::Str("2".into()), Scalar::Int(3)]);
+    }
+
+    #[test]
+    fn null_empty_missing_and_extra() {
+        let s = read(r#"{"a": "", "n": null, "zzz": [1, {"b": 2}]}"#).unwrap();
+        assert_eq!(s, vec![Scalar::Null, Scalar::Null, Scalar::Null]);
+        let s = read(r#"{"n": ""}"#).unwrap();
+        assert_eq!(s, vec![Scalar::Null, Scalar::Null, Scalar::Null]);
+    }
+
+    #[test]
+    fn wrong_shapes_are_bad_below() {
+        let s = read(r#"{"a": {"q": 1}, "n": 5}"#).unwrap();
+        assert_eq!(s, vec![Scalar::Bad, Scalar::Bad, Scalar::Bad]);
+        let s = read(r#"{"a": [1], "n": "{not json"}"#).unwrap();
+        assert_eq!(s, vec![Scalar::Bad, Scalar::Bad, Scalar::Bad]);
+        let s = read(r#"{"n": {"x": 1, "m": "[1]"}}"#).unwrap();
+        assert_eq!(s, vec![Scalar::Null, Scalar::Int(1), Scalar::Bad]);
+    }
+
+    #[test]
+    fn duplicate_key_last_wins() {
+        assert_eq!(read(r#"{"a": 1, "a": 2}"#).unwrap()[0], Scalar::Int(2));
+    }
+
+    #[test]
+    fn rejects() {
+        for bad in ["", "   ", "{", r#"{"a": 1"#, r#"{"a": 1} x"#, "nul", "{'a': 1}"] {
+            assert_eq!(read(bad), Err(Reject::NotJson), "{bad:?}");
+        }
+        for not_obj in ["[1, 2]", "42", "\"x\"", "null", "true", " [] "] {
+            assert_eq!(read(not_obj), Err(Reject::NotObject), "{not_obj:?}");
+        }
+        assert_eq!(read_paths(b"{\"a\": \"\xff\"}", PATHS), Err(Reject::NotJson));
+    }
+
+    #[test]
+    fn typed_fields() {
+        assert_eq!(Field::from_int_scalar(Scalar::Str("305".into())), Field::Val(305));
+        assert_eq!(Field::from_int_scalar(Scalar::Int(305)), Field::Val(305));
+        assert_eq!(Field::from_int_scalar(Scalar::Str("abc".into())), Field::Bad);
+        assert_eq!(Field::from_int_scalar(Scalar::Num("1.5".into())), Field::Bad);
+        assert_eq!(Field::from_int_scalar(Scalar::Null), Field::<i64>::Null);
+        assert_eq!(Field::from_str_scalar(Scalar::Int(305)), Field::Val("305".to_string()));
+        assert_eq!(Field::from_str_scalar(Scalar::Bad), Field::<String>::Bad);
+    }
+
+    #[test]
+    fn last_value_merge_keeps_older_on_null() {
+        let mut f = Field::Val(1);
+        f.merge_last(Field::Null);
+        assert_eq!(f, Field::Val(1));
+        f.merge_last(Field::Bad);
+        assert_eq!(f, Field::Val(1));
+        f.merge_last(Field::Val(2));
+        assert_eq!(f, Field::Val(2));
+    }
+}

@@ -1,0 +1,133 @@
+//! 2.4 `offline_study_time` — recorded-course study time (seed: 学生离线课程学习时长).
+//!
+//! For each `qos_log` record `b` with `sub_event='PPT_SUCCESS'`, let `a` be the
+//! record of the same `(user_id, classroom_id)` with the smallest
+//! `extra.data_time` (any sub_event; ties broken by the smaller `event_time`,
+//! then `user_type`, NULL first). If `a.data_time < b.data_time`, one row:
+//! `spend_time = b.data_time − a.data_time`, `event_time = a.event_time`,
+//! `user_type = a.user_type`, `success_time = b.data_time`, keyed by
+//! `(user_id, classroom_id, success_time)`.
+//!
+//! The first play per key is a [`fold_by_key`] minimum, so an earlier play that
+//! arrives late replaces it and every row of that key is updated (retracted and
+//! re-inserted), never duplicated. Successes are deduplicated by key and
+//! `success_time`, so two successes at the same instant give one row. State is
+//! one play per key plus the distinct successes, which are the output rows.
+//!
+//! Records with a NULL `user_id`, `classroom_id` or `extra.data_time` never
+//! match and are filtered out. Dead letters: any of the fields read present but
+//! unreadable (`bad_field:<name>`).
+
+use differential_dataflow::VecCollection;
+use serde::{Deserialize, Serialize};
+use timely::dataflow::operators::vec::{Filter, Map};
+use timely::dataflow::StreamVec;
+
+use crate::ops::fold::fold_by_key;
+use crate::ops::inserts;
+use crate::topics::Qos;
+use crate::{Diff, Pos, Rejection, Time};
+
+/// `(user_id, classroom_id)`.
+pub type StudyKey = (i64, String);
+
+/// A play as the tie-break orders it: `data_time`, then `event_time`, then `user_type`, NULL first.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Play {
+    /// `extra.data_time` (ms).
+    pub data_time: i64,
+    /// `event_time` (ms).
+    pub event_time: Option<i64>,
+    /// `user_type`.
+    pub user_type: Option<String>,
+}
+
+/// What one log record contributes: its key, its play, and whether it is a success.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PlayFact {
+    /// `(user_id, classroom_id)`.
+    pub key: StudyKey,
+    /// The record as a candidate first play.
+    pub play: Play,
+    /// `sub_event = 'PPT_SUCCESS'`.
+    pub success: bool,
+}
+
+/// One row of `user_enter_classroom_take_time`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct StudyRow {
+    /// Key: `user_id`.
+    pub user_id: i64,
+    /// Key: `classroom_id`.
+    pub classroom_id: String,
+    /// Key: `b.data_time` (ms).
+    pub success_time: i64,
+    /// `a.user_type`.
+    pub user_type: Option<String>,
+    /// `b.data_time − a.data_time` (ms).
+    pub spend_time: i64,
+    /// `a.event_time` (ms; written as a timestamp).
+    pub event_time: Option<i64>,
+}
+
+/// Reads one log record; `Ok(None)` when a key or time is NULL (it can never match).
+pub fn fact(q: &Qos) -> Result<Option<PlayFact>, Rejection> {
+    let user_id = q.user_id.read("user_id")?.copied();
+    let classroom_id = q.classroom_id.read("classroom_id")?.cloned();
+    let data_time = q.data_time.read("extra.data_time")?.copied();
+    let event_time = q.event_time.read("event_time")?.copied();
+    let user_type = q.user_type.read("user_type")?.cloned();
+    let success = q.sub_event.read("sub_event")?.map(String::as_str) == Some("PPT_SUCCESS");
+    q.ppt_index.read("extra.msg.pptIndex")?;
+    let (Some(user_id), Some(classroom_id), Some(data_time)) = (user_id, classroom_id, data_time) else {
+        return Ok(None);
+    };
+    Ok(Some(PlayFact { key: (user_id, classroom_id), play: Play { data_time, event_time, user_type }, success }))
+}
+
+/// The study-time rows, given every log record's fact (in position order per key).
+pub fn dataflow<'s>(facts: StreamVec<'s, Time, (Pos, PlayFact)>) -> VecCollection<'s, Time, StudyRow, Diff> {
+    let first_play = fold_by_key(
+        facts.clone().map(|(pos, f)| (f.key, pos, f.play)),
+        "FirstPlay",
+        |first, play| {
+            if play < *first {
+                *first = play;
+            }
+        },
+    );
+    let successes = inserts(facts.filter(|(_, f)| f.success).map(|(_, f)| (f.key, f.play.data_time))).distinct();
+    first_play.join(successes).flat_map(|((user_id, classroom_id), (a, success_time))| {
+        (a.data_time < success_time).then(|| StudyRow {
+            user_id,
+            classroom_id,
+            success_time,
+            user_type: a.user_type,
+            spend_time: success_time - a.data_time,
+            event_time: a.event_time,
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tie_break_order() {
+        let p = |d, e: Option<i64>, u: Option<&str>| Play { data_time: d, event_time: e, user_type: u.map(String::from) };
+        assert!(p(1, Some(9), Some("b")) < p(2, None, None));
+        assert!(p(1, Some(1), Some("b")) < p(1, Some(2), None));
+        assert!(p(1, None, Some("b")) < p(1, Some(0), None));
+        assert!(p(1, Some(1), None) < p(1, Some(1), Some("a")));
+    }
+
+    #[test]
+    fn reading_facts() {
+        let f = fact(&Qos::parse(br#"{"user_id":"5","classroom_id":"r","sub_event":"PPT_SUCCESS","extra":"{\"data_time\":20}"}"#).unwrap()).unwrap().unwrap();
+        assert_eq!(f.key, (5, "r".to_string()));
+        assert!(f.success);
+        assert_eq!(fact(&Qos::parse(br#"{"user_id":"5","extra":{"data_time":20}}"#).unwrap()), Ok(None));
+        assert_eq!(fact(&Qos::parse(br#"{"user_id":"x","extra":{"data_time":20}}"#).unwrap()), Err(Rejection::BadField("user_id")));
+    }
+}

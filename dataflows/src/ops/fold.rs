@@ -1,0 +1,92 @@
+//! `fold_by_key`: one value per key, folded from an append-only keyed log.
+//!
+//! Semantics: the input is a stream of `(key, position, value)` records. At
+//! every logical time, once all of that time's records are in, each key's
+//! records are applied in position order (partition, then offset) with
+//! `fold(&mut state, value)`; the first record of a key becomes its state as
+//! is. The output collection holds exactly one `(key, state)` per key seen,
+//! updated by a retraction of the old state and an insertion of the new one
+//! whenever the state changes. Ties cannot occur: positions are unique.
+//!
+//! Memory is one state per key (never per record), which is what makes the
+//! LAST_VALUE deduplications of SPEC §2.6/2.7 bounded by distinct ids.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+
+use differential_dataflow::{AsCollection, ExchangeData, Hashable, VecCollection};
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::StreamVec;
+
+use super::Stash;
+use crate::{Diff, Pos, Time};
+
+/// Folds each key's records, in position order, into one value per key.
+///
+/// ```
+/// use timely::dataflow::operators::ToStream;
+/// use timely::dataflow::operators::capture::{Capture, Extract};
+/// use dataflows::{ops::fold::fold_by_key, Pos};
+///
+/// let captured = timely::example(|scope| {
+///     let at = |offset| Pos { partition: 0, offset };
+///     let records = vec![('k', at(1), 5), ('k', at(0), 7), ('j', at(2), 1)];
+///     // Keep the larger value per key.
+///     fold_by_key(records.to_stream(scope), "Max", |s: &mut i32, v| *s = (*s).max(v))
+///         .inner
+///         .capture()
+/// });
+/// let mut updates: Vec<_> = captured.extract().into_iter().flat_map(|(_, u)| u).collect();
+/// updates.sort();
+/// assert_eq!(updates, vec![(('j', 1), 0, 1), (('k', 7), 0, 1)]);
+/// ```
+pub fn fold_by_key<'s, K, V, F>(
+    records: StreamVec<'s, Time, (K, Pos, V)>,
+    name: &str,
+    mut fold: F,
+) -> VecCollection<'s, Time, (K, V), Diff>
+where
+    K: ExchangeData + Hash + Hashable<Output = u64>,
+    V: ExchangeData,
+    F: FnMut(&mut V, V) + 'static,
+{
+    let pact = Exchange::new(|(k, _, _): &(K, Pos, V)| k.hashed());
+    records
+        .unary_frontier::<timely::container::CapacityContainerBuilder<Vec<((K, V), Time, Diff)>>, _, _, _>(pact, name, |_cap, _info| {
+            let mut stash = Stash::new();
+            let mut state: HashMap<K, V> = HashMap::new();
+            move |(input, frontier), output| {
+                input.for_each_stamp(|cap, data| {
+                    if let Some(cap) = cap.retain_least(0) {
+                        stash.push(cap, data.flat_map(|d| d.drain(..)));
+                    }
+                });
+                while let Some((cap, mut batch)) = stash.pop_complete(&[frontier]) {
+                    batch.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+                    let time = *cap.time();
+                    let mut session = output.session(&cap);
+                    let mut records = batch.into_iter().peekable();
+                    while let Some((key, _, first)) = records.next() {
+                        let old = state.get(&key).cloned();
+                        let mut new = match old.clone() {
+                            Some(mut s) => { fold(&mut s, first); s }
+                            None => first,
+                        };
+                        while let Some((_, _, v)) = records.next_if(|(k, _, _)| *k == key) {
+                            fold(&mut new, v);
+                        }
+                        if old.as_ref() == Some(&new) {
+                            continue;
+                        }
+                        if let Some(old) = old {
+                            session.give(((key.clone(), old), time, -1));
+                        }
+                        session.give(((key.clone(), new.clone()), time, 1));
+                        state.insert(key, new);
+                    }
+                }
+            }
+        })
+        .as_collection()
+}

@@ -1,0 +1,211 @@
+//! 2.1 `student_signal_etl` — classroom signal cleaning (seed: 场景一).
+//!
+//! Keeps a raw signal iff `msgId='305' AND msgType='116' AND role='2'` and it
+//! matches exactly one of the seven rules below, and emits one flat record
+//! with `event` set by that rule. The output is append-only: one row per kept
+//! input record, keyed by its source position, so replaying the input writes
+//! each record once (SPEC §5).
+//!
+//! | event | targetId | targetType | action | subAction |
+//! |---|---|---|---|---|
+//! | `MOVE_IMAGE` | any | `shape` | `move` | any |
+//! | `HOVER_IMAGE` | any | `shape` | `mouse` | `over` |
+//! | `DRAW_LINE` | any | `shape` | `add` | any |
+//! | `AUDIO_PLAY` | any | `template` | `audio` | `start` |
+//! | `AUDIO_PAUSE` | any | `template` | `audio` | `pause` |
+//! | `MATCH_WRONG` | `match` | `template` | `match` | `drop:wrong` |
+//! | `MATCH_CORRECT` | `match` | `template` | `match` | `drop:correct` |
+//!
+//! Dead letters: a field that the filter or the output reads and that is
+//! present but unreadable (an object where text is expected, or a non-integer
+//! `timestamp`) makes the record a dead letter for this metric; records that
+//! fail the filter are neither counted nor dead letters.
+
+use differential_dataflow::VecCollection;
+use serde::{Deserialize, Serialize};
+use timely::dataflow::StreamVec;
+
+use crate::ops::inserts;
+use crate::topics::Signal;
+use crate::{Diff, Pos, Rejection, Time};
+
+/// The classroom action a kept signal stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum SignalEvent {
+    /// A picture moved into a bucket.
+    MoveImage,
+    /// The mouse hovers over a picture.
+    HoverImage,
+    /// A line drawn between word and picture.
+    DrawLine,
+    /// Courseware audio started.
+    AudioPlay,
+    /// Courseware audio paused.
+    AudioPause,
+    /// A wrong picture–text match.
+    MatchWrong,
+    /// A correct picture–text match.
+    MatchCorrect,
+}
+
+impl SignalEvent {
+    /// The `event` text written to the outputs.
+    pub fn name(self) -> &'static str {
+        match self {
+            SignalEvent::MoveImage => "MOVE_IMAGE",
+            SignalEvent::HoverImage => "HOVER_IMAGE",
+            SignalEvent::DrawLine => "DRAW_LINE",
+            SignalEvent::AudioPlay => "AUDIO_PLAY",
+            SignalEvent::AudioPause => "AUDIO_PAUSE",
+            SignalEvent::MatchWrong => "MATCH_WRONG",
+            SignalEvent::MatchCorrect => "MATCH_CORRECT",
+        }
+    }
+}
+
+/// `(event, targetId, targetType, action, subAction)`; `None` matches anything.
+type Rule = (SignalEvent, Option<&'static str>, &'static str, &'static str, Option<&'static str>);
+
+const RULES: [Rule; 7] = [
+    (SignalEvent::MoveImage, None, "shape", "move", None),
+    (SignalEvent::HoverImage, None, "shape", "mouse", Some("over")),
+    (SignalEvent::DrawLine, None, "shape", "add", None),
+    (SignalEvent::AudioPlay, None, "template", "audio", Some("start")),
+    (SignalEvent::AudioPause, None, "template", "audio", Some("pause")),
+    (SignalEvent::MatchWrong, Some("match"), "template", "match", Some("drop:wrong")),
+    (SignalEvent::MatchCorrect, Some("match"), "template", "match", Some("drop:correct")),
+];
+
+/// The event of the single rule that matches, if exactly one does.
+pub fn classify(target_id: Option<&str>, target_type: Option<&str>, action: Option<&str>, sub_action: Option<&str>) -> Option<SignalEvent> {
+    let matches = |want: Option<&str>, got: Option<&str>| want.is_none() || want == got;
+    let mut hits = RULES.iter().filter(|(_, tid, ttype, act, sub)| {
+        matches(*tid, target_id) && Some(*ttype) == target_type && Some(*act) == action && matches(*sub, sub_action)
+    });
+    match (hits.next(), hits.next()) {
+        (Some(rule), None) => Some(rule.0),
+        _ => None,
+    }
+}
+
+/// A cleaned signal: the flat record of SPEC §2.1 (without `timeStamp`, which
+/// the sink stamps with the wall-clock time at which it writes the record).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct CleanSignal {
+    /// `createTime`.
+    pub message_create_time: Option<String>,
+    /// `data.timestamp` (ms).
+    pub message_time_stamp: Option<i64>,
+    /// `data.userid`.
+    pub user_id: Option<String>,
+    /// `data.roomId`.
+    pub room_id: Option<String>,
+    /// `data.role`.
+    pub role: Option<String>,
+    /// `data.msgid`.
+    pub msg_id: Option<String>,
+    /// `data.msg.msgtype`.
+    pub msg_type: Option<String>,
+    /// `data.msg.msg_data.target_id`.
+    pub target_id: Option<String>,
+    /// `data.msg.msg_data.target_type`.
+    pub target_type: Option<String>,
+    /// `data.msg.msg_data.action`.
+    pub action: Option<String>,
+    /// `data.msg.msg_data.sub_action`.
+    pub sub_action: Option<String>,
+    /// `data.msg.msg_data.page_index`.
+    pub page_index: Option<String>,
+    /// The matched rule.
+    pub event: SignalEvent,
+}
+
+/// One row of `timeline_analysis_student`, keyed by its source position.
+pub type SignalRow = (Pos, CleanSignal);
+
+/// Cleans one raw signal: `Ok(None)` if the business rules drop it.
+pub fn clean(s: &Signal) -> Result<Option<CleanSignal>, Rejection> {
+    let msg_id = s.msg_id.read("msgId")?;
+    let msg_type = s.msg_type.read("msgType")?;
+    let role = s.role.read("role")?;
+    if msg_id.map(String::as_str) != Some("305") || msg_type.map(String::as_str) != Some("116") || role.map(String::as_str) != Some("2") {
+        return Ok(None);
+    }
+    let target_id = s.target_id.read("targetId")?.cloned();
+    let target_type = s.target_type.read("targetType")?.cloned();
+    let action = s.action.read("action")?.cloned();
+    let sub_action = s.sub_action.read("subAction")?.cloned();
+    let Some(event) = classify(target_id.as_deref(), target_type.as_deref(), action.as_deref(), sub_action.as_deref()) else {
+        return Ok(None);
+    };
+    Ok(Some(CleanSignal {
+        message_create_time: s.create_time.read("createTime")?.cloned(),
+        message_time_stamp: s.timestamp.read("timestamp")?.copied(),
+        user_id: s.user_id.read("userId")?.cloned(),
+        room_id: s.room_id.read("roomId")?.cloned(),
+        role: role.cloned(),
+        msg_id: msg_id.cloned(),
+        msg_type: msg_type.cloned(),
+        target_id,
+        target_type,
+        action,
+        sub_action,
+        page_index: s.page_index.read("pageIndex")?.cloned(),
+        event,
+    }))
+}
+
+/// The cleaned-signal collection: every kept record, once.
+pub fn dataflow<'s>(cleaned: StreamVec<'s, Time, SignalRow>) -> VecCollection<'s, Time, SignalRow, Diff> {
+    inserts(cleaned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signal(extra: &str) -> Signal {
+        let raw = format!(r#"{{"createTime":"c","data":{{"userid":"7","roomId":"9","timestamp":1000,"role":"2","msgid":"305","msg":{{"msgtype":"116","msg_data":{{{extra}}}}}}}}}"#);
+        Signal::parse(raw.as_bytes()).unwrap()
+    }
+
+    fn event_of(extra: &str) -> Option<&'static str> {
+        clean(&signal(extra)).unwrap().map(|c| c.event.name())
+    }
+
+    #[test]
+    fn the_seven_rules() {
+        assert_eq!(event_of(r#""target_type":"shape","action":"move","sub_action":"x""#), Some("MOVE_IMAGE"));
+        assert_eq!(event_of(r#""target_type":"shape","action":"mouse","sub_action":"over""#), Some("HOVER_IMAGE"));
+        assert_eq!(event_of(r#""target_type":"shape","action":"add""#), Some("DRAW_LINE"));
+        assert_eq!(event_of(r#""target_type":"template","action":"audio","sub_action":"start""#), Some("AUDIO_PLAY"));
+        assert_eq!(event_of(r#""target_type":"template","action":"audio","sub_action":"pause""#), Some("AUDIO_PAUSE"));
+        assert_eq!(event_of(r#""target_id":"match","target_type":"template","action":"match","sub_action":"drop:wrong""#), Some("MATCH_WRONG"));
+        assert_eq!(event_of(r#""target_id":"match","target_type":"template","action":"match","sub_action":"drop:correct""#), Some("MATCH_CORRECT"));
+    }
+
+    #[test]
+    fn near_misses() {
+        assert_eq!(event_of(r#""target_type":"shape","action":"mouse","sub_action":"out""#), None);
+        assert_eq!(event_of(r#""target_type":"template","action":"audio","sub_action":"stop""#), None);
+        assert_eq!(event_of(r#""target_id":"other","target_type":"template","action":"match","sub_action":"drop:wrong""#), None);
+        assert_eq!(event_of(r#""target_type":"Shape","action":"move""#), None);
+        assert_eq!(event_of(r#""target_type":"template","action":"move""#), None);
+    }
+
+    #[test]
+    fn filter_on_ids_and_role() {
+        let teacher = Signal::parse(br#"{"data":{"role":"1","msgid":"305","msg":{"msgtype":"116","msg_data":{"target_type":"shape","action":"move"}}}}"#).unwrap();
+        assert_eq!(clean(&teacher), Ok(None));
+        let numeric = Signal::parse(br#"{"data":{"role":2,"msgid":305,"msg":{"msgtype":116,"msg_data":{"target_type":"shape","action":"move"}}}}"#).unwrap();
+        assert_eq!(clean(&numeric).unwrap().map(|c| c.event), Some(SignalEvent::MoveImage));
+    }
+
+    #[test]
+    fn unreadable_fields_reject() {
+        let s = signal(r#""target_type":"shape","action":{"x":1}"#);
+        assert_eq!(clean(&s), Err(Rejection::BadField("action")));
+        let s = Signal::parse(br#"{"data":{"timestamp":"soon","role":"2","msgid":"305","msg":{"msgtype":"116","msg_data":{"target_type":"shape","action":"move"}}}}"#).unwrap();
+        assert_eq!(clean(&s), Err(Rejection::BadField("timestamp")));
+    }
+}

@@ -1,0 +1,55 @@
+//! Date-time helpers shared by the metrics: UTC milliseconds to text, and the
+//! `yyyy-MM-dd HH:mm:ss` strings of the account and order topics.
+
+use chrono::{DateTime, NaiveDateTime, Timelike, Datelike};
+
+/// The source format of `register_date_time` and `confirm_date_time`.
+const SOURCE_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
+
+/// Parses `yyyy-MM-dd HH:mm:ss`; anything else is `None`.
+///
+/// ```
+/// use dataflows::timefmt::parse_datetime;
+/// assert!(parse_datetime("2025-12-02 08:15:00").is_some());
+/// assert!(parse_datetime("2025-12-02").is_none());
+/// assert!(parse_datetime("2025-13-02 08:15:00").is_none());
+/// ```
+pub fn parse_datetime(text: &str) -> Option<NaiveDateTime> {
+    NaiveDateTime::parse_from_str(text, SOURCE_FORMAT).ok()
+}
+
+/// `yyyyMMddHH` of a date-time, as a number (2.6's `reg_date`).
+pub fn hour_number(t: &NaiveDateTime) -> i64 {
+    i64::from(t.year()) * 1_000_000 + i64::from(t.month()) * 10_000 + i64::from(t.day()) * 100 + i64::from(t.hour())
+}
+
+/// `yyyy-MM-dd` of a date-time (2.7's `attribution_time`).
+pub fn day_text(t: &NaiveDateTime) -> String {
+    t.format("%Y-%m-%d").to_string()
+}
+
+/// UTC milliseconds since the epoch as `YYYY-MM-DD HH:MM:SS.SSS`.
+///
+/// ```
+/// assert_eq!(dataflows::timefmt::millis_text(1_764_662_400_123), "2025-12-02 08:00:00.123");
+/// ```
+pub fn millis_text(ms: i64) -> String {
+    match DateTime::from_timestamp_millis(ms) {
+        Some(t) => t.format("%Y-%m-%d %H:%M:%S%.3f").to_string(),
+        None => ms.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hours_and_days() {
+        let t = parse_datetime("2025-12-02 08:59:59").unwrap();
+        assert_eq!(hour_number(&t), 2025120208);
+        assert_eq!(day_text(&t), "2025-12-02");
+        assert_eq!(millis_text(0), "1970-01-01 00:00:00.000");
+        assert_eq!(millis_text(-1), "1969-12-31 23:59:59.999");
+    }
+}
