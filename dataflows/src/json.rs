@@ -153,7 +153,9 @@ impl Field<i64> {
 pub fn read_paths<'a>(bytes: &'a [u8], paths: &[&[&str]]) -> Result<Vec<Scalar<'a>>, Reject> {
     let mut slots = vec![Scalar::Null; paths.len()];
     let all = full_mask(paths.len());
-    let mut de = serde_json::Deserializer::from_slice(bytes);
+    // Messages are UTF-8 JSON: invalid bytes anywhere (even in a skipped value) make it not JSON.
+    let text = std::str::from_utf8(bytes).map_err(|_| Reject::NotJson)?;
+    let mut de = serde_json::Deserializer::from_str(text);
     let seed = Root(Walk { paths, depth: 0, active: all, slots: &mut slots });
     match seed.deserialize(&mut de) {
         Ok(true) => {}
@@ -437,6 +439,7 @@ mod tests {
             assert_eq!(read(not_obj), Err(Reject::NotObject), "{not_obj:?}");
         }
         assert_eq!(read_paths(b"{\"a\": \"\xff\"}", PATHS), Err(Reject::NotJson));
+        assert_eq!(read_paths(b"{\"skipped\": \"\xc3\x28\"}", PATHS), Err(Reject::NotJson));
     }
 
     #[test]

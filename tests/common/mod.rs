@@ -1,0 +1,108 @@
+//! Helpers shared by the integration tests: run the real binary on a file
+//! layout, and read tables back out of the SQLite file it wrote.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The stamp columns that hold wall-clock times, per table: ignored when comparing runs.
+pub const STAMPS: &[(&str, &str)] = &[
+    ("timeline_analysis_student", "timeStamp"),
+    ("timeline_signal_analysis", "create_time"),
+    ("user_enter_classroom_take_time", "create_time"),
+    ("user_av_record", "create_time"),
+    ("staff_index", "update_time"),
+    ("dead_letters", "create_time"),
+];
+
+/// Every output table.
+pub const TABLES: &[&str] = &[
+    "timeline_analysis_student",
+    "channel_name_dictionary",
+    "timeline_signal_analysis",
+    "user_enter_classroom_take_time",
+    "user_av_record",
+    "registrations_hourly_level",
+    "staff_index",
+    "dead_letters",
+];
+
+/// Runs `edu-rtdw` with `args` and returns its output.
+pub fn edu_rtdw(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_edu-rtdw")).args(args).current_dir(cwd).output().expect("run edu-rtdw")
+}
+
+/// Runs a file replay of `input` into `db` with `workers` workers; panics unless it exits 0.
+pub fn replay(input: &Path, db: &Path, workers: usize) {
+    let out = edu_rtdw(
+        &["run", "--input-dir", &input.display().to_string(), "--sqlite", &db.display().to_string(), "-w", &workers.to_string(), "-q"],
+        input.parent().unwrap_or(input),
+    );
+    assert!(out.status.success(), "run failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Writes `lines` as `<dir>/<topic>/<partition>.jsonl`.
+pub fn write_partition(dir: &Path, topic: &str, partition: u32, lines: &[&[u8]]) -> PathBuf {
+    let topic_dir = dir.join(topic);
+    std::fs::create_dir_all(&topic_dir).expect("mkdir");
+    let path = topic_dir.join(format!("{partition}.jsonl"));
+    let mut bytes = Vec::new();
+    for line in lines {
+        bytes.extend_from_slice(line);
+        bytes.push(b'\n');
+    }
+    std::fs::write(&path, bytes).expect("write partition");
+    path
+}
+
+fn cell(v: rusqlite::types::ValueRef<'_>) -> String {
+    use rusqlite::types::ValueRef::*;
+    match v {
+        Null => "NULL".to_string(),
+        Integer(i) => i.to_string(),
+        Real(f) => format!("{f:?}"),
+        Text(t) => String::from_utf8_lossy(t).into_owned(),
+        Blob(b) => format!("blob:{b:?}"),
+    }
+}
+
+/// The rows of `query`, each as its cells' text (`NULL` for NULL).
+pub fn rows(db: &Path, query: &str) -> Vec<Vec<String>> {
+    let conn = rusqlite::Connection::open(db).expect("open db");
+    let mut stmt = conn.prepare(query).expect("prepare");
+    let n = stmt.column_count();
+    let result = stmt
+        .query_map([], |r| (0..n).map(|i| r.get_ref(i).map(cell)).collect::<Result<Vec<_>, _>>())
+        .expect("query")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("rows");
+    result
+}
+
+/// Every table's contents without its stamp column, sorted, one line per row.
+pub fn dump(db: &Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(db).expect("open db");
+    let mut out = Vec::new();
+    for table in TABLES {
+        let stamp = STAMPS.iter().find(|(t, _)| t == table).map(|(_, c)| *c);
+        let mut stmt = conn.prepare(&format!("SELECT * FROM \"{table}\"")).expect("prepare");
+        let names: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
+        let mut lines: Vec<String> = stmt
+            .query_map([], |r| {
+                let mut cells = Vec::new();
+                for (i, name) in names.iter().enumerate() {
+                    if Some(name.as_str()) != stamp {
+                        cells.push(cell(r.get_ref(i)?));
+                    }
+                }
+                Ok(format!("{table}|{}", cells.join("|")))
+            })
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        lines.sort();
+        out.extend(lines);
+    }
+    out
+}
