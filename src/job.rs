@@ -87,7 +87,7 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
         let writer = if index == 0 { writer.lock().map_err(|e| e.to_string())?.take() } else { None };
         let counter = Arc::clone(&counter);
         worker.dataflow::<Time, _, _>(|scope| -> Result<(), String> {
-            let inputs = file_source(scope.clone(), mine, delays, epoch_records, counter).map_err(|e| format!("{e:#}"))?;
+            let inputs = file_source(scope, mine, delays, epoch_records, counter).map_err(|e| format!("{e:#}"))?;
             let writer = writer.map(|w| w as Box<dyn SinkWriter>);
             sink(build(inputs).rows(), writer, "sqlite");
             Ok(())

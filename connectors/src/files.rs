@@ -129,7 +129,7 @@ pub fn file_source<'s>(
 ) -> anyhow::Result<StreamVec<'s, Time, Input>> {
     let mut readers = files.iter().map(|f| Reader::open(f, &delays)).collect::<anyhow::Result<Vec<_>>>()?;
     let epoch_records = epoch_records.max(1);
-    Ok(source::<_, CapacityContainerBuilder<Vec<Input>>, _, _>(scope.clone(), "FileSource", move |cap, info| {
+    Ok(source::<_, CapacityContainerBuilder<Vec<Input>>, _, _>(scope, "FileSource", move |cap, info| {
         let activator = scope.activator_for(info.address);
         let mut cap = Some(cap);
         let mut out = Vec::new();
