@@ -38,9 +38,6 @@ fn generate(args: &GenArgs) -> anyhow::Result<()> {
 }
 
 fn timely_config(cluster: &ClusterArgs) -> anyhow::Result<timely::Config> {
-    if cluster.processes > 1 && cluster.hostfile.is_none() {
-        bail!("-n {} needs a host file (-h FILE) listing one host:port per process", cluster.processes);
-    }
     if cluster.process >= cluster.processes.max(1) {
         bail!("-p {} is out of range for -n {}", cluster.process, cluster.processes);
     }
