@@ -55,15 +55,9 @@ pub fn sink<'s>(rows: VecCollection<'s, Time, OutputRow, Diff>, writer: Option<B
         last_upper = upper;
         let Some(writer) = writer.as_mut() else { return };
         let ready = |t: &Time| upper.is_none_or(|u| *t < u);
-        let mut changes: Vec<(OutputRow, Diff)> = Vec::new();
-        pending.retain(|(row, t, diff)| {
-            if ready(t) {
-                changes.push((row.clone(), *diff));
-                false
-            } else {
-                true
-            }
-        });
+        let (ready_now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut pending).into_iter().partition(|(_, t, _)| ready(t));
+        pending = later;
+        let mut changes: Vec<(OutputRow, Diff)> = ready_now.into_iter().map(|(row, _, diff)| (row, diff)).collect();
         consolidate(&mut changes);
         if upper.is_some_and(|u| u <= skip_below) {
             return;

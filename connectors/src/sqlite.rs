@@ -139,6 +139,7 @@ impl SinkWriter for SqliteSink {
 
     fn commit(&mut self, upper: Time, complete: bool, changes: &[(OutputRow, Diff)]) -> anyhow::Result<()> {
         let stamp = now_millis();
+        let stamp_text = SqlValue::timestamp_text(stamp);
         let tx = self.conn.transaction()?;
         let encoded: Vec<(usize, Vec<SqlValue>, Diff)> = changes.iter().map(|(row, diff)| {
             let (table, values) = encode(row);
@@ -154,14 +155,14 @@ impl SinkWriter for SqliteSink {
             if let Some((_, kind)) = ALL[*table].stamp {
                 params.push(match kind {
                     StampKind::Millis => ToSqlOutput::Owned(Value::Integer(stamp)),
-                    StampKind::Timestamp => ToSqlOutput::Owned(Value::Text(SqlValue::timestamp_text(stamp))),
+                    StampKind::Timestamp => ToSqlOutput::Borrowed(rusqlite::types::ValueRef::Text(stamp_text.as_bytes())),
                 });
             }
             tx.prepare_cached(&self.upserts[*table])?.execute(params_from_iter(params))?;
         }
         tx.execute(
             &format!("INSERT INTO {PROGRESS} (sink, upper, complete, updated_at) VALUES ('sqlite', ?1, ?2, ?3) ON CONFLICT (sink) DO UPDATE SET upper = excluded.upper, complete = excluded.complete, updated_at = excluded.updated_at"),
-            rusqlite::params![upper as i64, complete, SqlValue::timestamp_text(stamp)],
+            rusqlite::params![upper as i64, complete, stamp_text],
         )?;
         tx.commit()?;
         self.committed = upper;
