@@ -3,17 +3,9 @@
 
 mod common;
 
-use common::{rows, write_partition, edu_rtdw};
+use common::{edu_rtdw, rows, write_partition};
+use connectors::sample::TOPICS;
 
-const TOPICS: [&str; 7] = [
-    "timeline_client_topic",
-    "blink_stg_activity__channel_name_dictionary_da",
-    "qos_log",
-    "agora_record",
-    "uc_account-student",
-    "uc_account-user",
-    "data_pack_order_info",
-];
 
 /// Lines that no metric can read, with their reason.
 const GARBAGE: &[(&[u8], &str)] = &[
