@@ -61,32 +61,47 @@ pub enum Command {
     Gen(GenArgs),
 }
 
-/// `edu-rtdw run`.
+/// `edu-rtdw run`. Flags override the config file.
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
-    /// File replay input: `<dir>/<topic>/<partition>.jsonl`. Default: `sample-data`, generated if missing.
+    /// TOML configuration file (see edu-rtdw.sample.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// File replay input: `<dir>/<topic>/<partition>.jsonl`. Default without Kafka: `sample-data`, generated if missing.
     #[arg(long)]
     pub input_dir: Option<PathBuf>,
-    /// SQLite file receiving every table.
-    #[arg(long, default_value = "edu_rtdw.db")]
-    pub sqlite: PathBuf,
-    /// Records per partition per logical time (larger: more throughput, coarser commits).
-    #[arg(long, default_value_t = 4096)]
-    pub epoch_records: u64,
-    /// Watermark delay of class_performance_1m, ms.
-    #[arg(long, default_value_t = dataflows::class_performance_1m::DEFAULT_DELAY_MS)]
-    pub class_performance_delay_ms: i64,
-    /// Watermark delay of av_quality_30s, ms.
-    #[arg(long, default_value_t = dataflows::av_quality_30s::DEFAULT_DELAY_MS)]
-    pub av_quality_delay_ms: i64,
+    /// Kafka bootstrap servers; Kafka is the input when set.
+    #[arg(long)]
+    pub brokers: Option<String>,
+    /// Kafka: read up to the high watermarks seen at start, then finish like file replay.
+    #[arg(long)]
+    pub until_end: bool,
+    /// SQLite file receiving every table not routed elsewhere (default edu_rtdw.db).
+    #[arg(long)]
+    pub sqlite: Option<PathBuf>,
+    /// MySQL URL, e.g. mysql://edu:edu@127.0.0.1:3306/edu_rtdw (or EDU_RTDW_MYSQL_URL).
+    #[arg(long, env = "EDU_RTDW_MYSQL_URL", hide_env_values = true)]
+    pub mysql: Option<String>,
+    /// PostgreSQL URL, e.g. postgres://edu:edu@127.0.0.1:5432/edu_rtdw (or EDU_RTDW_POSTGRES_URL).
+    #[arg(long, env = "EDU_RTDW_POSTGRES_URL", hide_env_values = true)]
+    pub postgres: Option<String>,
+    /// Records per partition per logical time (larger: more throughput, coarser commits; default 4096).
+    #[arg(long)]
+    pub epoch_records: Option<u64>,
+    /// Watermark delay of class_performance_1m, ms (default 5000).
+    #[arg(long)]
+    pub class_performance_delay_ms: Option<i64>,
+    /// Watermark delay of av_quality_30s, ms (default 60000).
+    #[arg(long)]
+    pub av_quality_delay_ms: Option<i64>,
     /// Do not print the summary.
     #[arg(long, short = 'q')]
     pub quiet: bool,
 }
 
-impl Default for RunArgs {
-    /// The defaults of `edu-rtdw run` with no flags.
-    fn default() -> Self {
+impl RunArgs {
+    /// `edu-rtdw run` with no flags (environment variables still apply).
+    pub fn defaults() -> Self {
         #[derive(Parser)]
         struct RunOnly {
             #[command(flatten)]

@@ -1,4 +1,4 @@
-//! The job: cluster launch, file replay into the SQLite sink, and the summary.
+//! The job: settings, cluster launch, sources, sinks, and the summary.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +14,7 @@ use dataflows::ingest::Delays;
 use dataflows::{build, Time};
 
 use crate::cli::{Cli, ClusterArgs, Command, GenArgs, RunArgs};
+use crate::config::{Settings, SinkKind};
 
 /// Where sample data goes when `run` is given no input.
 const SAMPLE_DIR: &str = "sample-data";
@@ -23,7 +24,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Gen(args)) => generate(&args),
         Some(Command::Run(args)) => run(&cli.cluster, &args),
-        None => run(&cli.cluster, &RunArgs::default()),
+        None => run(&cli.cluster, &RunArgs::defaults()),
     }
 }
 
@@ -44,9 +45,40 @@ fn timely_config(cluster: &ClusterArgs) -> anyhow::Result<timely::Config> {
     timely::Config::from_args(cluster.timely_args().into_iter()).map_err(|e| anyhow!("bad cluster flags: {e}"))
 }
 
-/// The input directory, generating the sample when none was given and none exists.
-fn input_dir(args: &RunArgs) -> anyhow::Result<PathBuf> {
+/// The configuration file overridden by flags.
+fn settings(args: &RunArgs) -> anyhow::Result<Settings> {
+    let mut s = Settings::load(args.config.as_deref())?;
     if let Some(dir) = &args.input_dir {
+        s.input.input_dir = Some(dir.clone());
+    }
+    if let Some(n) = args.epoch_records {
+        s.input.epoch_records = n;
+    }
+    if let Some(b) = &args.brokers {
+        s.kafka.brokers = Some(b.clone());
+    }
+    s.kafka.until_end |= args.until_end;
+    if let Some(p) = &args.sqlite {
+        s.sinks.sqlite = p.clone();
+    }
+    if let Some(u) = &args.mysql {
+        s.sinks.mysql = Some(u.clone());
+    }
+    if let Some(u) = &args.postgres {
+        s.sinks.postgres = Some(u.clone());
+    }
+    if let Some(d) = args.class_performance_delay_ms {
+        s.delays.class_performance_ms = d;
+    }
+    if let Some(d) = args.av_quality_delay_ms {
+        s.delays.av_quality_ms = d;
+    }
+    Ok(s)
+}
+
+/// The input directory, generating the sample when none was given and none exists.
+fn input_dir(settings: &Settings) -> anyhow::Result<PathBuf> {
+    if let Some(dir) = &settings.input.input_dir {
         return Ok(dir.clone());
     }
     let dir = PathBuf::from(SAMPLE_DIR);
@@ -58,22 +90,45 @@ fn input_dir(args: &RunArgs) -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
+/// A sink to build on worker 0: its name, writer and table mask.
+type SinkPlan = (String, Box<dyn SinkWriter + Send>, Vec<bool>);
+
+/// Opens every sink some table is routed to (on process 0 only: the sinks live on worker 0).
+fn open_sinks(settings: &Settings) -> anyhow::Result<Vec<SinkPlan>> {
+    let routes = settings.routes();
+    let mask = |kind: SinkKind| -> Vec<bool> { routes.iter().map(|r| r.contains(&kind)).collect() };
+    let mut plans: Vec<SinkPlan> = Vec::new();
+    for kind in [SinkKind::Sqlite, SinkKind::Mysql, SinkKind::Postgres, SinkKind::Kafka] {
+        let tables = mask(kind);
+        if !tables.iter().any(|t| *t) {
+            continue;
+        }
+        let writer: Box<dyn SinkWriter + Send> = match kind {
+            SinkKind::Sqlite => Box::new(SqliteSink::open(&settings.sinks.sqlite)?),
+            SinkKind::Mysql | SinkKind::Postgres | SinkKind::Kafka => {
+                bail!("sink {kind:?} is not available in this build yet")
+            }
+        };
+        plans.push((format!("{kind:?}").to_lowercase(), writer, tables));
+    }
+    Ok(plans)
+}
+
 fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
     let config = timely_config(cluster)?;
-    let dir = input_dir(args)?;
+    let settings = settings(args)?;
+    let dir = input_dir(&settings)?;
     let files = discover(&dir)?;
     if files.is_empty() {
         bail!("no partition files (<topic>/<partition>.jsonl) under {}", dir.display());
     }
-    // The sink lives on worker 0, which is in process 0; open it first so that a bad path fails fast.
-    let writer: Option<Box<dyn SinkWriter + Send>> = if cluster.process == 0 {
-        Some(Box::new(SqliteSink::open(&args.sqlite)?))
-    } else {
-        None
-    };
-    let writer = Arc::new(Mutex::new(writer));
-    let delays = Delays { class_performance_ms: args.class_performance_delay_ms, av_quality_ms: args.av_quality_delay_ms };
-    let epoch_records = args.epoch_records;
+    // The sinks live on worker 0, which is in process 0; open them first so that bad settings fail fast.
+    let plans = if cluster.process == 0 { open_sinks(&settings)? } else { Vec::new() };
+    let plans = Arc::new(Mutex::new(Some(plans)));
+    let delays = Delays { class_performance_ms: settings.delays.class_performance_ms, av_quality_ms: settings.delays.av_quality_ms };
+    let epoch_records = settings.input.epoch_records;
+    let table_count = connectors::tables::ALL.len();
+    let sink_names: Vec<String> = settings.routes().iter().flatten().map(|k| format!("{k:?}").to_lowercase()).collect();
     let records_read = Arc::new(AtomicU64::new(0));
     let counter = Arc::clone(&records_read);
     let started = Instant::now();
@@ -81,12 +136,25 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
     let guards = timely::execute(config, move |worker| -> Result<(), String> {
         let index = worker.index();
         let mine = assigned(&files, index, worker.peers());
-        let writer = if index == 0 { writer.lock().map_err(|e| e.to_string())?.take() } else { None };
+        // Every worker builds the same sink operators; only worker 0 holds writers.
+        let mut kinds: Vec<String> = sink_names.clone();
+        kinds.sort();
+        kinds.dedup();
+        let mut writers = if index == 0 { plans.lock().map_err(|e| e.to_string())?.take().unwrap_or_default() } else { Vec::new() };
         let counter = Arc::clone(&counter);
         worker.dataflow::<Time, _, _>(|scope| -> Result<(), String> {
             let inputs = file_source(scope, mine, delays, epoch_records, counter).map_err(|e| format!("{e:#}"))?;
-            let writer = writer.map(|w| w as Box<dyn SinkWriter>);
-            sink(build(inputs).rows(), writer, "sqlite");
+            let rows = build(inputs).rows();
+            for kind in &kinds {
+                let (writer, tables) = match writers.iter().position(|(name, _, _)| name == kind) {
+                    Some(i) => {
+                        let (_, w, t) = writers.swap_remove(i);
+                        (Some(w as Box<dyn SinkWriter>), t)
+                    }
+                    None => (None, vec![false; table_count]),
+                };
+                sink(rows.clone(), writer, tables, kind);
+            }
             Ok(())
         })?;
         while worker.step_or_park(None) {}
@@ -98,14 +166,18 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
     }
     let elapsed = started.elapsed();
     if !args.quiet && cluster.process == 0 {
-        summarize(&args.sqlite, records_read.load(Ordering::Relaxed), elapsed.as_secs_f64())?;
+        summarize(&settings.sinks.sqlite, records_read.load(Ordering::Relaxed), elapsed.as_secs_f64())?;
     }
     Ok(())
 }
 
 fn summarize(db: &Path, records: u64, seconds: f64) -> anyhow::Result<()> {
+    println!("edu-rtdw: {records} records in {seconds:.2} s ({:.0} records/s)", records as f64 / seconds.max(1e-9));
+    if !db.exists() {
+        return Ok(());
+    }
     let sink = SqliteSink::open(db).with_context(|| format!("cannot reopen {}", db.display()))?;
-    println!("edu-rtdw: {records} records in {seconds:.2} s ({:.0} records/s) -> {}", records as f64 / seconds.max(1e-9), db.display());
+    println!("SQLite {}:", db.display());
     for (table, rows) in sink.table_counts()? {
         println!("{rows:>10}  {table}");
     }

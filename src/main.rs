@@ -5,6 +5,7 @@
 //! before or after the subcommand.
 
 mod cli;
+mod config;
 mod job;
 
 use clap::Parser;

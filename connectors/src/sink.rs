@@ -21,6 +21,8 @@ use timely::dataflow::operators::generic::Operator;
 
 use dataflows::{Diff, OutputRow, Time};
 
+use crate::tables::table_index;
+
 /// A durable destination for output rows.
 pub trait SinkWriter {
     /// The frontier of what is durable: every update at a time below it is committed.
@@ -31,15 +33,16 @@ pub trait SinkWriter {
     fn commit(&mut self, upper: Time, complete: bool, changes: &[(OutputRow, Diff)]) -> anyhow::Result<()>;
 }
 
-/// Writes `rows` through `writer` on worker 0 (every other worker passes `None`).
-pub fn sink<'s>(rows: VecCollection<'s, Time, OutputRow, Diff>, writer: Option<Box<dyn SinkWriter>>, name: &str) {
+/// Writes the rows of the tables in `tables` (a mask over [`crate::tables::ALL`])
+/// through `writer` on worker 0 (every other worker passes `None`).
+pub fn sink<'s>(rows: VecCollection<'s, Time, OutputRow, Diff>, writer: Option<Box<dyn SinkWriter>>, tables: Vec<bool>, name: &str) {
     let mut writer = writer;
     let skip_below = writer.as_ref().map_or(0, |w| w.committed_upper());
     let mut pending: Vec<(OutputRow, Time, Diff)> = Vec::new();
     let mut last_upper = Some(0);
     let mut max_time: Time = 0;
     let sink_name = name.to_string();
-    rows.inner.sink(Exchange::new(|_| 0), name, move |(input, frontier)| {
+    rows.filter(move |row| tables[table_index(row)]).inner.sink(Exchange::new(|_| 0), name, move |(input, frontier)| {
         input.for_each(|_cap, data| {
             for (row, time, diff) in data.drain(..) {
                 max_time = max_time.max(time);

@@ -176,6 +176,20 @@ pub fn dead_letter_metric(d: &DeadLetter) -> &'static str {
     d.metric.map_or("*", |m| m.name())
 }
 
+/// A row's table, as an index into [`ALL`].
+pub fn table_index(row: &OutputRow) -> usize {
+    match row {
+        OutputRow::Signal(_) => 0,
+        OutputRow::Channel(_) => 1,
+        OutputRow::Minute(_) => 2,
+        OutputRow::Study(_) => 3,
+        OutputRow::Av(_) => 4,
+        OutputRow::Registration(_) => 5,
+        OutputRow::Staff(_) => 6,
+        OutputRow::Dead(_) => 7,
+    }
+}
+
 /// A row's table (index into [`ALL`]) and its column values in table order.
 pub fn encode(row: &OutputRow) -> (usize, Vec<SqlValue>) {
     use SqlValue::{Double as D, Int as I, Millis as M, Text as T};
