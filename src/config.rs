@@ -205,6 +205,7 @@ impl Settings {
     }
 
     /// The Kafka topic name of a source topic.
+    #[allow(dead_code)]
     pub fn topic_name(&self, topic: dataflows::Topic) -> String {
         self.kafka.topics.get(topic.default_name()).cloned().unwrap_or_else(|| topic.default_name().to_string())
     }

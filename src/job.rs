@@ -90,28 +90,29 @@ fn input_dir(settings: &Settings) -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-/// A sink to build on worker 0: its name, writer and table mask.
-type SinkPlan = (String, Box<dyn SinkWriter + Send>, Vec<bool>);
-
-/// Opens every sink some table is routed to (on process 0 only: the sinks live on worker 0).
-fn open_sinks(settings: &Settings) -> anyhow::Result<Vec<SinkPlan>> {
+/// Every sink some table is routed to, with its table mask (the same on every worker).
+fn sink_masks(settings: &Settings) -> Vec<(SinkKind, Vec<bool>)> {
     let routes = settings.routes();
-    let mask = |kind: SinkKind| -> Vec<bool> { routes.iter().map(|r| r.contains(&kind)).collect() };
-    let mut plans: Vec<SinkPlan> = Vec::new();
-    for kind in [SinkKind::Sqlite, SinkKind::Mysql, SinkKind::Postgres, SinkKind::Kafka] {
-        let tables = mask(kind);
-        if !tables.iter().any(|t| *t) {
-            continue;
-        }
+    [SinkKind::Sqlite, SinkKind::Mysql, SinkKind::Postgres, SinkKind::Kafka]
+        .into_iter()
+        .map(|kind| (kind, routes.iter().map(|r| r.contains(&kind)).collect::<Vec<bool>>()))
+        .filter(|(_, mask)| mask.iter().any(|t| *t))
+        .collect()
+}
+
+/// Opens the writers of `sinks` (on process 0 only: the sinks live on worker 0).
+fn open_sinks(settings: &Settings, sinks: &[(SinkKind, Vec<bool>)]) -> anyhow::Result<Vec<Box<dyn SinkWriter + Send>>> {
+    let mut writers: Vec<Box<dyn SinkWriter + Send>> = Vec::new();
+    for (kind, _) in sinks {
         let writer: Box<dyn SinkWriter + Send> = match kind {
             SinkKind::Sqlite => Box::new(SqliteSink::open(&settings.sinks.sqlite)?),
             SinkKind::Mysql | SinkKind::Postgres | SinkKind::Kafka => {
                 bail!("sink {kind:?} is not available in this build yet")
             }
         };
-        plans.push((format!("{kind:?}").to_lowercase(), writer, tables));
+        writers.push(writer);
     }
-    Ok(plans)
+    Ok(writers)
 }
 
 fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
@@ -123,12 +124,11 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
         bail!("no partition files (<topic>/<partition>.jsonl) under {}", dir.display());
     }
     // The sinks live on worker 0, which is in process 0; open them first so that bad settings fail fast.
-    let plans = if cluster.process == 0 { open_sinks(&settings)? } else { Vec::new() };
-    let plans = Arc::new(Mutex::new(Some(plans)));
+    let sinks = sink_masks(&settings);
+    let writers = if cluster.process == 0 { open_sinks(&settings, &sinks)? } else { Vec::new() };
+    let writers = Arc::new(Mutex::new(Some(writers)));
     let delays = Delays { class_performance_ms: settings.delays.class_performance_ms, av_quality_ms: settings.delays.av_quality_ms };
     let epoch_records = settings.input.epoch_records;
-    let table_count = connectors::tables::ALL.len();
-    let sink_names: Vec<String> = settings.routes().iter().flatten().map(|k| format!("{k:?}").to_lowercase()).collect();
     let records_read = Arc::new(AtomicU64::new(0));
     let counter = Arc::clone(&records_read);
     let started = Instant::now();
@@ -136,24 +136,16 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
     let guards = timely::execute(config, move |worker| -> Result<(), String> {
         let index = worker.index();
         let mine = assigned(&files, index, worker.peers());
-        // Every worker builds the same sink operators; only worker 0 holds writers.
-        let mut kinds: Vec<String> = sink_names.clone();
-        kinds.sort();
-        kinds.dedup();
-        let mut writers = if index == 0 { plans.lock().map_err(|e| e.to_string())?.take().unwrap_or_default() } else { Vec::new() };
+        // Every worker builds the same sink operators; only worker 0 holds the writers.
+        let mut writers = if index == 0 { writers.lock().map_err(|e| e.to_string())?.take().unwrap_or_default() } else { Vec::new() };
         let counter = Arc::clone(&counter);
         worker.dataflow::<Time, _, _>(|scope| -> Result<(), String> {
             let inputs = file_source(scope, mine, delays, epoch_records, counter).map_err(|e| format!("{e:#}"))?;
             let rows = build(inputs).rows();
-            for kind in &kinds {
-                let (writer, tables) = match writers.iter().position(|(name, _, _)| name == kind) {
-                    Some(i) => {
-                        let (_, w, t) = writers.swap_remove(i);
-                        (Some(w as Box<dyn SinkWriter>), t)
-                    }
-                    None => (None, vec![false; table_count]),
-                };
-                sink(rows.clone(), writer, tables, kind);
+            let mut writers = writers.drain(..);
+            for (kind, tables) in &sinks {
+                let writer = writers.next().map(|w| w as Box<dyn SinkWriter>);
+                sink(rows.clone(), writer, tables.clone(), &format!("{kind:?}").to_lowercase());
             }
             Ok(())
         })?;
