@@ -14,4 +14,6 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# MariaDB and PostgreSQL for tests/sql_sinks.rs (installs them from Debian packages when missing).
+bash scripts/db-up.sh
 cargo test --workspace --locked

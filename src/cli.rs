@@ -59,6 +59,22 @@ pub enum Command {
     Run(RunArgs),
     /// Generate seeded sample data in the file layout.
     Gen(GenArgs),
+    /// Create the output and progress tables in MySQL and/or PostgreSQL (safe to run twice).
+    InitDb(InitDbArgs),
+}
+
+/// `edu-rtdw init-db`. Flags override the config file.
+#[derive(Args, Debug, Clone)]
+pub struct InitDbArgs {
+    /// TOML configuration file (its `[sinks]` URLs are used).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// MySQL URL (or EDU_RTDW_MYSQL_URL).
+    #[arg(long, env = "EDU_RTDW_MYSQL_URL", hide_env_values = true)]
+    pub mysql: Option<String>,
+    /// PostgreSQL URL (or EDU_RTDW_POSTGRES_URL).
+    #[arg(long, env = "EDU_RTDW_POSTGRES_URL", hide_env_values = true)]
+    pub postgres: Option<String>,
 }
 
 /// `edu-rtdw run`. Flags override the config file.
@@ -76,6 +92,9 @@ pub struct RunArgs {
     /// Kafka: read up to the high watermarks seen at start, then finish like file replay.
     #[arg(long)]
     pub until_end: bool,
+    /// Kafka: prefix added to every default topic name (sources and outputs), e.g. for tests.
+    #[arg(long)]
+    pub topic_prefix: Option<String>,
     /// SQLite file receiving every table not routed elsewhere (default edu_rtdw.db).
     #[arg(long)]
     pub sqlite: Option<PathBuf>,
@@ -114,9 +133,9 @@ impl RunArgs {
 /// `edu-rtdw gen`.
 #[derive(Args, Debug, Clone)]
 pub struct GenArgs {
-    /// Output directory.
-    #[arg(long)]
-    pub out: PathBuf,
+    /// Output directory (file layout); required unless --brokers is given.
+    #[arg(long, required_unless_present = "brokers")]
+    pub out: Option<PathBuf>,
     /// About `scale × 10,000` records (100 ≈ 1 million).
     #[arg(long, default_value_t = 10)]
     pub scale: u64,
@@ -126,4 +145,13 @@ pub struct GenArgs {
     /// Partitions per topic.
     #[arg(long, default_value_t = 4)]
     pub partitions: u32,
+    /// Produce into Kafka at these brokers instead of writing files (topics must exist).
+    #[arg(long)]
+    pub brokers: Option<String>,
+    /// With --brokers: records per second (open loop); as fast as possible when omitted.
+    #[arg(long)]
+    pub rate: Option<u64>,
+    /// With --brokers: prefix added to every topic name.
+    #[arg(long, default_value = "")]
+    pub topic_prefix: String,
 }

@@ -55,6 +55,8 @@ pub struct KafkaSettings {
     pub group_id: String,
     /// Source topic names, by their default name.
     pub topics: BTreeMap<String, String>,
+    /// Prefix added to every topic name, sources and outputs alike.
+    pub topic_prefix: String,
     /// Topic of the cleaned signals (2.1).
     pub signals_topic: String,
     /// Dead-letter topic.
@@ -73,6 +75,7 @@ impl Default for KafkaSettings {
             brokers: None,
             group_id: "edu-rtdw".to_string(),
             topics: BTreeMap::new(),
+            topic_prefix: String::new(),
             signals_topic: "timeline_analysis_student".to_string(),
             dlq_topic: "edu_rtdw_dlq".to_string(),
             until_end: false,
@@ -109,11 +112,13 @@ pub struct SinkSettings {
     pub mysql: Option<String>,
     /// PostgreSQL URL (`postgres://user:password@host:port/db`).
     pub postgres: Option<String>,
+    /// How long a MySQL/PostgreSQL commit retries a lost connection before the job fails (seconds).
+    pub retry_s: u64,
 }
 
 impl Default for SinkSettings {
     fn default() -> Self {
-        SinkSettings { sqlite: PathBuf::from("edu_rtdw.db"), mysql: None, postgres: None }
+        SinkSettings { sqlite: PathBuf::from("edu_rtdw.db"), mysql: None, postgres: None, retry_s: 300 }
     }
 }
 
@@ -205,9 +210,21 @@ impl Settings {
     }
 
     /// The Kafka topic name of a source topic.
-    #[allow(dead_code)]
     pub fn topic_name(&self, topic: dataflows::Topic) -> String {
-        self.kafka.topics.get(topic.default_name()).cloned().unwrap_or_else(|| topic.default_name().to_string())
+        let name = self.kafka.topics.get(topic.default_name()).map_or(topic.default_name(), String::as_str);
+        format!("{}{name}", self.kafka.topic_prefix)
+    }
+
+    /// The Kafka topic names of the outputs: cleaned signals and dead letters.
+    pub fn output_topics(&self) -> (String, String) {
+        let p = &self.kafka.topic_prefix;
+        (format!("{p}{}", self.kafka.signals_topic), format!("{p}{}", self.kafka.dlq_topic))
+    }
+
+    /// How to reach Kafka, if it is configured.
+    pub fn kafka_config(&self) -> Option<connectors::kafka::KafkaConfig> {
+        let brokers = self.kafka.brokers.clone()?;
+        Some(connectors::kafka::KafkaConfig { brokers, properties: self.kafka.properties.clone(), group_id: self.kafka.group_id.clone() })
     }
 }
 

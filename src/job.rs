@@ -6,14 +6,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context};
-use connectors::files::{assigned, discover, file_source};
+use connectors::files::{assigned, discover, file_source, PartitionFile};
+use connectors::kafka::{self, kafka_source, KafkaConfig, KafkaPartition, KafkaSink, SourceOptions};
 use connectors::sample::{write_files, GenOptions};
 use connectors::sink::{sink, SinkWriter};
 use connectors::sqlite::SqliteSink;
 use dataflows::ingest::Delays;
 use dataflows::{build, Time};
 
-use crate::cli::{Cli, ClusterArgs, Command, GenArgs, RunArgs};
+use crate::cli::{Cli, ClusterArgs, Command, GenArgs, InitDbArgs, RunArgs};
 use crate::config::{Settings, SinkKind};
 
 /// Where sample data goes when `run` is given no input.
@@ -23,6 +24,7 @@ const SAMPLE_DIR: &str = "sample-data";
 pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Gen(args)) => generate(&args),
+        Some(Command::InitDb(args)) => init_db(&args),
         Some(Command::Run(args)) => run(&cli.cluster, &args),
         None => run(&cli.cluster, &RunArgs::defaults()),
     }
@@ -30,11 +32,20 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
 
 fn generate(args: &GenArgs) -> anyhow::Result<()> {
     let opts = GenOptions { scale: args.scale, seed: args.seed, partitions: args.partitions };
-    let report = write_files(&args.out, &opts)?;
+    if let Some(brokers) = &args.brokers {
+        let cfg = KafkaConfig { brokers: brokers.clone(), properties: Default::default(), group_id: "edu-rtdw-gen".to_string() };
+        let started = Instant::now();
+        let sent = kafka::produce_sample(&cfg, &opts, |t| format!("{}{t}", args.topic_prefix), args.rate)?;
+        let secs = started.elapsed().as_secs_f64();
+        println!("{sent:>10}  records produced to {brokers} in {secs:.2} s ({:.0} records/s)", sent as f64 / secs.max(1e-9));
+        return Ok(());
+    }
+    let out = args.out.as_ref().context("--out DIR or --brokers HOST:PORT is required")?;
+    let report = write_files(out, &opts)?;
     for (topic, n) in &report.per_topic {
         println!("{n:>10}  {topic}");
     }
-    println!("{:>10}  records in {}", report.total, args.out.display());
+    println!("{:>10}  records in {}", report.total, out.display());
     Ok(())
 }
 
@@ -69,6 +80,9 @@ fn settings(args: &RunArgs) -> anyhow::Result<Settings> {
     }
     if let Some(d) = args.class_performance_delay_ms {
         s.delays.class_performance_ms = d;
+    }
+    if let Some(p) = &args.topic_prefix {
+        s.kafka.topic_prefix = p.clone();
     }
     if let Some(d) = args.av_quality_delay_ms {
         s.delays.av_quality_ms = d;
@@ -106,41 +120,120 @@ fn open_sinks(settings: &Settings, sinks: &[(SinkKind, Vec<bool>)]) -> anyhow::R
     for (kind, _) in sinks {
         let writer: Box<dyn SinkWriter + Send> = match kind {
             SinkKind::Sqlite => Box::new(SqliteSink::open(&settings.sinks.sqlite)?),
-            SinkKind::Mysql | SinkKind::Postgres | SinkKind::Kafka => {
-                bail!("sink {kind:?} is not available in this build yet")
+            SinkKind::Kafka => {
+                let cfg = settings.kafka_config().context("a table is routed to kafka but no brokers are configured")?;
+                let (signals, dlq) = settings.output_topics();
+                Box::new(KafkaSink::open(&cfg, &signals, &dlq, &settings.sinks.sqlite)?)
             }
+            SinkKind::Mysql => Box::new(open_mysql(settings)?),
+            SinkKind::Postgres => Box::new(open_postgres(settings)?),
         };
         writers.push(writer);
     }
     Ok(writers)
 }
 
-fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
-    let config = timely_config(cluster)?;
-    let settings = settings(args)?;
-    let dir = input_dir(&settings)?;
+/// `edu-rtdw init-db`: creates the tables in every configured SQL server.
+fn init_db(args: &InitDbArgs) -> anyhow::Result<()> {
+    let mut s = Settings::load(args.config.as_deref())?;
+    s.sinks.mysql = args.mysql.clone().or(s.sinks.mysql);
+    s.sinks.postgres = args.postgres.clone().or(s.sinks.postgres);
+    if s.sinks.mysql.is_none() && s.sinks.postgres.is_none() {
+        bail!("nothing to initialize: give --mysql URL and/or --postgres URL (or [sinks] in --config)");
+    }
+    if let Some(url) = &s.sinks.mysql {
+        connectors::mysql::init(url)?;
+        println!("MySQL {}: tables ready", connectors::sql::mask_url(url));
+    }
+    if let Some(url) = &s.sinks.postgres {
+        connectors::postgres::init(url)?;
+        println!("PostgreSQL {}: tables ready", connectors::sql::mask_url(url));
+    }
+    Ok(())
+}
+
+/// Creates the MySQL tables if needed and opens the `mysql` sink.
+fn open_mysql(settings: &Settings) -> anyhow::Result<connectors::mysql::MysqlSink> {
+    let url = settings.sinks.mysql.as_deref().context("a table is routed to mysql but no MySQL URL is configured (--mysql)")?;
+    connectors::mysql::init(url)?;
+    let retry = std::time::Duration::from_secs(settings.sinks.retry_s);
+    Ok(connectors::mysql::MysqlSink::open(url, "mysql")?.with_retry_budget(retry))
+}
+
+/// Creates the PostgreSQL tables if needed and opens the `postgres` sink.
+fn open_postgres(settings: &Settings) -> anyhow::Result<connectors::postgres::PostgresSink> {
+    let url = settings.sinks.postgres.as_deref().context("a table is routed to postgres but no PostgreSQL URL is configured (--postgres)")?;
+    connectors::postgres::init(url)?;
+    let retry = std::time::Duration::from_secs(settings.sinks.retry_s);
+    Ok(connectors::postgres::PostgresSink::open(url, "postgres")?.with_retry_budget(retry))
+}
+
+/// Where the job reads from.
+#[derive(Clone)]
+enum Input {
+    /// File replay.
+    Files(Vec<PartitionFile>),
+    /// Kafka: the brokers, every source partition, and the source options.
+    Kafka(KafkaConfig, Vec<KafkaPartition>, SourceOptions),
+}
+
+/// Kafka when brokers are configured and no input directory is given, else file replay.
+fn input(settings: &Settings) -> anyhow::Result<Input> {
+    if let (Some(cfg), None) = (settings.kafka_config(), &settings.input.input_dir) {
+        let names: Vec<_> = dataflows::Topic::ALL.iter().map(|t| (*t, settings.topic_name(*t))).collect();
+        let partitions = kafka::discover(&cfg, &names, std::time::Duration::from_secs(60))?;
+        if partitions.is_empty() {
+            bail!("none of the source topics exist on {} (create them, e.g. with scripts/kafka-up.sh)", cfg.brokers);
+        }
+        let opts = SourceOptions {
+            delays: delays(settings),
+            epoch_records: settings.input.epoch_records,
+            until_end: settings.kafka.until_end,
+            idle_timeout: std::time::Duration::from_millis(settings.kafka.idle_timeout_ms),
+        };
+        return Ok(Input::Kafka(cfg, partitions, opts));
+    }
+    let dir = input_dir(settings)?;
     let files = discover(&dir)?;
     if files.is_empty() {
         bail!("no partition files (<topic>/<partition>.jsonl) under {}", dir.display());
     }
+    Ok(Input::Files(files))
+}
+
+fn delays(settings: &Settings) -> Delays {
+    Delays { class_performance_ms: settings.delays.class_performance_ms, av_quality_ms: settings.delays.av_quality_ms }
+}
+
+fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
+    let config = timely_config(cluster)?;
+    let settings = settings(args)?;
+    let input = input(&settings)?;
     // The sinks live on worker 0, which is in process 0; open them first so that bad settings fail fast.
     let sinks = sink_masks(&settings);
     let writers = if cluster.process == 0 { open_sinks(&settings, &sinks)? } else { Vec::new() };
     let writers = Arc::new(Mutex::new(Some(writers)));
-    let delays = Delays { class_performance_ms: settings.delays.class_performance_ms, av_quality_ms: settings.delays.av_quality_ms };
+    let delays = delays(&settings);
     let epoch_records = settings.input.epoch_records;
     let records_read = Arc::new(AtomicU64::new(0));
     let counter = Arc::clone(&records_read);
+    let high_epoch = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
 
     let guards = timely::execute(config, move |worker| -> Result<(), String> {
         let index = worker.index();
-        let mine = assigned(&files, index, worker.peers());
+        let peers = worker.peers();
         // Every worker builds the same sink operators; only worker 0 holds the writers.
         let mut writers = if index == 0 { writers.lock().map_err(|e| e.to_string())?.take().unwrap_or_default() } else { Vec::new() };
         let counter = Arc::clone(&counter);
         worker.dataflow::<Time, _, _>(|scope| -> Result<(), String> {
-            let inputs = file_source(scope, mine, delays, epoch_records, counter).map_err(|e| format!("{e:#}"))?;
+            let inputs = match &input {
+                Input::Files(files) => file_source(scope, assigned(files, index, peers), delays, epoch_records, counter),
+                Input::Kafka(cfg, partitions, opts) => {
+                    kafka_source(scope, cfg, assigned(partitions, index, peers), opts.clone(), counter, Arc::clone(&high_epoch))
+                }
+            }
+            .map_err(|e| format!("{e:#}"))?;
             let rows = build(inputs).rows();
             let mut writers = writers.drain(..);
             for (kind, tables) in &sinks {

@@ -66,9 +66,9 @@ pub fn discover(dir: &Path) -> anyhow::Result<Vec<PartitionFile>> {
     Ok(files)
 }
 
-/// The share of `files` that worker `index` of `peers` reads.
-pub fn assigned(files: &[PartitionFile], index: usize, peers: usize) -> Vec<PartitionFile> {
-    files.iter().enumerate().filter(|(i, _)| i % peers == index).map(|(_, f)| f.clone()).collect()
+/// The share of `partitions` (in their sorted order) that worker `index` of `peers` reads.
+pub fn assigned<P: Clone>(partitions: &[P], index: usize, peers: usize) -> Vec<P> {
+    partitions.iter().enumerate().filter(|(i, _)| i % peers == index).map(|(_, p)| p.clone()).collect()
 }
 
 /// A partition being read.

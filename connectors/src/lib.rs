@@ -3,12 +3,18 @@
 //!
 //! * [`files`]: file replay of the Kafka layout `<dir>/<topic>/<partition>.jsonl`.
 //! * [`tables`]: the output tables of SPEC §2 as portable column lists.
+//! * [`kafka`]: Kafka source (assigned partitions) and the signals/DLQ sink.
 //! * [`sink`]: the transactional sink operator (one writer per cluster).
 //! * [`sqlite`]: the embedded SQLite sink.
+//! * [`mysql`], [`postgres`]: the MySQL / PostgreSQL sinks ([`sql`]: what they share).
 //! * [`sample`]: the seeded sample-data generator behind `edu-rtdw gen`.
 
 pub mod files;
+pub mod mysql;
+pub mod postgres;
+pub mod kafka;
 pub mod sample;
 pub mod sink;
+pub mod sql;
 pub mod sqlite;
 pub mod tables;

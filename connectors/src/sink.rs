@@ -14,7 +14,6 @@
 //! A writer error is fatal: it is reported in one line and the process exits
 //! non-zero; the failed transaction leaves the sink as of its last commit.
 
-use differential_dataflow::consolidation::consolidate;
 use differential_dataflow::VecCollection;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
@@ -28,6 +27,13 @@ pub trait SinkWriter {
     /// The frontier of what is durable: every update at a time below it is committed.
     fn committed_upper(&self) -> Time;
 
+    /// Whether the last commit ended a bounded input. A new run over a log that
+    /// may have grown since then rewrites every key it touches instead of
+    /// skipping the committed times (its last epoch may have been partial).
+    fn committed_complete(&self) -> bool {
+        false
+    }
+
     /// Applies `changes` (consolidated, non-zero) and records `upper` atomically;
     /// `complete` says the input has ended (every time below `upper` is final).
     fn commit(&mut self, upper: Time, complete: bool, changes: &[(OutputRow, Diff)]) -> anyhow::Result<()>;
@@ -37,7 +43,7 @@ pub trait SinkWriter {
 /// through `writer` on worker 0 (every other worker passes `None`).
 pub fn sink<'s>(rows: VecCollection<'s, Time, OutputRow, Diff>, writer: Option<Box<dyn SinkWriter>>, tables: Vec<bool>, name: &str) {
     let mut writer = writer;
-    let skip_below = writer.as_ref().map_or(0, |w| w.committed_upper());
+    let skip_below = writer.as_ref().map_or(0, |w| if w.committed_complete() { 0 } else { w.committed_upper() });
     let mut pending: Vec<(OutputRow, Time, Diff)> = Vec::new();
     let mut last_upper = Some(0);
     let mut max_time: Time = 0;
@@ -60,8 +66,7 @@ pub fn sink<'s>(rows: VecCollection<'s, Time, OutputRow, Diff>, writer: Option<B
         let ready = |t: &Time| upper.is_none_or(|u| *t < u);
         let (ready_now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut pending).into_iter().partition(|(_, t, _)| ready(t));
         pending = later;
-        let mut changes: Vec<(OutputRow, Diff)> = ready_now.into_iter().map(|(row, _, diff)| (row, diff)).collect();
-        consolidate(&mut changes);
+        let changes = final_states(ready_now);
         if upper.is_some_and(|u| u <= skip_below) {
             return;
         }
@@ -71,4 +76,47 @@ pub fn sink<'s>(rows: VecCollection<'s, Time, OutputRow, Diff>, writer: Option<B
             std::process::exit(1);
         }
     });
+}
+
+/// The state of every row touched by `updates`: `+1` if present at the end, `-1` if not.
+///
+/// A row's presence before the first update is read off that update (a
+/// retraction means it was there), so the result does not depend on what the
+/// sink held: a row retracted and re-inserted is written again, a row
+/// inserted and retracted is deleted. Because a key holds at most one row at
+/// any time, the row of a key that is present at the end is always among the
+/// touched rows, so "delete every absent row's key, then upsert every present
+/// row" leaves each touched key exactly as the collection has it.
+pub fn final_states(mut updates: Vec<(OutputRow, Time, Diff)>) -> Vec<(OutputRow, Diff)> {
+    updates.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    let mut out: Vec<(OutputRow, Diff)> = Vec::new();
+    let mut updates = updates.into_iter().peekable();
+    while let Some((row, _, first)) = updates.next() {
+        let mut count: Diff = if first < 0 { 1 } else { 0 } + first;
+        while let Some((_, _, diff)) = updates.next_if(|(r, _, _)| *r == row) {
+            count += diff;
+        }
+        out.push((row, if count > 0 { 1 } else { -1 }));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dataflows::daily_cc_confirmations::StaffIndexRow;
+
+    fn staff(count: i64) -> OutputRow {
+        OutputRow::Staff(StaffIndexRow { cc_id: 1, attribution_time: "2025-12-02".into(), cc_index: count })
+    }
+
+    #[test]
+    fn touched_rows_are_written_by_their_final_state() {
+        // 5 -> 6 at time 1, 6 -> 5 at time 2: 5 is rewritten, 6 is deleted (then 5 upserted).
+        let got = final_states(vec![(staff(5), 1, -1), (staff(6), 1, 1), (staff(6), 2, -1), (staff(5), 2, 1)]);
+        assert_eq!(got, vec![(staff(5), 1), (staff(6), -1)]);
+        // A plain change and a plain delete.
+        assert_eq!(final_states(vec![(staff(5), 1, -1), (staff(7), 1, 1)]), vec![(staff(5), -1), (staff(7), 1)]);
+        assert_eq!(final_states(vec![(staff(5), 3, -1)]), vec![(staff(5), -1)]);
+    }
 }

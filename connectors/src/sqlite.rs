@@ -29,6 +29,7 @@ pub struct SqliteSink {
     upserts: Vec<String>,
     deletes: Vec<String>,
     committed: Time,
+    complete: bool,
 }
 
 fn sql_type(t: ColumnType) -> &'static str {
@@ -103,14 +104,15 @@ impl SqliteSink {
             conn.execute(&create_sql(t), []).with_context(|| format!("cannot create table {}", t.name))?;
         }
         conn.execute(&format!("CREATE TABLE IF NOT EXISTS {PROGRESS} (sink TEXT PRIMARY KEY, upper INTEGER NOT NULL, complete INTEGER NOT NULL, updated_at TEXT)"), [])?;
-        let committed: Option<i64> = conn
-            .query_row(&format!("SELECT upper FROM {PROGRESS} WHERE sink = 'sqlite'"), [], |r| r.get(0))
+        let committed: Option<(i64, bool)> = conn
+            .query_row(&format!("SELECT upper, complete FROM {PROGRESS} WHERE sink = 'sqlite'"), [], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         Ok(SqliteSink {
             conn,
             upserts: ALL.iter().map(upsert_sql).collect(),
             deletes: ALL.iter().map(delete_sql).collect(),
-            committed: committed.unwrap_or(0).max(0) as Time,
+            committed: committed.map_or(0, |c| c.0.max(0) as Time),
+            complete: committed.is_some_and(|c| c.1),
         })
     }
 
@@ -135,6 +137,10 @@ impl SqliteSink {
 impl SinkWriter for SqliteSink {
     fn committed_upper(&self) -> Time {
         self.committed
+    }
+
+    fn committed_complete(&self) -> bool {
+        self.complete
     }
 
     fn commit(&mut self, upper: Time, complete: bool, changes: &[(OutputRow, Diff)]) -> anyhow::Result<()> {
@@ -166,6 +172,7 @@ impl SinkWriter for SqliteSink {
         )?;
         tx.commit()?;
         self.committed = upper;
+        self.complete = complete;
         Ok(())
     }
 }

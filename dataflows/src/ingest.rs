@@ -120,6 +120,18 @@ impl PartitionIngest {
         self.announce(mark)
     }
 
+    /// A partition that went idle (SPEC §3) stops holding the watermark back.
+    pub fn went_idle(&mut self) -> Option<Input> {
+        self.clock.as_ref()?;
+        self.announce(i64::MAX)
+    }
+
+    /// An idle partition that receives records again holds the watermark at `W_p` again.
+    pub fn watermark_resumed(&mut self) -> Option<Input> {
+        self.announced = None;
+        self.watermark_update()
+    }
+
     /// The end of a bounded partition: its watermark becomes +infinity.
     pub fn exhausted(&mut self) -> Option<Input> {
         self.clock.as_ref()?;
@@ -136,11 +148,16 @@ impl PartitionIngest {
 
     /// Ingests the message at `offset`, appending what it contributes to `out`.
     pub fn ingest(&mut self, offset: u64, raw: &[u8], out: &mut Vec<Input>) {
+        self.ingest_keyed(offset, None, raw, out)
+    }
+
+    /// Ingests the message at `offset` with its Kafka key (carried to the 2.1 output).
+    pub fn ingest_keyed(&mut self, offset: u64, key: Option<&[u8]>, raw: &[u8], out: &mut Vec<Input>) {
         let pos = Pos { partition: self.partition, offset };
         let source = self.topic;
         let dead = |metric: Option<Metric>, reason: String| Input::Dead(DeadLetter { source, pos, metric, reason, raw: raw.to_vec() });
         let result = match self.topic {
-            Topic::Timeline => Signal::parse(raw).map(|s| self.signal(pos, s)),
+            Topic::Timeline => Signal::parse(raw).map(|s| self.signal(pos, key, s)),
             Topic::Channel => Channel::parse(raw).map(|c| one(Metric::ChannelDim, channel_dim::row(&c).map(|row| Input::Channel(pos, row)))),
             Topic::Qos => Qos::parse(raw).map(|q| one(Metric::OfflineStudyTime, offline_study_time::fact(&q).map(|f| f.map(|f| Input::Play(pos, f))))),
             Topic::Agora => Agora::parse(raw).map(|a| self.agora(a)),
@@ -162,12 +179,13 @@ impl PartitionIngest {
     }
 
     /// 2.1 and 2.3 from one signal.
-    fn signal(&mut self, pos: Pos, s: Signal) -> Contributions {
+    fn signal(&mut self, pos: Pos, key: Option<&[u8]>, s: Signal) -> Contributions {
         let late = self.observe(s.timestamp.val().copied());
         match student_signal_etl::clean(&s) {
             Err(r) => vec![Err((Metric::StudentSignalEtl, r))],
             Ok(None) => vec![],
-            Ok(Some(clean)) => {
+            Ok(Some(mut clean)) => {
+                clean.key = key.map(<[u8]>::to_vec);
                 let minute = class_performance_1m::fact(&clean, late)
                     .map(|(key, event_time)| Input::Minute(key, event_time))
                     .map_err(|r| (Metric::ClassPerformance1m, r));

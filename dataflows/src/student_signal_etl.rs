@@ -118,6 +118,8 @@ pub struct CleanSignal {
     pub page_index: Option<String>,
     /// The matched rule.
     pub event: SignalEvent,
+    /// The input message's key (Kafka), written as the output's key.
+    pub key: Option<Vec<u8>>,
 }
 
 /// One row of `timeline_analysis_student`, keyed by its source position.
@@ -152,6 +154,7 @@ pub fn clean(s: &Signal) -> Result<Option<CleanSignal>, Rejection> {
         sub_action,
         page_index: s.page_index.read("pageIndex")?.cloned(),
         event,
+        key: None,
     }))
 }
 

@@ -1,0 +1,294 @@
+//! The MySQL and PostgreSQL sinks against real servers (started by
+//! `scripts/db-up.sh`; these tests start nothing and fail when the servers do
+//! not answer): every table equals the SQLite result of the same input, a
+//! wrong password is a one-line error, and a server stopped in the middle of a
+//! run loses nothing.
+//!
+//! Each test writes into its own database (`edu_rtdw_t_*`, dropped and created
+//! afresh), so the tests are independent and re-runnable. They hold one lock
+//! because the outage tests stop the servers.
+
+mod common;
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use ::mysql::prelude::Queryable;
+use common::{dump, edu_rtdw};
+use connectors::mysql::MysqlSink;
+use connectors::postgres::PostgresSink;
+use connectors::tables::ALL;
+
+const MYSQL_ADMIN: &str = "mysql://edu:edu@127.0.0.1:3306/edu_rtdw";
+const POSTGRES_ADMIN: &str = "postgres://edu:edu@127.0.0.1:5432/edu_rtdw";
+
+static SERVERS: Mutex<()> = Mutex::new(());
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Server {
+    Mysql,
+    Postgres,
+}
+
+impl Server {
+    fn name(self) -> &'static str {
+        match self {
+            Server::Mysql => "mysql",
+            Server::Postgres => "postgres",
+        }
+    }
+
+    fn port(self) -> u16 {
+        match self {
+            Server::Mysql => 3306,
+            Server::Postgres => 5432,
+        }
+    }
+}
+
+/// Takes the servers' lock and fails (not skips) when a server does not answer.
+fn servers() -> MutexGuard<'static, ()> {
+    let guard = SERVERS.lock().unwrap_or_else(|e| e.into_inner());
+    for server in [Server::Mysql, Server::Postgres] {
+        let addr = SocketAddr::from(([127, 0, 0, 1], server.port()));
+        assert!(
+            TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok(),
+            "nothing answers on 127.0.0.1:{}: run scripts/db-up.sh first (it installs and starts MariaDB and PostgreSQL)",
+            server.port()
+        );
+    }
+    guard
+}
+
+/// Drops and creates database `name`; returns its URL for user edu.
+fn fresh_database(server: Server, name: &str) -> String {
+    match server {
+        Server::Mysql => {
+            let mut conn = ::mysql::Conn::new(::mysql::Opts::from_url(MYSQL_ADMIN).expect("mysql url")).expect("connect to MariaDB");
+            conn.query_drop(format!("DROP DATABASE IF EXISTS `{name}`")).expect("drop database");
+            conn.query_drop(format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4")).expect("create database");
+            format!("mysql://edu:edu@127.0.0.1:3306/{name}")
+        }
+        Server::Postgres => {
+            let mut client = POSTGRES_ADMIN.parse::<::postgres::Config>().expect("pg url").connect(::postgres::NoTls).expect("connect to PostgreSQL");
+            client.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).expect("drop database");
+            client.batch_execute(&format!("CREATE DATABASE \"{name}\"")).expect("create database");
+            format!("postgres://edu:edu@127.0.0.1:5432/{name}")
+        }
+    }
+}
+
+/// A config file routing every table to `server`.
+fn route_all_to(dir: &Path, server: Server) -> PathBuf {
+    let mut text = String::from("[routes]\n");
+    for route in ["student_signal_etl", "channel_dim", "class_performance_1m", "offline_study_time", "av_quality_30s",
+        "hourly_registrations_by_level", "daily_cc_confirmations", "dead_letters"]
+    {
+        text.push_str(&format!("{route} = [\"{}\"]\n", server.name()));
+    }
+    let path = dir.join(format!("{}.toml", server.name()));
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+fn generate(dir: &Path, scale: u64) -> PathBuf {
+    let input = dir.join(format!("input-{scale}"));
+    let out = edu_rtdw(&["gen", "--out", &input.display().to_string(), "--scale", &scale.to_string(), "--seed", "5"], dir);
+    assert!(out.status.success(), "gen failed: {}", String::from_utf8_lossy(&out.stderr));
+    input
+}
+
+/// The SQLite result of `input`, one `table|cells` line per row (stamps left out).
+fn sqlite_result(dir: &Path, input: &Path, extra: &[&str]) -> Vec<String> {
+    let db = dir.join("reference.db");
+    let mut args = vec!["run", "--input-dir", input.to_str().expect("utf-8 path"), "--sqlite", db.to_str().expect("utf-8 path"), "-q"];
+    args.extend_from_slice(extra);
+    let out = edu_rtdw(&args, dir);
+    assert!(out.status.success(), "SQLite run failed: {}", String::from_utf8_lossy(&out.stderr));
+    dump(&db)
+}
+
+/// The rows of `tables` (indices into `ALL`) in the database at `url`, as [`dump`] prints them.
+fn server_result(server: Server, url: &str, tables: &[usize]) -> Vec<String> {
+    let mut out = Vec::new();
+    for &i in tables {
+        let t = &ALL[i];
+        let rows = match server {
+            Server::Mysql => MysqlSink::read_rows(url, t),
+            Server::Postgres => PostgresSink::read_rows(url, t),
+        }
+        .unwrap_or_else(|e| panic!("read {} from {}: {e:#}", t.name, server.name()));
+        let mut lines: Vec<String> = rows.into_iter().map(|cells| format!("{}|{}", t.name, cells.join("|"))).collect();
+        lines.sort();
+        out.extend(lines);
+    }
+    out
+}
+
+/// Only the lines of `tables` (indices into `ALL`) of a dump.
+fn only(lines: &[String], tables: &[usize]) -> Vec<String> {
+    lines.iter().filter(|l| tables.iter().any(|&i| l.starts_with(&format!("{}|", ALL[i].name)))).cloned().collect()
+}
+
+fn assert_same(what: &str, expected: &[String], actual: &[String]) {
+    if expected == actual {
+        return;
+    }
+    let missing: Vec<&String> = expected.iter().filter(|l| !actual.contains(l)).take(5).collect();
+    let extra: Vec<&String> = actual.iter().filter(|l| !expected.contains(l)).take(5).collect();
+    panic!("{what}: {} rows expected, {} found\nmissing (first 5): {missing:#?}\nunexpected (first 5): {extra:#?}", expected.len(), actual.len());
+}
+
+/// Runs `input` with every table routed to `server` (into database `db`) and compares with SQLite.
+fn every_table_equals_sqlite(server: Server, db: &str) {
+    let _lock = servers();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let input = generate(tmp.path(), 2);
+    let expected = sqlite_result(tmp.path(), &input, &[]);
+    let url = fresh_database(server, db);
+    let config = route_all_to(tmp.path(), server);
+    let flag = format!("--{}", server.name());
+    let side = tmp.path().join("side.db");
+    let args = ["run", "--input-dir", input.to_str().expect("utf-8"), "--sqlite", side.to_str().expect("utf-8"), "--config",
+        config.to_str().expect("utf-8"), &flag, &url, "-q"];
+    let out = edu_rtdw(&args, tmp.path());
+    assert!(out.status.success(), "{} run failed: {}", server.name(), String::from_utf8_lossy(&out.stderr));
+    let all: Vec<usize> = (0..ALL.len()).collect();
+    let actual = server_result(server, &url, &all);
+    assert!(expected.len() > 1000, "the input should produce rows in every table, got {}", expected.len());
+    assert_same(server.name(), &expected, &actual);
+    // Running again on a complete database changes nothing (its progress says it is all there).
+    let out = edu_rtdw(&args, tmp.path());
+    assert!(out.status.success(), "second {} run failed: {}", server.name(), String::from_utf8_lossy(&out.stderr));
+    assert_same(&format!("{} after a second run", server.name()), &expected, &server_result(server, &url, &all));
+}
+
+#[test]
+fn every_table_in_mysql_equals_sqlite() {
+    every_table_equals_sqlite(Server::Mysql, "edu_rtdw_t_equal");
+}
+
+#[test]
+fn every_table_in_postgres_equals_sqlite() {
+    every_table_equals_sqlite(Server::Postgres, "edu_rtdw_t_equal");
+}
+
+#[test]
+fn default_routes_split_the_metrics_like_the_seed() {
+    let _lock = servers();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let input = generate(tmp.path(), 2);
+    let expected = sqlite_result(tmp.path(), &input, &[]);
+    let mysql = fresh_database(Server::Mysql, "edu_rtdw_t_routes");
+    let postgres = fresh_database(Server::Postgres, "edu_rtdw_t_routes");
+    let side = tmp.path().join("side.db");
+    // No tables yet: `run` creates them (init) before opening the sinks.
+    let out = edu_rtdw(
+        &["run", "--input-dir", input.to_str().expect("utf-8"), "--sqlite", side.to_str().expect("utf-8"), "--mysql", &mysql, "--postgres", &postgres, "-q"],
+        tmp.path(),
+    );
+    assert!(out.status.success(), "run failed: {}", String::from_utf8_lossy(&out.stderr));
+    let (in_mysql, in_postgres, in_sqlite) = ([2, 3, 4, 6], [1, 5], [0, 7]);
+    assert_same("mysql (2.3, 2.4, 2.5, 2.7)", &only(&expected, &in_mysql), &server_result(Server::Mysql, &mysql, &in_mysql));
+    assert_same("postgres (2.2, 2.6)", &only(&expected, &in_postgres), &server_result(Server::Postgres, &postgres, &in_postgres));
+    assert_same("sqlite (2.1, dead letters)", &only(&expected, &in_sqlite), &only(&dump(&side), &in_sqlite));
+    assert!(server_result(Server::Mysql, &mysql, &[1, 5]).is_empty(), "2.2 and 2.6 must not be in MySQL");
+    // init-db on existing tables is a no-op.
+    let out = edu_rtdw(&["init-db", "--mysql", &mysql, "--postgres", &postgres], tmp.path());
+    assert!(out.status.success(), "init-db failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert_same("mysql after init-db", &only(&expected, &in_mysql), &server_result(Server::Mysql, &mysql, &in_mysql));
+}
+
+#[test]
+fn a_wrong_password_is_a_one_line_error() {
+    let _lock = servers();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let input = generate(tmp.path(), 1);
+    for (flag, url) in [
+        ("--mysql", "mysql://edu:wrong-secret@127.0.0.1:3306/edu_rtdw"),
+        ("--postgres", "postgres://edu:wrong-secret@127.0.0.1:5432/edu_rtdw"),
+        ("--mysql", "mysql://edu:wrong-secret@127.0.0.1:1/edu_rtdw"),
+        ("--postgres", "not a url"),
+    ] {
+        let out = edu_rtdw(&["run", "--input-dir", input.to_str().expect("utf-8"), "--sqlite", "x.db", flag, url, "-q"], tmp.path());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{flag} {url}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{flag} {url}: one line expected, got {stderr}");
+        assert!(stderr.starts_with("edu-rtdw: "), "{stderr}");
+        assert!(!stderr.contains("panicked") && !stderr.contains("wrong-secret"), "{stderr}");
+    }
+}
+
+/// Stops `server` (as `scripts/db-down.sh --force <server>` does) and starts it again with `scripts/db-up.sh <server>`.
+fn script(name: &str, args: &[&str]) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let status = Command::new("bash").arg(root.join("scripts").join(name)).args(args).status().expect("run script");
+    assert!(status.success(), "scripts/{name} {args:?} failed");
+}
+
+/// The committed logical-time frontier of sink `server` (0 before the first commit or while the server is away).
+fn committed_upper(server: Server, url: &str) -> i64 {
+    match server {
+        Server::Mysql => ::mysql::Conn::new(::mysql::Opts::from_url(url).expect("url"))
+            .ok()
+            .and_then(|mut c| c.exec_first::<i64, _, _>("SELECT `upper` FROM edu_rtdw_progress WHERE sink = 'mysql'", ()).ok().flatten())
+            .unwrap_or(0),
+        Server::Postgres => url
+            .parse::<::postgres::Config>()
+            .expect("url")
+            .connect(::postgres::NoTls)
+            .ok()
+            .and_then(|mut c| c.query_opt("SELECT upper FROM edu_rtdw_progress WHERE sink = 'postgres'", &[]).ok().flatten())
+            .map_or(0, |row| row.get::<_, i64>(0)),
+    }
+}
+
+/// Stops `server` for a few seconds in the middle of a run: the run retries, finishes, and loses nothing.
+fn survives_an_outage(server: Server) {
+    let _lock = servers();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let input = generate(tmp.path(), 30);
+    let expected = sqlite_result(tmp.path(), &input, &["--epoch-records", "64"]);
+    let url = fresh_database(server, "edu_rtdw_t_outage");
+    let config = route_all_to(tmp.path(), server);
+    let side = tmp.path().join("side.db");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_edu-rtdw"))
+        .args(["run", "--input-dir", input.to_str().expect("utf-8"), "--sqlite", side.to_str().expect("utf-8"), "--config",
+            config.to_str().expect("utf-8"), &format!("--{}", server.name()), &url, "--epoch-records", "64", "-q"])
+        .current_dir(tmp.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn edu-rtdw");
+    // Wait until the run has committed something, then take the server away for a few seconds.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while committed_upper(server, &url) == 0 {
+        assert!(Instant::now() < deadline, "the run committed nothing within 60 s");
+        assert!(child.try_wait().expect("wait").is_none(), "the run ended before the outage: make the input larger");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    script("db-down.sh", &["--force", server.name()]);
+    std::thread::sleep(Duration::from_secs(3));
+    script("db-up.sh", &[server.name()]);
+    let status = child.wait().expect("wait for edu-rtdw");
+    let mut stderr = String::new();
+    child.stderr.take().expect("stderr").read_to_string(&mut stderr).expect("read stderr");
+    assert!(status.success(), "the run failed across the outage: {stderr}");
+    assert!(stderr.contains("unavailable") && stderr.contains("retrying in"), "the run never saw the outage: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let all: Vec<usize> = (0..ALL.len()).collect();
+    assert_same(&format!("{} after an outage", server.name()), &expected, &server_result(server, &url, &all));
+}
+
+#[test]
+fn a_mysql_outage_mid_run_loses_nothing() {
+    survives_an_outage(Server::Mysql);
+}
+
+#[test]
+fn a_postgres_outage_mid_run_loses_nothing() {
+    survives_an_outage(Server::Postgres);
+}
