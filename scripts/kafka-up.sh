@@ -5,6 +5,8 @@
 #
 #   scripts/kafka-up.sh [PARTITIONS]      (default 4)
 #   EDU_RTDW_KAFKA_DIR   working directory of the broker (default /tmp/edu-rtdw-kafka)
+#   EDU_RTDW_KAFKA_KEEP  1: keep the previous broker's data when starting (default: start empty;
+#                        tansu's sqlite storage slows down as test topics accumulate)
 set -euo pipefail
 
 PARTITIONS="${1:-4}"
@@ -23,6 +25,9 @@ if answers; then
     echo "kafka-up: a broker already answers on 127.0.0.1:9092"
 else
     mkdir -p "$DIR"
+    if [ "${EDU_RTDW_KAFKA_KEEP:-0}" != 1 ]; then
+        rm -f "$DIR"/tansu.db "$DIR"/tansu.db-wal "$DIR"/tansu.db-shm
+    fi
     # tansu reads a .env file from its working directory: start it from a clean one, with a
     # relative sqlite path, detached from this shell's terminal and pipes.
     pushd "$DIR" >/dev/null

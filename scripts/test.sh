@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, from a clean clone on a fresh machine.
 #
-# It starts every server the tests need before running them. Today the suite
-# needs none: the core (file replay into SQLite) runs embedded. The Kafka
-# broker (scripts/kafka-up.sh) and MariaDB/PostgreSQL (scripts/db-up.sh) are
-# started here as soon as tests against them exist.
+# It installs and starts every server the tests need before running them:
+# the tansu Kafka broker (scripts/kafka-up.sh; `cargo install tansu` the first
+# time, 10-20 minutes) and MariaDB and PostgreSQL (scripts/db-up.sh, from
+# Debian packages). Both scripts are idempotent and reuse what is running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +14,8 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# Kafka protocol broker for tests/kafka.rs.
+bash scripts/kafka-up.sh
 # MariaDB and PostgreSQL for tests/sql_sinks.rs (installs them from Debian packages when missing).
 bash scripts/db-up.sh
 cargo test --workspace --locked

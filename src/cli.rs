@@ -34,6 +34,9 @@ pub struct ClusterArgs {
     /// Host file: one `host:port` line per process.
     #[arg(short = 'h', long = "hostfile", global = true)]
     pub hostfile: Option<PathBuf>,
+    /// With -n > 1: give up (exit 1) when the peers are not all connected after this many seconds.
+    #[arg(long, global = true, default_value_t = 60)]
+    pub connect_timeout_s: u64,
 }
 
 impl ClusterArgs {
@@ -54,6 +57,7 @@ impl ClusterArgs {
 
 /// Subcommands.
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once; boxing would only obscure the clap derive
 pub enum Command {
     /// Run the job: read the input, maintain every metric, write the sinks.
     Run(RunArgs),
@@ -61,6 +65,10 @@ pub enum Command {
     Gen(GenArgs),
     /// Create the output and progress tables in MySQL and/or PostgreSQL (safe to run twice).
     InitDb(InitDbArgs),
+    /// In-memory throughput harness: all seven metrics over pre-generated raw JSON.
+    Bench(crate::bench::BenchArgs),
+    /// Print a metric's rows at one logical time, from a running job (--admin) or the latest snapshot dump.
+    Query(crate::query::QueryArgs),
 }
 
 /// `edu-rtdw init-db`. Flags override the config file.
@@ -116,6 +124,9 @@ pub struct RunArgs {
     /// Do not print the summary.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// Admin endpoint and snapshot options.
+    #[command(flatten)]
+    pub ops: crate::admin::OpsArgs,
 }
 
 impl RunArgs {

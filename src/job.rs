@@ -6,8 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context};
-use connectors::files::{assigned, discover, file_source, PartitionFile};
-use connectors::kafka::{self, kafka_source, KafkaConfig, KafkaPartition, KafkaSink, SourceOptions};
+use connectors::clock::{Clock, Resume};
+use connectors::files::{assigned, count_lines, discover, file_source, PartitionFile};
+use connectors::kafka::{self, kafka_source, KafkaConfig, KafkaPartition, KafkaSink, OffsetCommitter, SourceOptions};
 use connectors::sample::{write_files, GenOptions};
 use connectors::sink::{sink, SinkWriter};
 use connectors::sqlite::SqliteSink;
@@ -25,6 +26,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Gen(args)) => generate(&args),
         Some(Command::InitDb(args)) => init_db(&args),
+        Some(Command::Bench(args)) => crate::bench::run(&args),
+        Some(Command::Query(args)) => crate::query::run(&args),
         Some(Command::Run(args)) => run(&cli.cluster, &args),
         None => run(&cli.cluster, &RunArgs::defaults()),
     }
@@ -110,16 +113,26 @@ fn sink_masks(settings: &Settings) -> Vec<(SinkKind, Vec<bool>)> {
     [SinkKind::Sqlite, SinkKind::Mysql, SinkKind::Postgres, SinkKind::Kafka]
         .into_iter()
         .map(|kind| (kind, routes.iter().map(|r| r.contains(&kind)).collect::<Vec<bool>>()))
-        .filter(|(_, mask)| mask.iter().any(|t| *t))
+        // The SQLite file also keeps the input clock and the Kafka sink's state, so it is always opened.
+        .filter(|(kind, mask)| *kind == SinkKind::Sqlite || mask.iter().any(|t| *t))
         .collect()
 }
 
 /// Opens the writers of `sinks` (on process 0 only: the sinks live on worker 0).
-fn open_sinks(settings: &Settings, sinks: &[(SinkKind, Vec<bool>)]) -> anyhow::Result<Vec<Box<dyn SinkWriter + Send>>> {
+///
+/// `resume`: where the next run's clock starts, for a bounded input; the SQLite
+/// sink records it with its final commit.
+fn open_sinks(settings: &Settings, sinks: &[(SinkKind, Vec<bool>)], resume: Option<Resume>) -> anyhow::Result<Vec<Box<dyn SinkWriter + Send>>> {
     let mut writers: Vec<Box<dyn SinkWriter + Send>> = Vec::new();
     for (kind, _) in sinks {
         let writer: Box<dyn SinkWriter + Send> = match kind {
-            SinkKind::Sqlite => Box::new(SqliteSink::open(&settings.sinks.sqlite)?),
+            SinkKind::Sqlite => {
+                let mut sqlite = SqliteSink::open(&settings.sinks.sqlite)?;
+                if let Some(resume) = resume.clone() {
+                    sqlite.set_resume(resume);
+                }
+                Box::new(sqlite)
+            }
             SinkKind::Kafka => {
                 let cfg = settings.kafka_config().context("a table is routed to kafka but no brokers are configured")?;
                 let (signals, dlq) = settings.output_topics();
@@ -177,28 +190,38 @@ enum Input {
     Kafka(KafkaConfig, Vec<KafkaPartition>, SourceOptions),
 }
 
+/// Every input partition's end offset: `(topic, partition, end)`.
+type Ends = Vec<(dataflows::Topic, u32, u64)>;
+
 /// Kafka when brokers are configured and no input directory is given, else file replay.
-fn input(settings: &Settings) -> anyhow::Result<Input> {
+///
+/// Also returns, for a bounded input, every partition's end offset.
+fn input(settings: &Settings, clock: &Arc<Clock>) -> anyhow::Result<(Input, Option<Ends>)> {
     if let (Some(cfg), None) = (settings.kafka_config(), &settings.input.input_dir) {
         let names: Vec<_> = dataflows::Topic::ALL.iter().map(|t| (*t, settings.topic_name(*t))).collect();
-        let partitions = kafka::discover(&cfg, &names, std::time::Duration::from_secs(60))?;
+        let mut partitions = kafka::discover(&cfg, &names, std::time::Duration::from_secs(60))?;
         if partitions.is_empty() {
             bail!("none of the source topics exist on {} (create them, e.g. with scripts/kafka-up.sh)", cfg.brokers);
         }
+        let mut ends = None;
+        if settings.kafka.until_end {
+            kafka::fetch_ends(&cfg, &mut partitions)?;
+            ends = Some(partitions.iter().map(|p| (p.topic, p.partition, p.end.unwrap_or(0))).collect());
+        }
         let opts = SourceOptions {
             delays: delays(settings),
-            epoch_records: settings.input.epoch_records,
-            until_end: settings.kafka.until_end,
+            clock: Arc::clone(clock),
             idle_timeout: std::time::Duration::from_millis(settings.kafka.idle_timeout_ms),
         };
-        return Ok(Input::Kafka(cfg, partitions, opts));
+        return Ok((Input::Kafka(cfg, partitions, opts), ends));
     }
     let dir = input_dir(settings)?;
     let files = discover(&dir)?;
     if files.is_empty() {
         bail!("no partition files (<topic>/<partition>.jsonl) under {}", dir.display());
     }
-    Ok(Input::Files(files))
+    let ends = files.iter().map(|f| Ok((f.topic, f.partition, count_lines(&f.path)?))).collect::<anyhow::Result<Vec<_>>>()?;
+    Ok((Input::Files(files), Some(ends)))
 }
 
 fn delays(settings: &Settings) -> Delays {
@@ -208,51 +231,78 @@ fn delays(settings: &Settings) -> Delays {
 fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
     let config = timely_config(cluster)?;
     let settings = settings(args)?;
-    let input = input(&settings)?;
+    let clock = Arc::new(Clock::load_path(&settings.sinks.sqlite, settings.input.epoch_records)?);
+    let (input, ends) = input(&settings, &clock)?;
+    let progress_total = ends.as_ref().filter(|_| !args.quiet).map(|e| crate::progress::local_total(e, cluster));
+    let resume = ends.map(|ends| clock.resume_after(ends));
     // The sinks live on worker 0, which is in process 0; open them first so that bad settings fail fast.
     let sinks = sink_masks(&settings);
-    let writers = if cluster.process == 0 { open_sinks(&settings, &sinks)? } else { Vec::new() };
+    let writers = if cluster.process == 0 { open_sinks(&settings, &sinks, resume)? } else { Vec::new() };
     let writers = Arc::new(Mutex::new(Some(writers)));
     let delays = delays(&settings);
-    let epoch_records = settings.input.epoch_records;
     let records_read = Arc::new(AtomicU64::new(0));
     let counter = Arc::clone(&records_read);
     let high_epoch = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
 
+    let ops = crate::admin::Ops::start(&args.ops, cluster)?;
+    let attach = ops.clone();
+    let progress = progress_total.map(|total| crate::progress::start(total, Arc::clone(&records_read)));
+    let watchdog = crate::cluster::watchdog(cluster);
     let guards = timely::execute(config, move |worker| -> Result<(), String> {
         let index = worker.index();
         let peers = worker.peers();
         // Every worker builds the same sink operators; only worker 0 holds the writers.
         let mut writers = if index == 0 { writers.lock().map_err(|e| e.to_string())?.take().unwrap_or_default() } else { Vec::new() };
         let counter = Arc::clone(&counter);
+        let durables: Vec<Arc<AtomicU64>> = sinks.iter().map(|_| Arc::new(AtomicU64::new(0))).collect();
         worker.dataflow::<Time, _, _>(|scope| -> Result<(), String> {
             let inputs = match &input {
-                Input::Files(files) => file_source(scope, assigned(files, index, peers), delays, epoch_records, counter),
+                Input::Files(files) => file_source(scope, assigned(files, index, peers), delays, Arc::clone(&clock), counter),
                 Input::Kafka(cfg, partitions, opts) => {
                     kafka_source(scope, cfg, assigned(partitions, index, peers), opts.clone(), counter, Arc::clone(&high_epoch))
                 }
             }
             .map_err(|e| format!("{e:#}"))?;
             let rows = build(inputs).rows();
+            attach.attach(&rows, index);
             let mut writers = writers.drain(..);
-            for (kind, tables) in &sinks {
+            for ((kind, tables), durable) in sinks.iter().zip(&durables) {
                 let writer = writers.next().map(|w| w as Box<dyn SinkWriter>);
-                sink(rows.clone(), writer, tables.clone(), &format!("{kind:?}").to_lowercase());
+                sink(rows.clone(), writer, tables.clone(), Arc::clone(durable), &format!("{kind:?}").to_lowercase());
             }
             Ok(())
         })?;
-        while worker.step_or_park(None) {}
+        // Worker 0 holds the sinks: it acknowledges Kafka offsets once every sink has committed them.
+        let mut committer = match (&input, index) {
+            (Input::Kafka(cfg, partitions, opts), 0) => {
+                Some(OffsetCommitter::new(cfg, partitions.clone(), Arc::clone(&opts.clock)).map_err(|e| format!("{e:#}"))?)
+            }
+            _ => None,
+        };
+        let durable = || durables.iter().map(|d| d.load(Ordering::Acquire)).min().unwrap_or(0);
+        let tick = committer.as_ref().map(|_| std::time::Duration::from_millis(200));
+        while worker.step_or_park(tick) {
+            if let Some(c) = committer.as_mut() {
+                c.acknowledge(durable());
+            }
+        }
+        if let Some(c) = committer.as_mut() {
+            c.acknowledge(durable());
+        }
         Ok(())
     })
     .map_err(|e| anyhow!("cannot start the cluster: {e}"))?;
+    drop(watchdog);
     for result in guards.join() {
         result.map_err(|e| anyhow!(e))?.map_err(|e| anyhow!(e))?;
     }
     let elapsed = started.elapsed();
+    drop(progress);
     if !args.quiet && cluster.process == 0 {
         summarize(&settings.sinks.sqlite, records_read.load(Ordering::Relaxed), elapsed.as_secs_f64())?;
     }
+    ops.linger();
     Ok(())
 }
 

@@ -3,10 +3,10 @@
 //!
 //! Partitions are listed in a fixed order and spread round-robin over the
 //! cluster's workers; each worker reads its partitions in offset order.
-//! Logical time is `offset / epoch_records`: every partition's records of one
-//! epoch share a time, so times depend only on input positions (never on
-//! workers, batching or timing) and a replay produces the same updates at the
-//! same times. The source reads one epoch of all its partitions per
+//! Logical time comes from the input [`Clock`] (`offset / epoch_records` on a
+//! fresh input): every partition's records of one epoch share a time, so times
+//! depend only on input positions (never on workers, batching or timing) and a
+//! replay produces the same updates at the same times. The source reads one epoch of all its partitions per
 //! activation, then downgrades its capability and schedules itself again: it
 //! never polls an idle input. An exhausted partition announces watermark
 //! +infinity (SPEC §3), so at the end of the input all windows close.
@@ -24,6 +24,8 @@ use timely::dataflow::{Scope, StreamVec};
 
 use dataflows::ingest::{Delays, Input, PartitionIngest};
 use dataflows::{Time, Topic};
+
+use crate::clock::Clock;
 
 /// One partition file of the layout.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -66,6 +68,13 @@ pub fn discover(dir: &Path) -> anyhow::Result<Vec<PartitionFile>> {
     Ok(files)
 }
 
+/// The number of messages (lines) of a partition file, as the source counts them.
+pub fn count_lines(path: &Path) -> anyhow::Result<u64> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let newlines = bytes.iter().filter(|b| **b == b'\n').count() as u64;
+    Ok(newlines + u64::from(bytes.last().is_some_and(|b| *b != b'\n')))
+}
+
 /// The share of `partitions` (in their sorted order) that worker `index` of `peers` reads.
 pub fn assigned<P: Clone>(partitions: &[P], index: usize, peers: usize) -> Vec<P> {
     partitions.iter().enumerate().filter(|(i, _)| i % peers == index).map(|(_, p)| p.clone()).collect()
@@ -92,10 +101,11 @@ impl Reader {
         })
     }
 
-    /// Reads and ingests lines up to (excluding) offset `end`.
-    fn read_until(&mut self, end: u64, out: &mut Vec<Input>) -> std::io::Result<u64> {
+    /// Reads and ingests the lines whose time is at most `epoch`.
+    fn read_epoch(&mut self, clock: &Clock, epoch: Time, out: &mut Vec<Input>) -> std::io::Result<u64> {
         let mut read = 0;
-        while !self.done && self.next_offset < end {
+        let (topic, partition) = (self.ingest.topic(), self.ingest.partition());
+        while !self.done && clock.time(topic, partition, self.next_offset) <= epoch {
             self.line.clear();
             if self.lines.read_until(b'\n', &mut self.line)? == 0 {
                 self.done = true;
@@ -124,11 +134,10 @@ pub fn file_source<'s>(
     scope: Scope<'s, Time>,
     files: Vec<PartitionFile>,
     delays: Delays,
-    epoch_records: u64,
+    clock: Arc<Clock>,
     records_read: Arc<AtomicU64>,
 ) -> anyhow::Result<StreamVec<'s, Time, Input>> {
     let mut readers = files.iter().map(|f| Reader::open(f, &delays)).collect::<anyhow::Result<Vec<_>>>()?;
-    let epoch_records = epoch_records.max(1);
     Ok(source::<_, CapacityContainerBuilder<Vec<Input>>, _, _>(scope, "FileSource", move |cap, info| {
         let activator = scope.activator_for(info.address);
         let mut cap = Some(cap);
@@ -136,11 +145,11 @@ pub fn file_source<'s>(
         move |output| {
             let Some(c) = cap.as_mut() else { return };
             let epoch = *c.time();
-            let end = (epoch + 1).saturating_mul(epoch_records);
             for reader in readers.iter_mut() {
-                match reader.read_until(end, &mut out) {
+                match reader.read_epoch(&clock, epoch, &mut out) {
                     Ok(n) => {
                         records_read.fetch_add(n, Ordering::Relaxed);
+                        crate::metrics::observe_partition(reader.ingest.topic(), reader.ingest.partition(), n, &out);
                     }
                     Err(e) => {
                         eprintln!("edu-rtdw: cannot read partition {} of {}: {e}", reader.ingest.partition(), reader.ingest.topic().default_name());
@@ -151,11 +160,14 @@ pub fn file_source<'s>(
                     output.session(&*c).give_iterator(out.drain(..));
                 }
             }
-            if readers.iter().all(|r| r.done) {
-                cap = None;
-            } else {
-                c.downgrade(&(epoch + 1));
-                activator.activate();
+            // The next time any partition has a record at.
+            let next = readers.iter().filter(|r| !r.done).map(|r| clock.time(r.ingest.topic(), r.ingest.partition(), r.next_offset)).min();
+            match next {
+                None => cap = None,
+                Some(next) => {
+                    c.downgrade(&next.max(epoch + 1));
+                    activator.activate();
+                }
             }
         }
     }))

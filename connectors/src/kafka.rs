@@ -4,9 +4,10 @@
 //! round-robin over the sorted (topic, partition) list as file replay) with
 //! `assign`, never consumer-group rebalancing, and every partition is read
 //! from offset 0: the program's state is rebuilt from the retained log, and
-//! sinks skip what they already hold. A record at offset `o` gets logical time
-//! `o / epoch_records`, exactly as in file replay, so a Kafka run and a file
-//! run of the same records produce the same updates at the same times. The
+//! sinks skip what they already hold. A record gets its logical time from the
+//! input [`Clock`] (`offset / epoch_records` on a fresh input), exactly as in
+//! file replay, so a Kafka run and a file run of the same records produce the
+//! same updates at the same times. The
 //! operator is woken by librdkafka's non-empty callback through a timely
 //! activator (it never polls an empty queue in a loop), and by a timer for
 //! idleness.
@@ -51,6 +52,7 @@ use timely::dataflow::{Scope, StreamVec};
 use dataflows::ingest::{Delays, Input, PartitionIngest};
 use dataflows::{DeadLetter, Diff, OutputRow, Pos, Time, Topic};
 
+use crate::clock::Clock;
 use crate::sink::SinkWriter;
 
 /// How to reach the brokers.
@@ -129,6 +131,8 @@ pub struct KafkaPartition {
     pub name: String,
     /// The partition number.
     pub partition: u32,
+    /// With `--until-end`: the high watermark seen at start, where reading stops.
+    pub end: Option<u64>,
 }
 
 /// Lists the partitions of the source topics, waiting up to `wait` for the brokers.
@@ -150,10 +154,22 @@ pub fn discover(cfg: &KafkaConfig, names: &[(Topic, String)], wait: Duration) ->
             }
             std::thread::sleep(Duration::from_millis(500));
         };
-        out.extend((0..partitions as u32).map(|partition| KafkaPartition { topic: *topic, name: name.clone(), partition }));
+        out.extend((0..partitions as u32).map(|partition| KafkaPartition { topic: *topic, name: name.clone(), partition, end: None }));
     }
     out.sort();
     Ok(out)
+}
+
+/// Sets every partition's `end` to its current high watermark (for `--until-end`).
+pub fn fetch_ends(cfg: &KafkaConfig, partitions: &mut [KafkaPartition]) -> anyhow::Result<()> {
+    let consumer = cfg.consumer()?;
+    for p in partitions.iter_mut() {
+        let (_, high) = consumer
+            .fetch_watermarks(&p.name, p.partition as i32, Duration::from_secs(30))
+            .map_err(|e| anyhow!("cannot read the end of {}/{}: {e}", p.name, p.partition))?;
+        p.end = Some(high.max(0) as u64);
+    }
+    Ok(())
 }
 
 /// Options of the Kafka source.
@@ -161,10 +177,8 @@ pub fn discover(cfg: &KafkaConfig, names: &[(Topic, String)], wait: Duration) ->
 pub struct SourceOptions {
     /// Event-time delays.
     pub delays: Delays,
-    /// Records per partition per logical time.
-    pub epoch_records: u64,
-    /// Stop at the high watermarks seen at start.
-    pub until_end: bool,
+    /// Position-to-time mapping.
+    pub clock: Arc<Clock>,
     /// A partition silent this long stops holding back watermarks and the frontier.
     pub idle_timeout: Duration,
 }
@@ -200,18 +214,10 @@ pub fn kafka_source<'s>(
             .add_partition_offset(&p.name, p.partition as i32, Offset::Beginning)
             .map_err(|e| anyhow!("cannot assign {}/{}: {e}", p.name, p.partition))?;
         index.insert((p.name.clone(), p.partition as i32), i);
-        let end = if opts.until_end {
-            let (_, high) = consumer
-                .fetch_watermarks(&p.name, p.partition as i32, Duration::from_secs(30))
-                .map_err(|e| anyhow!("cannot read the end of {}/{}: {e}", p.name, p.partition))?;
-            Some(high.max(0) as u64)
-        } else {
-            None
-        };
         states.push(PartitionState {
             ingest: PartitionIngest::new(p.topic, p.partition, &opts.delays),
             next_offset: 0,
-            end,
+            end: p.end,
             last_seen: Instant::now(),
             idle: false,
             done: false,
@@ -220,7 +226,7 @@ pub fn kafka_source<'s>(
     if !partitions.is_empty() {
         consumer.assign(&assignment).map_err(|e| anyhow!("cannot assign partitions: {e}"))?;
     }
-    let epoch_records = opts.epoch_records.max(1);
+    let clock = Arc::clone(&opts.clock);
     let idle_timeout = opts.idle_timeout;
     Ok(source::<_, CapacityContainerBuilder<Vec<Input>>, _, _>(scope, "KafkaSource", move |cap, info| {
         let activator = scope.activator_for(info.address.clone());
@@ -236,6 +242,7 @@ pub fn kafka_source<'s>(
             let now = Instant::now();
             // Drain what is there, within a budget, then yield.
             let mut budget = 100_000usize;
+            let mut read_now = vec![0u64; states.len()];
             while budget > 0 {
                 let Some(result) = consumer.poll(Duration::ZERO) else { break };
                 budget -= 1;
@@ -246,7 +253,7 @@ pub fn kafka_source<'s>(
                 if offset < state.next_offset || state.done {
                     continue;
                 }
-                let time = (offset / epoch_records).max(floor);
+                let time = clock.time(state.ingest.topic(), state.ingest.partition(), offset).max(floor);
                 let out = by_time.entry(time).or_default();
                 if state.idle {
                     out.extend(state.ingest.watermark_resumed());
@@ -256,12 +263,13 @@ pub fn kafka_source<'s>(
                 state.next_offset = offset + 1;
                 state.last_seen = now;
                 records_read.fetch_add(1, Ordering::Relaxed);
+                read_now[i] += 1;
             }
             // Per partition: end of a bounded read, idleness, watermark updates.
             let mut min_next: Option<Time> = None;
             let mut max_next: Time = floor;
             for state in states.iter_mut().filter(|s| !s.done) {
-                let next = (state.next_offset / epoch_records).max(floor);
+                let next = clock.time(state.ingest.topic(), state.ingest.partition(), state.next_offset).max(floor);
                 max_next = max_next.max(next);
                 if state.end.is_some_and(|end| state.next_offset >= end) {
                     state.done = true;
@@ -280,7 +288,11 @@ pub fn kafka_source<'s>(
                 min_next = Some(min_next.map_or(next, |m| m.min(next)));
             }
             high_epoch.fetch_max(max_next, Ordering::Relaxed);
+            for (state, n) in states.iter().zip(read_now) {
+                crate::metrics::add_records(state.ingest.topic(), state.ingest.partition(), n);
+            }
             for (time, inputs) in std::mem::take(&mut by_time) {
+                crate::metrics::observe_inputs(&inputs);
                 if !inputs.is_empty() {
                     output.session(&c.delayed(&time)).give_iterator(inputs.into_iter());
                 }
@@ -299,6 +311,47 @@ pub fn kafka_source<'s>(
             }
         }
     }))
+}
+
+/// Commits the consumer group's offsets once every sink holds the records before them.
+///
+/// The group's committed offsets are what monitoring reads as consumer lag; the
+/// program itself rebuilds its state from offset 0 and resumes each sink from
+/// the sink's own progress, so these commits only ever trail the sinks.
+pub struct OffsetCommitter {
+    consumer: BaseConsumer<LogContext>,
+    partitions: Vec<KafkaPartition>,
+    clock: Arc<Clock>,
+    committed: Time,
+}
+
+impl OffsetCommitter {
+    /// A committer for the group of `cfg` over `partitions`.
+    pub fn new(cfg: &KafkaConfig, partitions: Vec<KafkaPartition>, clock: Arc<Clock>) -> anyhow::Result<Self> {
+        Ok(OffsetCommitter { consumer: cfg.consumer()?, partitions, clock, committed: 0 })
+    }
+
+    /// Acknowledges every record at a time below `durable` (the least upper over all sinks).
+    pub fn acknowledge(&mut self, durable: Time) {
+        if durable <= self.committed {
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for p in &self.partitions {
+            let mut offset = self.clock.first_offset_at(p.topic, p.partition, durable);
+            if let Some(end) = p.end {
+                offset = offset.min(end);
+            }
+            if tpl.add_partition_offset(&p.name, p.partition as i32, Offset::Offset(offset as i64)).is_err() {
+                return;
+            }
+        }
+        match self.consumer.commit(&tpl, rdkafka::consumer::CommitMode::Async) {
+            Ok(()) => self.committed = durable,
+            Err(e) => eprintln!("edu-rtdw: kafka: cannot commit group offsets yet ({e})"),
+        }
+        self.consumer.poll(Duration::ZERO);
+    }
 }
 
 /// Header names carrying an output record's source position.

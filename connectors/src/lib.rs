@@ -1,18 +1,22 @@
 //! edu-rtdw connectors: where the metrics' input comes from and where their
 //! tables go.
 //!
+//! * [`clock`]: which logical time each input position gets.
 //! * [`files`]: file replay of the Kafka layout `<dir>/<topic>/<partition>.jsonl`.
 //! * [`tables`]: the output tables of SPEC §2 as portable column lists.
 //! * [`kafka`]: Kafka source (assigned partitions) and the signals/DLQ sink.
 //! * [`sink`]: the transactional sink operator (one writer per cluster).
+//! * [`metrics`]: the process-wide registry behind the admin `/metrics` endpoint.
 //! * [`sqlite`]: the embedded SQLite sink.
 //! * [`mysql`], [`postgres`]: the MySQL / PostgreSQL sinks ([`sql`]: what they share).
 //! * [`sample`]: the seeded sample-data generator behind `edu-rtdw gen`.
 
+pub mod clock;
 pub mod files;
 pub mod mysql;
 pub mod postgres;
 pub mod kafka;
+pub mod metrics;
 pub mod sample;
 pub mod sink;
 pub mod sql;

@@ -14,6 +14,9 @@
 //! A writer error is fatal: it is reported in one line and the process exits
 //! non-zero; the failed transaction leaves the sink as of its last commit.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use differential_dataflow::VecCollection;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
@@ -27,12 +30,6 @@ pub trait SinkWriter {
     /// The frontier of what is durable: every update at a time below it is committed.
     fn committed_upper(&self) -> Time;
 
-    /// Whether the last commit ended a bounded input. A new run over a log that
-    /// may have grown since then rewrites every key it touches instead of
-    /// skipping the committed times (its last epoch may have been partial).
-    fn committed_complete(&self) -> bool {
-        false
-    }
 
     /// Applies `changes` (consolidated, non-zero) and records `upper` atomically;
     /// `complete` says the input has ended (every time below `upper` is final).
@@ -41,17 +38,30 @@ pub trait SinkWriter {
 
 /// Writes the rows of the tables in `tables` (a mask over [`crate::tables::ALL`])
 /// through `writer` on worker 0 (every other worker passes `None`).
-pub fn sink<'s>(rows: VecCollection<'s, Time, OutputRow, Diff>, writer: Option<Box<dyn SinkWriter>>, tables: Vec<bool>, name: &str) {
+///
+/// After each commit, `durable` holds the committed upper (for acknowledging sources).
+pub fn sink<'s>(
+    rows: VecCollection<'s, Time, OutputRow, Diff>,
+    writer: Option<Box<dyn SinkWriter>>,
+    tables: Vec<bool>,
+    durable: Arc<AtomicU64>,
+    name: &str,
+) {
     let mut writer = writer;
-    let skip_below = writer.as_ref().map_or(0, |w| if w.committed_complete() { 0 } else { w.committed_upper() });
+    let skip_below = writer.as_ref().map_or(0, |w| w.committed_upper());
+    if writer.is_some() {
+        durable.store(skip_below, Ordering::Release);
+    }
     let mut pending: Vec<(OutputRow, Time, Diff)> = Vec::new();
     let mut last_upper = Some(0);
     let mut max_time: Time = 0;
     let sink_name = name.to_string();
+    let mut row_counter = crate::metrics::RowCounter::default();
     rows.filter(move |row| tables[table_index(row)]).inner.sink(Exchange::new(|_| 0), name, move |(input, frontier)| {
         input.for_each(|_cap, data| {
             for (row, time, diff) in data.drain(..) {
                 max_time = max_time.max(time);
+                row_counter.add(&row, time, diff);
                 if time >= skip_below {
                     pending.push((row, time, diff));
                 }
@@ -62,6 +72,7 @@ pub fn sink<'s>(rows: VecCollection<'s, Time, OutputRow, Diff>, writer: Option<B
             return;
         }
         last_upper = upper;
+        row_counter.flush(&sink_name, upper);
         let Some(writer) = writer.as_mut() else { return };
         let ready = |t: &Time| upper.is_none_or(|u| *t < u);
         let (ready_now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut pending).into_iter().partition(|(_, t, _)| ready(t));
@@ -70,11 +81,14 @@ pub fn sink<'s>(rows: VecCollection<'s, Time, OutputRow, Diff>, writer: Option<B
         if upper.is_some_and(|u| u <= skip_below) {
             return;
         }
-        let durable = upper.unwrap_or(max_time + 1).max(skip_below);
-        if let Err(e) = writer.commit(durable, upper.is_none(), &changes) {
+        let upper_now = upper.unwrap_or(max_time + 1).max(skip_below);
+        let started = std::time::Instant::now();
+        if let Err(e) = writer.commit(upper_now, upper.is_none(), &changes) {
             eprintln!("edu-rtdw: sink {sink_name} failed: {e:#}");
             std::process::exit(1);
         }
+        durable.store(upper_now, Ordering::Release);
+        crate::metrics::observe_commit(&sink_name, started.elapsed(), upper_now);
     });
 }
 

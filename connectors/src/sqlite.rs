@@ -17,6 +17,7 @@ use rusqlite::{params_from_iter, Connection, OptionalExtension};
 
 use dataflows::{Diff, OutputRow, Time};
 
+use crate::clock::{Clock, Resume};
 use crate::sink::SinkWriter;
 use crate::tables::{encode, ColumnType, SqlValue, StampKind, Table, ALL};
 
@@ -29,7 +30,7 @@ pub struct SqliteSink {
     upserts: Vec<String>,
     deletes: Vec<String>,
     committed: Time,
-    complete: bool,
+    resume: Option<Resume>,
 }
 
 fn sql_type(t: ColumnType) -> &'static str {
@@ -112,8 +113,18 @@ impl SqliteSink {
             upserts: ALL.iter().map(upsert_sql).collect(),
             deletes: ALL.iter().map(delete_sql).collect(),
             committed: committed.map_or(0, |c| c.0.max(0) as Time),
-            complete: committed.is_some_and(|c| c.1),
+            resume: None,
         })
+    }
+
+    /// When this run's input ends, record where the next run's clock starts (in the final commit).
+    pub fn set_resume(&mut self, resume: Resume) {
+        self.resume = Some(resume);
+    }
+
+    /// The input clock recorded in this file.
+    pub fn clock(&self, epoch_records: u64) -> anyhow::Result<Clock> {
+        Clock::load(&self.conn, epoch_records)
     }
 
     /// Row counts of every output table.
@@ -139,9 +150,6 @@ impl SinkWriter for SqliteSink {
         self.committed
     }
 
-    fn committed_complete(&self) -> bool {
-        self.complete
-    }
 
     fn commit(&mut self, upper: Time, complete: bool, changes: &[(OutputRow, Diff)]) -> anyhow::Result<()> {
         let stamp = now_millis();
@@ -170,9 +178,11 @@ impl SinkWriter for SqliteSink {
             &format!("INSERT INTO {PROGRESS} (sink, upper, complete, updated_at) VALUES ('sqlite', ?1, ?2, ?3) ON CONFLICT (sink) DO UPDATE SET upper = excluded.upper, complete = excluded.complete, updated_at = excluded.updated_at"),
             rusqlite::params![upper as i64, complete, stamp_text],
         )?;
+        if let (true, Some(resume)) = (complete, &self.resume) {
+            Clock::record(&tx, resume)?;
+        }
         tx.commit()?;
         self.committed = upper;
-        self.complete = complete;
         Ok(())
     }
 }

@@ -11,14 +11,21 @@
 //! Dead letters: a record without `id` (`bad_field:id`), or with `cc_id` or
 //! `status` not an integer, or any other field not text (`bad_field:<name>`);
 //! such a record does not take part in the deduplication.
+//!
+//! Memory: the deduplicated state is one [`OrderState`] per id: only the three
+//! columns the metric reads (LAST_VALUE of the others cannot change its
+//! output), with `confirm_date_time` kept as its parsed day, under a compact
+//! [`OrderId`] (canonical decimal ids, the common case, need no allocation).
 
 use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::StreamVec;
 
 use crate::ops::fold::fold_by_key;
-use crate::timefmt::{day_text, parse_datetime};
-use crate::topics::{LastValue, Order};
+use chrono::Datelike;
+
+use crate::timefmt::parse_datetime;
+use crate::topics::Order;
 use crate::{Diff, Pos, Rejection, Time};
 
 /// One row of `staff_index` (`type` is always 1).
@@ -30,6 +37,79 @@ pub struct StaffIndexRow {
     pub attribution_time: String,
     /// Confirmed orders that day.
     pub cc_index: i64,
+}
+
+/// An order id: a canonical decimal number (no sign, no leading zero, at most
+/// 18 digits) as that number, any other text as is. The two forms never meet,
+/// so distinct ids stay distinct.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum OrderId {
+    /// A canonical decimal id.
+    Num(u64),
+    /// Any other id.
+    Text(Box<str>),
+}
+
+impl OrderId {
+    /// The compact form of `id`.
+    ///
+    /// ```
+    /// use dataflows::daily_cc_confirmations::OrderId;
+    /// assert_eq!(OrderId::new("3000123"), OrderId::Num(3_000_123));
+    /// assert_eq!(OrderId::new("0"), OrderId::Num(0));
+    /// assert_eq!(OrderId::new("007"), OrderId::Text("007".into()));
+    /// assert_eq!(OrderId::new("+7"), OrderId::Text("+7".into()));
+    /// ```
+    pub fn new(id: &str) -> Self {
+        let b = id.as_bytes();
+        let canonical = !b.is_empty() && b.len() <= 18 && b.iter().all(u8::is_ascii_digit) && (b[0] != b'0' || b.len() == 1);
+        match canonical.then(|| id.parse::<u64>().ok()).flatten() {
+            Some(n) => OrderId::Num(n),
+            None => OrderId::Text(id.into()),
+        }
+    }
+}
+
+/// What 2.7 keeps of an order: per-column LAST_VALUE of the columns it reads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct OrderState {
+    /// `cc_id`.
+    pub cc_id: Option<i64>,
+    /// `status`.
+    pub status: Option<i64>,
+    /// `confirm_date_time` as its day (days from the Common Era); `Some(None)` when the last non-NULL value does not parse.
+    pub confirm_day: Option<Option<i32>>,
+}
+
+impl OrderState {
+    /// The state of one (checked) record.
+    pub fn of(o: &Order) -> Self {
+        OrderState {
+            cc_id: o.cc_id.val().copied(),
+            status: o.status.val().copied(),
+            confirm_day: o.confirm_date_time.as_str().map(|t| parse_datetime(t).map(|d| d.date().num_days_from_ce())),
+        }
+    }
+
+    /// Per-column LAST_VALUE: each non-NULL column of `later` wins.
+    pub fn merge_last(&mut self, later: OrderState) {
+        if later.cc_id.is_some() {
+            self.cc_id = later.cc_id;
+        }
+        if later.status.is_some() {
+            self.status = later.status;
+        }
+        if later.confirm_day.is_some() {
+            self.confirm_day = later.confirm_day;
+        }
+    }
+
+    /// The `(attribution_time, cc_id)` this state counts for, if any.
+    pub fn attribution(&self) -> Option<(String, i64)> {
+        let day = chrono::NaiveDate::from_num_days_from_ce_opt(self.confirm_day??)?;
+        let cc_id = self.cc_id?;
+        (self.status == Some(3)).then(|| (day.format("%Y-%m-%d").to_string(), cc_id))
+    }
 }
 
 /// Checks one order record for unreadable fields; `Ok(id)` when it can be folded.
@@ -55,15 +135,13 @@ pub fn check(o: &Order) -> Result<String, Rejection> {
 
 /// The `(attribution_time, cc_id)` an order's current state counts for, if any.
 pub fn attribution(o: &Order) -> Option<(String, i64)> {
-    let confirmed = parse_datetime(o.confirm_date_time.as_str()?)?;
-    let cc_id = *o.cc_id.val()?;
-    (o.status.val() == Some(&3)).then(|| (day_text(&confirmed), cc_id))
+    OrderState::of(o).attribution()
 }
 
 /// Daily confirmations per consultant, from the order log (records keyed by id).
-pub fn dataflow<'s>(orders: StreamVec<'s, Time, (String, Pos, Order)>) -> VecCollection<'s, Time, StaffIndexRow, Diff> {
-    fold_by_key(orders, "OrderLastValue", Order::merge_last)
-        .flat_map(|(_, order)| attribution(&order))
+pub fn dataflow<'s>(orders: StreamVec<'s, Time, (OrderId, Pos, OrderState)>) -> VecCollection<'s, Time, StaffIndexRow, Diff> {
+    fold_by_key(orders, "OrderLastValue", OrderState::merge_last)
+        .flat_map(|(_, order)| order.attribution())
         .count()
         .map(|((attribution_time, cc_id), count)| StaffIndexRow { cc_id, attribution_time, cc_index: count as i64 })
 }

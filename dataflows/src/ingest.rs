@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::av_quality_30s::{self, AvKey};
 use crate::channel_dim::{self, ChannelRow};
 use crate::class_performance_1m::{self, MinuteKey};
-use crate::daily_cc_confirmations;
+use crate::daily_cc_confirmations::{self, OrderId, OrderState};
 use crate::hourly_registrations_by_level::{check_student, check_user};
 use crate::json::Reject;
 use crate::offline_study_time::{self, PlayFact};
@@ -55,8 +55,8 @@ pub enum Input {
     Student(String, Pos, Student),
     /// 2.6: a user record, by id.
     User(String, Pos, User),
-    /// 2.7: an order record, by id.
-    Order(String, Pos, Order),
+    /// 2.7: an order record's state, by id.
+    Order(OrderId, Pos, OrderState),
     /// A rejected record.
     Dead(DeadLetter),
     /// A partition's watermark for a windowed topic: topic, partition, `W_p`.
@@ -163,7 +163,7 @@ impl PartitionIngest {
             Topic::Agora => Agora::parse(raw).map(|a| self.agora(a)),
             Topic::Student => Student::parse(raw).map(|s| one(Metric::HourlyRegistrationsByLevel, check_student(&s).map(|id| Input::Student(id, pos, s)))),
             Topic::User => User::parse(raw).map(|u| one(Metric::HourlyRegistrationsByLevel, check_user(&u).map(|id| Input::User(id, pos, u)))),
-            Topic::Order => Order::parse(raw).map(|o| one(Metric::DailyCcConfirmations, daily_cc_confirmations::check(&o).map(|id| Input::Order(id, pos, o)))),
+            Topic::Order => Order::parse(raw).map(|o| one(Metric::DailyCcConfirmations, daily_cc_confirmations::check(&o).map(|id| Input::Order(OrderId::new(&id), pos, OrderState::of(&o))))),
         };
         match result {
             Ok(contributions) => {

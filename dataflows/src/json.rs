@@ -151,10 +151,22 @@ impl Field<i64> {
 /// assert_eq!(slots[2], Scalar::Null);
 /// ```
 pub fn read_paths<'a>(bytes: &'a [u8], paths: &[&[&str]]) -> Result<Vec<Scalar<'a>>, Reject> {
-    let mut slots = vec![Scalar::Null; paths.len()];
     let all = full_mask(paths.len());
     // Messages are UTF-8 JSON: invalid bytes anywhere (even in a skipped value) make it not JSON.
     let text = std::str::from_utf8(bytes).map_err(|_| Reject::NotJson)?;
+    // The common case (an object of plain strings, integers and nesting) is read by a borrowed
+    // hand-rolled scanner; anything it is not sure about (floats, big numbers, surrogate escapes,
+    // malformed input) is read again by the serde walker below, which has the last word.
+    if let Some(fast) = fast::read(text, paths, all) {
+        return Ok(fast);
+    }
+    slow_read(text, paths)
+}
+
+/// The reference reader: serde_json's streaming visitors.
+fn slow_read<'a>(text: &'a str, paths: &[&[&str]]) -> Result<Vec<Scalar<'a>>, Reject> {
+    let mut slots = vec![Scalar::Null; paths.len()];
+    let all = full_mask(paths.len());
     let mut de = serde_json::Deserializer::from_str(text);
     let seed = Root(Walk { paths, depth: 0, active: all, slots: &mut slots });
     match seed.deserialize(&mut de) {
@@ -346,6 +358,349 @@ fn into_owned(s: Scalar<'_>) -> Scalar<'static> {
     }
 }
 
+/// A hand-rolled, borrowing reader for the common shape of messages.
+///
+/// It answers only when it is certain to agree with the serde walker: every
+/// string, key and literal is checked as strictly as `serde_json` does, and
+/// whatever it does not handle (numbers other than `i64` integers, `\u`
+/// surrogates, deep nesting, a nested string that is not an object, any
+/// syntax error) makes it give up (`None`), so the slow path decides.
+mod fast {
+    use std::borrow::Cow;
+
+    use super::{into_owned, Scalar, Walk};
+
+    /// Deeper than this, serde_json's recursion limit could apply: give up.
+    const MAX_DEPTH: u32 = 64;
+
+    pub(super) fn read<'a>(text: &'a str, paths: &[&[&str]], all: u64) -> Option<Vec<Scalar<'a>>> {
+        let mut slots = vec![Scalar::Null; paths.len()];
+        let mut r = Reader { s: text, b: text.as_bytes(), i: 0, depth: 0 };
+        r.ws();
+        if r.peek()? != b'{' {
+            return None;
+        }
+        r.object(&mut Walk { paths, depth: 0, active: all, slots: &mut slots })?;
+        r.ws();
+        (r.i == r.b.len()).then_some(slots)
+    }
+
+    struct Reader<'a> {
+        s: &'a str,
+        b: &'a [u8],
+        i: usize,
+        depth: u32,
+    }
+
+    impl<'a> Reader<'a> {
+        #[inline]
+        fn ws(&mut self) {
+            while let Some(&c) = self.b.get(self.i) {
+                if c == b' ' || c == b'\n' || c == b'\t' || c == b'\r' {
+                    self.i += 1;
+                } else {
+                    break;
+                }
+            }
+        }
+
+        #[inline]
+        fn peek(&self) -> Option<u8> {
+            self.b.get(self.i).copied()
+        }
+
+        #[inline]
+        fn eat(&mut self, c: u8) -> Option<()> {
+            if self.peek()? == c {
+                self.i += 1;
+                Some(())
+            } else {
+                None
+            }
+        }
+
+        fn literal(&mut self, word: &[u8]) -> Option<()> {
+            if self.b.get(self.i..self.i + word.len())? == word {
+                self.i += word.len();
+                Some(())
+            } else {
+                None
+            }
+        }
+
+        /// A string at `"`: borrowed when it has no escapes.
+        fn string(&mut self) -> Option<Cow<'a, str>> {
+            self.eat(b'"')?;
+            let start = self.i;
+            loop {
+                let c = *self.b.get(self.i)?;
+                if c == b'"' {
+                    let s = &self.s[start..self.i];
+                    self.i += 1;
+                    return Some(Cow::Borrowed(s));
+                }
+                if c == b'\\' {
+                    return self.escaped(start).map(Cow::Owned);
+                }
+                if c < 0x20 {
+                    return None;
+                }
+                self.i += 1;
+            }
+        }
+
+        fn escaped(&mut self, start: usize) -> Option<String> {
+            let mut out = String::with_capacity(self.i - start + 32);
+            out.push_str(&self.s[start..self.i]);
+            loop {
+                let c = *self.b.get(self.i)?;
+                match c {
+                    b'"' => {
+                        self.i += 1;
+                        return Some(out);
+                    }
+                    b'\\' => {
+                        let e = *self.b.get(self.i + 1)?;
+                        self.i += 2;
+                        out.push(match e {
+                            b'"' => '"',
+                            b'\\' => '\\',
+                            b'/' => '/',
+                            b'b' => '\u{8}',
+                            b'f' => '\u{c}',
+                            b'n' => '\n',
+                            b'r' => '\r',
+                            b't' => '\t',
+                            b'u' => {
+                                let hex = std::str::from_utf8(self.b.get(self.i..self.i + 4)?).ok()?;
+                                if !hex.bytes().all(|h| h.is_ascii_hexdigit()) {
+                                    return None;
+                                }
+                                let code = u32::from_str_radix(hex, 16).ok()?;
+                                self.i += 4;
+                                // Surrogates (pairs or lone) are left to serde_json.
+                                char::from_u32(code)?
+                            }
+                            _ => return None,
+                        });
+                    }
+                    c if c < 0x20 => return None,
+                    _ => {
+                        let run = self.i;
+                        while let Some(&c) = self.b.get(self.i) {
+                            if c == b'"' || c == b'\\' || c < 0x20 {
+                                break;
+                            }
+                            self.i += 1;
+                        }
+                        out.push_str(&self.s[run..self.i]);
+                    }
+                }
+            }
+        }
+
+        /// An integer that fits `i64`; anything else (fractions, exponents, overflow) gives up.
+        fn integer(&mut self) -> Option<i64> {
+            let start = self.i;
+            if self.peek() == Some(b'-') {
+                self.i += 1;
+            }
+            let digits = self.i;
+            match self.peek()? {
+                b'0' => self.i += 1,
+                b'1'..=b'9' => {
+                    while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+                        self.i += 1;
+                    }
+                }
+                _ => return None,
+            }
+            if matches!(self.peek(), Some(b'.' | b'e' | b'E' | b'0'..=b'9')) || self.i - digits > 18 {
+                return None;
+            }
+            // serde_json reads `-0` as a float.
+            self.s[start..self.i].parse::<i64>().ok().filter(|v| *v != 0 || digits == start)
+        }
+
+        fn enter(&mut self) -> Option<()> {
+            self.depth += 1;
+            (self.depth <= MAX_DEPTH).then_some(())
+        }
+
+        /// Any value, validated and ignored.
+        fn skip(&mut self) -> Option<()> {
+            match self.peek()? {
+                b'"' => self.string().map(drop),
+                b'{' => {
+                    self.enter()?;
+                    self.i += 1;
+                    self.ws();
+                    if self.peek()? == b'}' {
+                        self.i += 1;
+                    } else {
+                        loop {
+                            self.ws();
+                            self.string()?;
+                            self.ws();
+                            self.eat(b':')?;
+                            self.ws();
+                            self.skip()?;
+                            self.ws();
+                            match self.peek()? {
+                                b',' => self.i += 1,
+                                b'}' => {
+                                    self.i += 1;
+                                    break;
+                                }
+                                _ => return None,
+                            }
+                        }
+                    }
+                    self.depth -= 1;
+                    Some(())
+                }
+                b'[' => {
+                    self.enter()?;
+                    self.i += 1;
+                    self.ws();
+                    if self.peek()? == b']' {
+                        self.i += 1;
+                    } else {
+                        loop {
+                            self.ws();
+                            self.skip()?;
+                            self.ws();
+                            match self.peek()? {
+                                b',' => self.i += 1,
+                                b']' => {
+                                    self.i += 1;
+                                    break;
+                                }
+                                _ => return None,
+                            }
+                        }
+                    }
+                    self.depth -= 1;
+                    Some(())
+                }
+                b't' => self.literal(b"true"),
+                b'f' => self.literal(b"false"),
+                b'n' => self.literal(b"null"),
+                _ => self.integer().map(drop),
+            }
+        }
+
+        fn leaf(&mut self) -> Option<Scalar<'a>> {
+            Some(match self.peek()? {
+                b'"' => {
+                    let s = self.string()?;
+                    if s.is_empty() { Scalar::Null } else { Scalar::Str(s) }
+                }
+                b'{' | b'[' => {
+                    self.skip()?;
+                    Scalar::Bad
+                }
+                b't' => {
+                    self.literal(b"true")?;
+                    Scalar::Bool(true)
+                }
+                b'f' => {
+                    self.literal(b"false")?;
+                    Scalar::Bool(false)
+                }
+                b'n' => {
+                    self.literal(b"null")?;
+                    Scalar::Null
+                }
+                _ => Scalar::Int(self.integer()?),
+            })
+        }
+
+        /// A value where a nested object is expected.
+        fn nested(&mut self, w: &mut Walk<'_, '_, 'a>) -> Option<()> {
+            match self.peek()? {
+                b'{' => {
+                    w.fill(Scalar::Null);
+                    self.object(w)
+                }
+                b'"' => {
+                    let text = self.string()?;
+                    w.fill(Scalar::Null);
+                    if text.is_empty() {
+                        return Some(());
+                    }
+                    let mut inner = vec![Scalar::Null; w.paths.len()];
+                    let mut r = Reader { s: &text, b: text.as_bytes(), i: 0, depth: 0 };
+                    r.ws();
+                    if r.peek()? != b'{' {
+                        return None;
+                    }
+                    r.object(&mut Walk { paths: w.paths, depth: w.depth, active: w.active, slots: &mut inner })?;
+                    r.ws();
+                    if r.i != r.b.len() {
+                        return None;
+                    }
+                    for (i, slot) in inner.iter_mut().enumerate() {
+                        if w.active & (1 << i) != 0 {
+                            w.slots[i] = into_owned(std::mem::replace(slot, Scalar::Null));
+                        }
+                    }
+                    Some(())
+                }
+                b'n' => {
+                    self.literal(b"null")?;
+                    w.fill(Scalar::Null);
+                    Some(())
+                }
+                _ => {
+                    self.skip()?;
+                    w.fill(Scalar::Bad);
+                    Some(())
+                }
+            }
+        }
+
+        /// An object at `{`, filling the slots of the paths below `w`.
+        fn object(&mut self, w: &mut Walk<'_, '_, 'a>) -> Option<()> {
+            self.enter()?;
+            self.i += 1;
+            self.ws();
+            if self.peek()? == b'}' {
+                self.i += 1;
+                self.depth -= 1;
+                return Some(());
+            }
+            loop {
+                self.ws();
+                let key = self.string()?;
+                self.ws();
+                self.eat(b':')?;
+                self.ws();
+                let (next, leaf) = w.step(&key);
+                if let Some(i) = leaf {
+                    w.slots[i] = self.leaf()?;
+                } else if next != 0 {
+                    let mut child = Walk { paths: w.paths, depth: w.depth + 1, active: next, slots: w.slots };
+                    self.nested(&mut child)?;
+                } else {
+                    self.skip()?;
+                }
+                self.ws();
+                match self.peek()? {
+                    b',' => self.i += 1,
+                    b'}' => {
+                        self.i += 1;
+                        break;
+                    }
+                    _ => return None,
+                }
+            }
+            self.depth -= 1;
+            Some(())
+        }
+    }
+}
+
 /// A leaf value: any scalar; objects and arrays are [`Scalar::Bad`].
 struct LeafSeed;
 
@@ -423,6 +778,56 @@ mod tests {
         assert_eq!(s, vec![Scalar::Bad, Scalar::Bad, Scalar::Bad]);
         let s = read(r#"{"n": {"x": 1, "m": "[1]"}}"#).unwrap();
         assert_eq!(s, vec![Scalar::Null, Scalar::Int(1), Scalar::Bad]);
+    }
+
+    #[test]
+    fn fast_reader_agrees_with_serde() {
+        let cases = [
+            r#"{"a": 1, "n": {"x": "2", "m": {"y": 3}}}"#,
+            r#"{"a": 1, "n": "{\"x\": \"2\", \"m\": \"{\\\"y\\\": 3}\"}"}"#,
+            r#"{"a": -0, "n": {"x": -5}}"#,
+            r#"{"a": 0, "n": {"x": 00}}"#,
+            r#"{"a": 1.5}"#,
+            r#"{"a": 1e3}"#,
+            r#"{"a": 18446744073709551615}"#,
+            r#"{"a": 9223372036854775807, "n": {"x": -9223372036854775808}}"#,
+            r#"{"a": "\u00e9\n\t\/", "n": "{\"x\": \"\\ud83d\\ude00\"}"}"#,
+            r#"{"a": "\ud800"}"#,
+            r#"{"a": "tab	here"}"#,
+            r#"{"a": [1, {"b": [true, false, null]}], "n": [], "z": {}}"#,
+            r#"{"a": {"q": 1}, "n": 5}"#,
+            r#"{"n": "[1]"}"#,
+            r#"{"n": "5"}"#,
+            r#"{"n": "{not json"}"#,
+            r#"{"n": ""}"#,
+            r#"{"n": null, "a": null}"#,
+            r#"{"n": true}"#,
+            r#"{"a": 1,}"#,
+            r#"{"a": 1} x"#,
+            r#"{"a": 1 "b": 2}"#,
+            r#"{"a": tru}"#,
+            r#"{"a": nul}"#,
+            r#" {"a":1} "#,
+            r#"{"zz": -}"#,
+            r#"{"zz": 1.}"#,
+            r#"{"zz": 1e400}"#,
+            r#"{"zz": "\q"}"#,
+            r#"{"a": 1, "a": 2, "n": {"x": 1}, "n": "{}"}"#,
+            r#"[1]"#,
+            r#""x""#,
+            "",
+            "{",
+        ];
+        for case in cases {
+            let fast = fast::read(case, PATHS, full_mask(PATHS.len()));
+            let slow = slow_read(case, PATHS);
+            if let Some(f) = fast {
+                assert_eq!(Ok(f), slow, "{case}");
+            }
+        }
+        let deep = format!("{{\"z\": {}1{}}}", "[".repeat(200), "]".repeat(200));
+        assert!(fast::read(&deep, PATHS, full_mask(PATHS.len())).is_none());
+        assert_eq!(read(&deep), slow_read(&deep, PATHS));
     }
 
     #[test]

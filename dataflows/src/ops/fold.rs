@@ -68,22 +68,30 @@ where
                     let mut session = output.session(&cap);
                     let mut records = batch.into_iter().peekable();
                     while let Some((key, _, first)) = records.next() {
-                        let old = state.get(&key).cloned();
-                        let mut new = match old.clone() {
-                            Some(mut s) => { fold(&mut s, first); s }
-                            None => first,
-                        };
-                        while let Some((_, _, v)) = records.next_if(|(k, _, _)| *k == key) {
-                            fold(&mut new, v);
+                        // One clone of the old state (to compare and retract) and one of the new (to emit).
+                        match state.get_mut(&key) {
+                            Some(current) => {
+                                let mut new = current.clone();
+                                fold(&mut new, first);
+                                while let Some((_, _, v)) = records.next_if(|(k, _, _)| *k == key) {
+                                    fold(&mut new, v);
+                                }
+                                if *current == new {
+                                    continue;
+                                }
+                                let old = std::mem::replace(current, new.clone());
+                                session.give(((key.clone(), old), time, -1));
+                                session.give(((key, new), time, 1));
+                            }
+                            None => {
+                                let mut new = first;
+                                while let Some((_, _, v)) = records.next_if(|(k, _, _)| *k == key) {
+                                    fold(&mut new, v);
+                                }
+                                session.give(((key.clone(), new.clone()), time, 1));
+                                state.insert(key, new);
+                            }
                         }
-                        if old.as_ref() == Some(&new) {
-                            continue;
-                        }
-                        if let Some(old) = old {
-                            session.give(((key.clone(), old), time, -1));
-                        }
-                        session.give(((key.clone(), new.clone()), time, 1));
-                        state.insert(key, new);
                     }
                 }
             }

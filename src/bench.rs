@@ -1,0 +1,473 @@
+//! `edu-rtdw bench`: the in-memory throughput harness.
+//!
+//! The seeded sample (`connectors::sample::messages`, byte for byte what `gen`
+//! writes) is generated once into memory, grouped by topic and partition. Each
+//! run builds the full dataflow of all seven metrics (`dataflows::build`) over
+//! an in-memory source that feeds the raw bytes through
+//! `dataflows::ingest::PartitionIngest` exactly as the file source does
+//! (partitions round-robin over workers, logical time `offset / epoch_records`,
+//! one epoch of every partition per activation, `+inf` watermark at the end),
+//! and discards the output rows (or writes them to SQLite with `--sqlite`).
+//!
+//! Reported per worker count: records/s (median of `--runs`), per-epoch
+//! latency percentiles (hdrhistogram; from the moment a worker's source emits
+//! the first record of an epoch to the moment the probe after the last
+//! operator passes that epoch, so window rows count from the watermark that
+//! closes them), and peak RSS (`VmHWM`, reset before each run). `--dedup-keys
+//! N` adds a run of 2.7 over N distinct order ids and reports the resident
+//! memory per live key. Everything is printed as text and as one JSON object
+//! on the last line.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::{anyhow, bail};
+use clap::Args;
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::operator::source;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::probe::Handle as ProbeHandle;
+use timely::dataflow::operators::Probe;
+
+use connectors::sample::{messages, GenOptions};
+use connectors::sink::{sink, SinkWriter};
+use connectors::sqlite::SqliteSink;
+use dataflows::ingest::{Delays, Input, PartitionIngest};
+use dataflows::{build, Time, Topic};
+
+/// `edu-rtdw bench`.
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Sample size: about `scale × 10,000` records, generated in memory.
+    #[arg(long, default_value_t = 30)]
+    pub scale: u64,
+    /// Generator seed.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Partitions per topic.
+    #[arg(long, default_value_t = 4)]
+    pub partitions: u32,
+    /// Worker counts to measure, comma-separated.
+    #[arg(long, default_value = "1,2", value_delimiter = ',')]
+    pub workers: Vec<usize>,
+    /// Runs per configuration (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Records per partition per logical time (as `run --epoch-records`).
+    #[arg(long, default_value_t = 4096)]
+    pub epoch_records: u64,
+    /// Most epochs a source may run ahead of the probe after the last operator.
+    #[arg(long, default_value_t = 8)]
+    pub max_inflight: u64,
+    /// Also run each metric's topics alone.
+    #[arg(long)]
+    pub per_metric: bool,
+    /// Also measure memory per live dedup key: 2.7 over this many distinct order ids (0: skip).
+    #[arg(long, default_value_t = 0)]
+    pub dedup_keys: u64,
+    /// Write the rows to this SQLite file (a fresh file per run: PATH-<workers>-<run>) instead of discarding them.
+    #[arg(long)]
+    pub sqlite: Option<PathBuf>,
+}
+
+/// One partition's messages, in offset order.
+struct Part {
+    topic: Topic,
+    partition: u32,
+    values: Arc<Vec<Vec<u8>>>,
+}
+
+/// Where a source gets its messages from.
+#[derive(Clone)]
+enum Feed {
+    /// Pre-generated messages (shared by every run).
+    Memory(Arc<Vec<Part>>, Vec<Topic>),
+    /// `n` distinct synthetic orders, formatted on the fly (dedup memory).
+    Orders(u64, u32),
+}
+
+/// A source partition: its ingest state, its messages (`None`: synthetic orders), length, next offset, done.
+type SourcePart = (PartitionIngest, Option<Arc<Vec<Vec<u8>>>>, u64, u64, bool);
+
+/// What one run measured.
+struct RunResult {
+    records: u64,
+    seconds: f64,
+    cpu: f64,
+    latency: Histogram<u64>,
+    peak_rss: u64,
+    live_rss: Option<u64>,
+    rows: u64,
+}
+
+/// `/proc/self/status` field in bytes (`VmHWM`, `VmRSS`).
+fn status_kb(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
+        .unwrap_or(0)
+        * 1024
+}
+
+/// Resets `VmHWM` to the current RSS (Linux `clear_refs` 5), so each run reports its own peak.
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// CPU time of the whole process so far (user + system), in seconds.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+fn synthetic_order(i: u64) -> Vec<u8> {
+    let status = if i.is_multiple_of(4) { 4 } else { 3 };
+    format!(
+        r#"{{"apply_refund_date":null,"cc_id":{},"confirm_date_time":"2025-11-{:02} {:02}:{:02}:{:02}","create_time":"2025-12-02 08:00:00","id":"{}","leads_id":{},"order_create_time":"2025-11-27 01:48:48","order_id":"SO{:08}","status":{status},"student_id":"{}","update_time":"2025-12-02 08:00:00"}}"#,
+        4000 + i % 40,
+        1 + i % 28,
+        i % 24,
+        i % 60,
+        (i / 60) % 60,
+        3_000_000 + i,
+        5_000_000 + i,
+        10_000 + i,
+        100_000 + i % 50_000,
+    )
+    .into_bytes()
+}
+
+/// One run of the dataflow over `feed` with `workers` workers.
+fn run_once(feed: &Feed, workers: usize, args: &BenchArgs, sqlite: Option<PathBuf>) -> anyhow::Result<RunResult> {
+    let epoch_records = args.epoch_records.max(1);
+    let max_inflight = args.max_inflight.max(1);
+    let latency = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)?));
+    let rows = Arc::new(Mutex::new(0u64));
+    let live_rss = Arc::new(Mutex::new(None));
+    let writer: Option<Box<dyn SinkWriter + Send>> = match &sqlite {
+        Some(path) => Some(Box::new(SqliteSink::open(path)?)),
+        None => None,
+    };
+    let writer = Arc::new(Mutex::new(writer));
+    let feed_w = feed.clone();
+    let (l2, r2, live2) = (Arc::clone(&latency), Arc::clone(&rows), Arc::clone(&live_rss));
+    reset_peak();
+    let cpu_before = cpu_seconds();
+    let started = Instant::now();
+    let guards = timely::execute(timely::Config::process(workers), move |worker| {
+        let index = worker.index();
+        let peers = worker.peers();
+        let probe = ProbeHandle::<Time>::new();
+        // Per-epoch emission instants of this worker's source, and a flag to let it finish.
+        let emitted: Rc<RefCell<VecDeque<(Time, Instant)>>> = Rc::new(RefCell::new(VecDeque::new()));
+        let hold: Rc<Cell<Option<Time>>> = Rc::new(Cell::new(None));
+        let release = Rc::new(Cell::new(false));
+        let mut local_rows = 0u64;
+        let count = Rc::new(Cell::new(0u64));
+        worker.dataflow::<Time, _, _>(|scope| {
+            let (probe_s, emitted_s, hold_s, release_s) = (probe.clone(), Rc::clone(&emitted), Rc::clone(&hold), Rc::clone(&release));
+            let feed = feed_w.clone();
+            let delays = Delays::default();
+            let inputs = source::<_, CapacityContainerBuilder<Vec<Input>>, _, _>(scope, "MemorySource", move |cap, info| {
+                let activator = scope.activator_for(info.address);
+                let mut cap = Some(cap);
+                // (ingest, messages or synthetic count, next offset, done)
+                let mut parts: Vec<SourcePart> = match &feed {
+                    Feed::Memory(all, topics) => all
+                        .iter()
+                        .filter(|p| topics.contains(&p.topic))
+                        .enumerate()
+                        .filter(|(i, _)| i % peers == index)
+                        .map(|(_, p)| (PartitionIngest::new(p.topic, p.partition, &delays), Some(Arc::clone(&p.values)), p.values.len() as u64, 0, false))
+                        .collect(),
+                    Feed::Orders(n, partitions) => (0..*partitions)
+                        .filter(|p| *p as usize % peers == index)
+                        .map(|p| (PartitionIngest::new(Topic::Order, p, &delays), None, n / u64::from(*partitions) + u64::from(u64::from(p) < n % u64::from(*partitions)), 0, false))
+                        .collect(),
+                };
+                let partitions = match &feed {
+                    Feed::Orders(_, p) => u64::from(*p),
+                    Feed::Memory(..) => 1,
+                };
+                let mut out = Vec::new();
+                move |output| {
+                    let Some(c) = cap.as_mut() else { return };
+                    let epoch = *c.time();
+                    if parts.iter().all(|p| p.4) {
+                        // Everything is in: optionally hold the last time until the worker has measured the live state.
+                        if hold_s.get().is_none() {
+                            hold_s.set(Some(epoch));
+                        }
+                        if release_s.get() {
+                            cap = None;
+                        } else {
+                            activator.activate();
+                        }
+                        return;
+                    }
+                    if epoch >= max_inflight && probe_s.less_than(&(epoch - max_inflight)) {
+                        activator.activate();
+                        return;
+                    }
+                    emitted_s.borrow_mut().push_back((epoch, Instant::now()));
+                    let end = (epoch + 1).saturating_mul(epoch_records);
+                    for (ingest, values, len, next, done) in parts.iter_mut() {
+                        while *next < end.min(*len) {
+                            match values {
+                                Some(v) => ingest.ingest(*next, &v[*next as usize], &mut out),
+                                None => ingest.ingest(*next, &synthetic_order(*next * partitions + u64::from(ingest.partition())), &mut out),
+                            }
+                            *next += 1;
+                        }
+                        if *next >= *len && !*done {
+                            *done = true;
+                            out.extend(ingest.exhausted());
+                        } else if !*done {
+                            out.extend(ingest.watermark_update());
+                        }
+                        if !out.is_empty() {
+                            output.session(&*c).give_iterator(out.drain(..));
+                        }
+                    }
+                    c.downgrade(&(epoch + 1));
+                    activator.activate();
+                }
+            });
+            let rows = build(inputs).rows();
+            let rows = rows.inner.probe_with(&probe);
+            let count = Rc::clone(&count);
+            rows.clone().sink(Pipeline, "Discard", move |(input, _)| {
+                input.for_each(|_, data| count.set(count.get() + data.len() as u64));
+            });
+            let w = if index == 0 { writer.lock().expect("writer").take() } else { None };
+            if sqlite.is_some() {
+                use differential_dataflow::AsCollection;
+                sink(rows.as_collection(), w.map(|w| w as Box<dyn SinkWriter>), vec![true; 8], std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)), "sqlite");
+            }
+        });
+        let mut hist = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("histogram");
+        loop {
+            let alive = worker.step();
+            let now = Instant::now();
+            let mut emitted = emitted.borrow_mut();
+            while let Some(&(epoch, at)) = emitted.front() {
+                if probe.less_equal(&epoch) {
+                    break;
+                }
+                hist.saturating_record((now - at).as_micros() as u64);
+                emitted.pop_front();
+            }
+            drop(emitted);
+            if let Some(last) = hold.get() {
+                // All input is in and the dataflow has passed every earlier time: the state is live and complete.
+                if !release.get() && !probe.less_than(&last) {
+                    if index == 0 {
+                        *live2.lock().expect("rss") = Some(status_kb("VmRSS:"));
+                    }
+                    release.set(true);
+                }
+            }
+            if !alive {
+                break;
+            }
+        }
+        local_rows += count.get();
+        l2.lock().expect("latency").add(&hist).expect("merge histograms");
+        *r2.lock().expect("rows") += local_rows;
+    })
+    .map_err(|e| anyhow!("cannot start the cluster: {e}"))?;
+    for g in guards.join() {
+        g.map_err(|e| anyhow!(e))?;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu_before;
+    let records = match &feed {
+        Feed::Memory(parts, topics) => parts.iter().filter(|p| topics.contains(&p.topic)).map(|p| p.values.len() as u64).sum(),
+        Feed::Orders(n, _) => *n,
+    };
+    let latency = latency.lock().expect("latency").clone();
+    let rows = *rows.lock().expect("rows");
+    let live_rss = *live_rss.lock().expect("rss");
+    Ok(RunResult { records, seconds, cpu, latency, peak_rss: status_kb("VmHWM:"), live_rss, rows })
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+/// Median records/s and merged latency over `runs` runs of one configuration.
+fn measure(label: &str, feed: &Feed, workers: usize, args: &BenchArgs) -> anyhow::Result<Value> {
+    let mut rates = Vec::new();
+    let mut per_cpu = Vec::new();
+    let mut latency = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)?;
+    let mut peak = 0;
+    let mut records = 0;
+    let mut rows = 0;
+    for run in 0..args.runs.max(1) {
+        let db = args.sqlite.as_ref().map(|p| {
+            let path = PathBuf::from(format!("{}-{workers}-{run}", p.display()));
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+            }
+            path
+        });
+        let r = run_once(feed, workers, args, db)?;
+        rates.push(r.records as f64 / r.seconds);
+        per_cpu.push(r.records as f64 / r.cpu.max(0.01));
+        latency.add(&r.latency)?;
+        peak = peak.max(r.peak_rss);
+        records = r.records;
+        rows = r.rows;
+    }
+    let rate = median(rates.clone());
+    let rate_cpu = median(per_cpu);
+    let ms = |q: f64| latency.value_at_quantile(q) as f64 / 1000.0;
+    println!(
+        "{label:<34} -w {workers}: {rate:>10.0} records/s (median of {}; {rate_cpu:.0} records per CPU-second; {records} records, {rows} row updates) latency p50 {:.1} ms p99 {:.1} ms p99.9 {:.1} ms max {:.1} ms; peak RSS {:.0} MiB",
+        rates.len(),
+        ms(0.5),
+        ms(0.99),
+        ms(0.999),
+        latency.max() as f64 / 1000.0,
+        mib(peak)
+    );
+    Ok(json!({
+        "workers": workers,
+        "records": records,
+        "row_updates": rows,
+        "records_per_s": rate.round(),
+        "records_per_cpu_s": rate_cpu.round(),
+        "records_per_s_runs": rates.iter().map(|r| r.round()).collect::<Vec<_>>(),
+        "latency_ms": {"p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99), "p999": ms(0.999), "max": latency.max() as f64 / 1000.0, "epochs": latency.len()},
+        "peak_rss_bytes": peak,
+    }))
+}
+
+/// The metric groups of `--per-metric`: label and the topics they read.
+fn groups() -> Vec<(&'static str, Vec<Topic>)> {
+    vec![
+        ("2.1+2.3 timeline_client_topic", vec![Topic::Timeline]),
+        ("2.2 channel_dim", vec![Topic::Channel]),
+        ("2.4 offline_study_time", vec![Topic::Qos]),
+        ("2.5 av_quality_30s", vec![Topic::Agora]),
+        ("2.6 hourly_registrations (+2.2)", vec![Topic::Student, Topic::User, Topic::Channel]),
+        ("2.7 daily_cc_confirmations", vec![Topic::Order]),
+    ]
+}
+
+/// `edu-rtdw bench`.
+pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    if args.workers.is_empty() || args.workers.contains(&0) {
+        bail!("--workers needs positive worker counts");
+    }
+    // Measured first, in a fresh process, so that no freed memory of other runs is counted.
+    let mut dedup = Value::Null;
+    if args.dedup_keys > 0 {
+        let n = args.dedup_keys;
+        let single = BenchArgs { runs: 1, sqlite: None, ..args.clone() };
+        let before = status_kb("VmRSS:");
+        let r = run_once(&Feed::Orders(n, args.partitions.max(1)), 1, &single, None)?;
+        let live = r.live_rss.unwrap_or(r.peak_rss);
+        let per_key_live = live.saturating_sub(before) as f64 / n as f64;
+        let per_key_peak = r.peak_rss.saturating_sub(before) as f64 / n as f64;
+        // The same with a quarter of the keys: the slope between the two excludes the fixed cost of the runtime.
+        let small = run_once(&Feed::Orders(n / 4, args.partitions.max(1)), 1, &single, None)?;
+        let small_live = small.live_rss.unwrap_or(small.peak_rss);
+        let marginal = live.saturating_sub(small_live) as f64 / (n - n / 4).max(1) as f64;
+        println!(
+            "dedup state (2.7, {n} distinct order ids, -w 1): {:.0} records/s; RSS {:.0} MiB before, {:.0} MiB with every key live, peak {:.0} MiB: {per_key_live:.0} bytes per live key ({per_key_peak:.0} at peak); {:.0} MiB live with {} keys: {marginal:.0} bytes per additional key",
+            r.records as f64 / r.seconds,
+            mib(before),
+            mib(live),
+            mib(r.peak_rss),
+            mib(small_live),
+            n / 4
+        );
+        dedup = json!({"metric": "daily_cc_confirmations", "keys": n, "records_per_s": (r.records as f64 / r.seconds).round(), "rss_before_bytes": before, "rss_live_bytes": live, "peak_rss_bytes": r.peak_rss, "bytes_per_live_key": per_key_live.round(), "bytes_per_key_at_peak": per_key_peak.round(), "bytes_per_additional_key": marginal.round()});
+    }
+    let generated = Instant::now();
+    let opts = GenOptions { scale: args.scale, seed: args.seed, partitions: args.partitions };
+    let mut by_part: std::collections::BTreeMap<(usize, u32), Vec<Vec<u8>>> = Default::default();
+    let mut bytes = 0usize;
+    for m in messages(&opts) {
+        let topic = Topic::from_name(m.topic).ok_or_else(|| anyhow!("unknown topic {}", m.topic))?;
+        bytes += m.value.len();
+        by_part.entry((topic as usize, m.partition)).or_default().push(m.value);
+    }
+    let parts: Vec<Part> = by_part
+        .into_iter()
+        .map(|((t, partition), values)| Part { topic: Topic::ALL[t], partition, values: Arc::new(values) })
+        .collect();
+    let total: usize = parts.iter().map(|p| p.values.len()).sum();
+    println!(
+        "edu-rtdw bench: {total} messages ({:.1} MiB of JSON) from gen --scale {} --seed {} --partitions {} in {:.1} s; epoch {} records/partition, {} runs each, sink {}",
+        mib(bytes as u64),
+        args.scale,
+        args.seed,
+        args.partitions,
+        generated.elapsed().as_secs_f64(),
+        args.epoch_records,
+        args.runs,
+        args.sqlite.as_ref().map_or("discarded".to_string(), |p| format!("SQLite {}", p.display()))
+    );
+    let parts = Arc::new(parts);
+    let all = Feed::Memory(Arc::clone(&parts), Topic::ALL.to_vec());
+    let mut full = Vec::new();
+    for &w in &args.workers {
+        full.push(measure("all seven metrics", &all, w, args)?);
+    }
+    let rate_of = |v: &Value| v["records_per_s"].as_f64().unwrap_or(0.0);
+    let scaling = match (full.iter().find(|v| v["workers"] == 1), full.iter().find(|v| v["workers"] == 2)) {
+        (Some(a), Some(b)) => {
+            let s = rate_of(b) / rate_of(a).max(1.0);
+            println!("2 workers / 1 worker: {s:.2}x");
+            Some(s)
+        }
+        _ => None,
+    };
+    let mut per_metric = Vec::new();
+    if args.per_metric {
+        for (label, topics) in groups() {
+            let feed = Feed::Memory(Arc::clone(&parts), topics.clone());
+            let mut by_workers = Vec::new();
+            for &w in &args.workers {
+                by_workers.push(measure(label, &feed, w, args)?);
+            }
+            per_metric.push(json!({"metric": label, "topics": topics.iter().map(|t| t.default_name()).collect::<Vec<_>>(), "runs": by_workers}));
+        }
+    }
+    let report = json!({
+        "bench": "in_memory_dataflow",
+        "scale": args.scale,
+        "seed": args.seed,
+        "partitions": args.partitions,
+        "messages": total,
+        "json_bytes": bytes,
+        "epoch_records": args.epoch_records,
+        "max_inflight_epochs": args.max_inflight,
+        "runs": args.runs,
+        "sink": args.sqlite.as_ref().map_or("discarded".to_string(), |_| "sqlite".to_string()),
+        "all_metrics": full,
+        "w2_over_w1": scaling,
+        "per_metric": per_metric,
+        "dedup": dedup,
+    });
+    println!("{report}");
+    Ok(())
+}

@@ -1,0 +1,233 @@
+//! `edu-rtdw query METRIC`: a metric's rows at one logical time.
+//!
+//! With `--admin ADDR` it asks a running job's admin endpoint
+//! (`/snapshot/METRIC`, process 0 of a cluster); otherwise it reads the latest
+//! dump in `--snapshot-dir` (`DIR/METRIC/UPPER.jsonl`). It filters with
+//! `--where COL=VALUE` (every filter must hold; a value compares with the
+//! cell's text, `NULL` matches NULL), and prints the rows as an aligned table,
+//! JSON or CSV together with the logical frontier they are consistent at
+//! (every update at a time below it, none after).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use clap::{Args, ValueEnum};
+use serde_json::{Map, Value};
+
+use connectors::tables::ALL;
+use dataflows::Time;
+
+use crate::snapshot::{dumps, metric_index, metric_name, metric_names};
+
+/// Output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// An aligned text table.
+    Table,
+    /// One JSON object: metric, upper, complete and rows.
+    Json,
+    /// CSV with a header line.
+    Csv,
+}
+
+/// `edu-rtdw query`.
+#[derive(Args, Debug, Clone)]
+pub struct QueryArgs {
+    /// The metric (CLI name such as hourly_registrations_by_level, `dead_letters`, or a table name).
+    pub metric: String,
+    /// Keep rows whose column COL has the text VALUE (repeatable; all must hold).
+    #[arg(long = "where", value_name = "COL=VALUE")]
+    pub filters: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// A running job's admin address (process 0 of a cluster); without it the latest dump is read.
+    #[arg(long)]
+    pub admin: Option<String>,
+    /// Where `run --snapshot-dir` writes its dumps.
+    #[arg(long, default_value = "snapshots")]
+    pub snapshot_dir: PathBuf,
+}
+
+/// A metric's rows at one logical frontier.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Every update at a time below this is included, none after.
+    pub upper: Time,
+    /// The input had ended (`None`: unknown, read from a dump).
+    pub complete: Option<bool>,
+    /// The rows.
+    pub rows: Vec<Map<String, Value>>,
+}
+
+/// Runs `edu-rtdw query`.
+pub fn run(args: &QueryArgs) -> anyhow::Result<()> {
+    let index = metric_index(&args.metric).ok_or_else(|| anyhow!("unknown metric `{}` (one of: {})", args.metric, metric_names().join(", ")))?;
+    let filters = parse_filters(&args.filters, index)?;
+    let mut snap = match &args.admin {
+        Some(addr) => fetch(addr, metric_name(index))?,
+        None => latest_dump(&args.snapshot_dir, metric_name(index))?,
+    };
+    snap.rows.retain(|row| filters.iter().all(|(col, want)| row.get(col).map_or(want == "NULL", |v| text(v) == *want)));
+    let out = std::io::stdout();
+    let mut out = out.lock();
+    match args.format {
+        Format::Table => print_table(&mut out, index, &snap)?,
+        Format::Json => print_json(&mut out, index, &snap)?,
+        Format::Csv => print_csv(&mut out, index, &snap)?,
+    }
+    Ok(())
+}
+
+fn parse_filters(filters: &[String], index: usize) -> anyhow::Result<Vec<(String, String)>> {
+    let columns: Vec<&str> = ALL[index].columns.iter().map(|(n, _)| *n).collect();
+    filters
+        .iter()
+        .map(|f| {
+            let (col, value) = f.split_once('=').with_context(|| format!("bad --where `{f}` (expected COL=VALUE)"))?;
+            if !columns.contains(&col) {
+                bail!("no column `{col}` in {} (columns: {})", ALL[index].name, columns.join(", "));
+            }
+            Ok((col.to_string(), value.to_string()))
+        })
+        .collect()
+}
+
+/// A cell as text: strings as they are, NULL as `NULL`, numbers and bytes in JSON.
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "NULL".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// Asks the admin endpoint at `addr` for `metric`'s snapshot.
+pub fn fetch(addr: &str, metric: &str) -> anyhow::Result<Snapshot> {
+    let sock = addr.to_socket_addrs().with_context(|| format!("bad --admin address {addr}"))?.next().with_context(|| format!("no address for {addr}"))?;
+    let mut stream = TcpStream::connect_timeout(&sock, Duration::from_secs(5)).with_context(|| format!("cannot reach the admin endpoint at {addr}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    write!(stream, "GET /snapshot/{metric} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let response = String::from_utf8(response).context("the admin endpoint answered with invalid UTF-8")?;
+    let (head, body) = response.split_once("\r\n\r\n").context("malformed HTTP response from the admin endpoint")?;
+    let status = head.lines().next().unwrap_or_default();
+    if !status.contains(" 200 ") {
+        bail!("{addr}: {} {}", status, body.trim());
+    }
+    let mut lines = body.lines();
+    let header: Value = serde_json::from_str(lines.next().unwrap_or_default()).context("bad snapshot header")?;
+    let upper = header.get("upper").and_then(Value::as_u64).context("snapshot header without `upper`")?;
+    let complete = header.get("complete").and_then(Value::as_bool);
+    Ok(Snapshot { upper, complete, rows: parse_rows(lines)? })
+}
+
+/// Reads the latest dump of `metric` under `dir`.
+pub fn latest_dump(dir: &Path, metric: &str) -> anyhow::Result<Snapshot> {
+    let metric_dir = dir.join(metric);
+    if !metric_dir.is_dir() {
+        bail!("no snapshot of {metric} in {} (run with --snapshot-dir, or query a running job with --admin)", dir.display());
+    }
+    let (upper, path) = dumps(&metric_dir)?.pop().with_context(|| format!("no snapshot files in {}", metric_dir.display()))?;
+    let file = std::fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+    let lines: Vec<String> = BufReader::new(file).lines().collect::<Result<_, _>>()?;
+    let rows = parse_rows(lines.iter().map(String::as_str)).with_context(|| format!("in {}", path.display()))?;
+    Ok(Snapshot { upper, complete: None, rows })
+}
+
+fn parse_rows<'a>(lines: impl Iterator<Item = &'a str>) -> anyhow::Result<Vec<Map<String, Value>>> {
+    lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| match serde_json::from_str::<Value>(l) {
+            Ok(Value::Object(m)) => Ok(m),
+            Ok(_) => bail!("a snapshot row is not a JSON object"),
+            Err(e) => Err(anyhow!("bad snapshot row: {e}")),
+        })
+        .collect()
+}
+
+fn columns(index: usize) -> Vec<&'static str> {
+    ALL[index].columns.iter().map(|(n, _)| *n).collect()
+}
+
+fn consistency(index: usize, snap: &Snapshot) -> String {
+    let state = match snap.complete {
+        Some(true) => ", input complete",
+        Some(false) => ", input still running",
+        None => "",
+    };
+    format!("{} rows of {} consistent at logical time {} (every update at a time below it){state}", snap.rows.len(), metric_name(index), snap.upper)
+}
+
+fn print_table(out: &mut impl Write, index: usize, snap: &Snapshot) -> anyhow::Result<()> {
+    let cols = columns(index);
+    let cells: Vec<Vec<String>> = snap.rows.iter().map(|r| cols.iter().map(|c| r.get(*c).map_or("NULL".into(), text)).collect()).collect();
+    let widths: Vec<usize> = cols
+        .iter()
+        .enumerate()
+        .map(|(i, c)| cells.iter().map(|r| r[i].chars().count()).chain([c.len()]).max().unwrap_or(0))
+        .collect();
+    let pad = |items: Vec<&str>| items.iter().zip(&widths).map(|(s, w)| format!("{s:<w$}")).collect::<Vec<_>>().join(" | ");
+    writeln!(out, "{}", pad(cols.clone()).trim_end())?;
+    writeln!(out, "{}", widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("-+-"))?;
+    for row in &cells {
+        writeln!(out, "{}", pad(row.iter().map(String::as_str).collect()).trim_end())?;
+    }
+    writeln!(out, "({})", consistency(index, snap))?;
+    Ok(())
+}
+
+fn print_json(out: &mut impl Write, index: usize, snap: &Snapshot) -> anyhow::Result<()> {
+    let doc = serde_json::json!({
+        "metric": metric_name(index),
+        "table": ALL[index].name,
+        "upper": snap.upper,
+        "complete": snap.complete,
+        "rows": snap.rows,
+    });
+    writeln!(out, "{doc}")?;
+    Ok(())
+}
+
+fn csv_cell(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn print_csv(out: &mut impl Write, index: usize, snap: &Snapshot) -> anyhow::Result<()> {
+    let cols = columns(index);
+    writeln!(out, "{}", cols.join(","))?;
+    for row in &snap.rows {
+        let cells: Vec<String> = cols.iter().map(|c| row.get(*c).map_or(String::new(), |v| if v.is_null() { String::new() } else { csv_cell(&text(v)) })).collect();
+        writeln!(out, "{}", cells.join(","))?;
+    }
+    eprintln!("edu-rtdw: {}", consistency(index, snap));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_name_real_columns() {
+        let reg = metric_index("hourly_registrations_by_level").expect("metric");
+        assert!(parse_filters(&["level=A1".into()], reg).is_ok());
+        assert!(parse_filters(&["nope=1".into()], reg).is_err());
+        assert!(parse_filters(&["level".into()], reg).is_err());
+    }
+
+    #[test]
+    fn csv_quotes_when_needed() {
+        assert_eq!(csv_cell("a,b"), "\"a,b\"");
+        assert_eq!(csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_cell("plain"), "plain");
+    }
+}
