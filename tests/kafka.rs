@@ -13,11 +13,11 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::kafka::{gen_to_kafka, lock, restart_broker, topics, BROKERS};
 use common::{dump, edu_rtdw, rows};
 use connectors::sample::TOPICS;
 use rdkafka::config::ClientConfig;
@@ -25,46 +25,6 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
-const BROKERS: &str = "127.0.0.1:9092";
-const OUTPUTS: [&str; 2] = ["timeline_analysis_student", "edu_rtdw_dlq"];
-
-/// Fails (does not skip) when no broker answers.
-fn require_broker() {
-    let addr = SocketAddr::from(([127, 0, 0, 1], 9092));
-    assert!(
-        TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok(),
-        "nothing answers on 127.0.0.1:9092: run scripts/kafka-up.sh first (it installs and starts tansu)"
-    );
-}
-
-fn tansu() -> String {
-    let home = std::env::var("HOME").unwrap_or_default();
-    let local = format!("{home}/.cargo/bin/tansu");
-    if Path::new(&local).exists() { local } else { "tansu".to_string() }
-}
-
-/// A fresh topic prefix with all source and output topics created.
-fn topics(test: &str, partitions: u32) -> String {
-    require_broker();
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    let prefix = format!("t{}{}_{test}_", std::process::id(), nanos % 1_000_000_007);
-    for name in TOPICS.iter().chain(OUTPUTS.iter()) {
-        let out = Command::new(tansu())
-            .args(["topic", "create", &format!("{prefix}{name}"), "--partitions", &partitions.to_string(), "--broker", "tcp://127.0.0.1:9092"])
-            .output()
-            .expect("run tansu topic create");
-        assert!(out.status.success(), "topic create failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    prefix
-}
-
-fn gen_to_kafka(dir: &Path, prefix: &str, scale: u64, seed: u64, partitions: u32) {
-    let out = edu_rtdw(
-        &["gen", "--brokers", BROKERS, "--topic-prefix", prefix, "--scale", &scale.to_string(), "--seed", &seed.to_string(), "--partitions", &partitions.to_string()],
-        dir,
-    );
-    assert!(out.status.success(), "gen --brokers failed: {}", String::from_utf8_lossy(&out.stderr));
-}
 
 fn gen_to_files(dir: &Path, out_dir: &str, scale: u64, seed: u64, partitions: u32) {
     let out = edu_rtdw(&["gen", "--out", out_dir, "--scale", &scale.to_string(), "--seed", &seed.to_string(), "--partitions", &partitions.to_string()], dir);
@@ -162,6 +122,7 @@ fn assert_outputs_match(prefix: &str, db: &Path) {
 
 #[test]
 fn kafka_until_end_equals_file_replay_and_outputs_are_exact() {
+    let _broker = lock();
     let prefix = topics("eq", 2);
     let tmp = tempfile::tempdir().expect("tempdir");
     gen_to_kafka(tmp.path(), &prefix, 1, 3, 2);
@@ -193,6 +154,7 @@ fn kafka_until_end_equals_file_replay_and_outputs_are_exact() {
 
 #[test]
 fn a_second_run_over_a_grown_log_resumes_without_loss_or_duplicates() {
+    let _broker = lock();
     let prefix = topics("grow", 2);
     let tmp = tempfile::tempdir().expect("tempdir");
     gen_to_kafka(tmp.path(), &prefix, 1, 21, 2);
@@ -218,6 +180,7 @@ fn a_second_run_over_a_grown_log_resumes_without_loss_or_duplicates() {
 
 #[test]
 fn kill_9_at_random_points_then_restart_equals_an_uninterrupted_run() {
+    let _broker = lock();
     let prefix = topics("crash", 2);
     let tmp = tempfile::tempdir().expect("tempdir");
     gen_to_kafka(tmp.path(), &prefix, 4, 31, 2);
@@ -246,6 +209,7 @@ fn kill_9_at_random_points_then_restart_equals_an_uninterrupted_run() {
         child.wait().expect("wait");
         kills += 1;
     }
+    restart_broker();
     run_ok(tmp.path(), &args);
     // The uninterrupted run reads the same topics into its own file, and writes no Kafka outputs.
     std::fs::write(tmp.path().join("sqlite-only.toml"), "[routes]\nstudent_signal_etl = [\"sqlite\"]\ndead_letters = [\"sqlite\"]\n").expect("config");
