@@ -86,18 +86,21 @@ impl KafkaConfig {
         c.create_with_context(LogContext::default()).map_err(|e| anyhow!("cannot create Kafka consumer: {e}"))
     }
 
-    /// An idempotent producer with `acks=all`.
+    /// An idempotent producer with `acks=all` whose messages never time out
+    /// (`message.timeout.ms=0`): while the broker is away, flushes wait and retry.
     pub fn producer(&self) -> anyhow::Result<BaseProducer<LogContext>> {
         let mut c = self.client_config();
-        c.set("enable.idempotence", "true").set("acks", "all").set("linger.ms", "5");
+        c.set("enable.idempotence", "true").set("acks", "all").set("linger.ms", "5").set("message.timeout.ms", "0");
         c.create_with_context(LogContext::default()).map_err(|e| anyhow!("cannot create Kafka producer: {e}"))
     }
 }
 
-/// Logs librdkafka errors as one line each, at most one line per kind every 10 s.
+/// Logs librdkafka errors as one line each, at most one line per kind every 10 s,
+/// and counts failed deliveries.
 #[derive(Default)]
 pub struct LogContext {
     last: Mutex<HashMap<String, Instant>>,
+    failed_deliveries: AtomicU64,
 }
 
 impl ClientContext for LogContext {
@@ -117,6 +120,7 @@ impl ProducerContext for LogContext {
     type DeliveryOpaque = ();
     fn delivery(&self, result: &rdkafka::message::DeliveryResult<'_>, _: ()) {
         if let Err((e, _)) = result {
+            self.failed_deliveries.fetch_add(1, Ordering::Relaxed);
             self.error(e.clone(), "delivery failed");
         }
     }
@@ -605,6 +609,11 @@ impl SinkWriter for KafkaSink {
                 bail!("Kafka flush failed for 10 minutes: {e}");
             }
             eprintln!("edu-rtdw: kafka: flush not done yet ({e}); retrying");
+        }
+        // A failed delivery is never recorded as written: fail, and let the restart's read-back resend it.
+        let failed = self.producer.context().failed_deliveries.swap(0, Ordering::Relaxed);
+        if failed > 0 {
+            bail!("{failed} Kafka deliveries failed; restart to resend them (nothing is recorded as written)");
         }
         self.record_progress(&touched)?;
         for (k, v) in touched {
