@@ -105,14 +105,13 @@ impl SqliteSink {
             conn.execute(&create_sql(t), []).with_context(|| format!("cannot create table {}", t.name))?;
         }
         conn.execute(&format!("CREATE TABLE IF NOT EXISTS {PROGRESS} (sink TEXT PRIMARY KEY, upper INTEGER NOT NULL, complete INTEGER NOT NULL, updated_at TEXT)"), [])?;
-        let committed: Option<(i64, bool)> = conn
-            .query_row(&format!("SELECT upper, complete FROM {PROGRESS} WHERE sink = 'sqlite'"), [], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
+        let committed: Option<i64> =
+            conn.query_row(&format!("SELECT upper FROM {PROGRESS} WHERE sink = 'sqlite'"), [], |r| r.get(0)).optional()?;
         Ok(SqliteSink {
             conn,
             upserts: ALL.iter().map(upsert_sql).collect(),
             deletes: ALL.iter().map(delete_sql).collect(),
-            committed: committed.map_or(0, |c| c.0.max(0) as Time),
+            committed: committed.map_or(0, |c| c.max(0) as Time),
             resume: None,
         })
     }
