@@ -30,11 +30,19 @@ else
     fi
     # tansu reads a .env file from its working directory: start it from a clean one, with a
     # relative sqlite path, detached from this shell's terminal and pipes.
+    # No descriptor but stdio is inherited: under `flock LOCK …` (how tests and scripts share the
+    # broker) the lock's descriptor would otherwise keep the lock held for the broker's whole life.
     pushd "$DIR" >/dev/null
-    setsid nohup tansu broker \
-        --listener-url "$BROKER" \
-        --advertised-listener-url "$BROKER" \
-        --storage-engine sqlite://tansu.db </dev/null >"$DIR/tansu.log" 2>&1 &
+    (
+        for fd in /proc/"$BASHPID"/fd/*; do
+            fd=${fd##*/}
+            if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
+        done
+        exec setsid nohup tansu broker \
+            --listener-url "$BROKER" \
+            --advertised-listener-url "$BROKER" \
+            --storage-engine sqlite://tansu.db </dev/null >"$DIR/tansu.log" 2>&1
+    ) &
     echo $! >"$DIR/tansu.pid"
     popd >/dev/null
     for _ in $(seq 1 120); do

@@ -125,10 +125,12 @@ fn process_addr(mut addr: SocketAddr, process: usize) -> anyhow::Result<SocketAd
 /// Binds `addr` and serves it from a background thread.
 fn serve(addr: SocketAddr, shared: Option<Shared>) -> anyhow::Result<()> {
     let listener = TcpListener::bind(addr).with_context(|| format!("cannot serve --admin on {addr}"))?;
+    tracing::info!(%addr, snapshots = shared.is_some(), "admin endpoint listening");
     std::thread::Builder::new().name("admin".into()).spawn(move || {
         for stream in listener.incoming().flatten() {
+            let peer = stream.peer_addr().ok();
             if let Err(e) = handle(stream, shared.as_ref()) {
-                eprintln!("edu-rtdw: admin request failed: {e}");
+                tracing::debug!(?peer, error = %e, "admin request failed");
             }
         }
     })?;

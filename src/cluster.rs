@@ -23,13 +23,17 @@ pub fn watchdog(cluster: &ClusterArgs) -> Option<Watchdog> {
     }
     let timeout = Duration::from_secs(cluster.connect_timeout_s.max(1));
     let message = unreachable_message(cluster);
+    let (process, processes) = (cluster.process, cluster.processes);
+    tracing::debug!(process, processes, timeout_s = timeout.as_secs(), "connecting to the cluster's peers");
     let (tx, rx) = mpsc::channel::<()>();
     std::thread::spawn(move || {
         // Disarmed: the sender was dropped (timely connected), so the wait ends early.
         if let Err(RecvTimeoutError::Timeout) = rx.recv_timeout(timeout) {
+            // Fatal: one plain line, like every error that ends the process (not a log, so RUST_LOG cannot hide it).
             eprintln!("{message} within {}s", timeout.as_secs());
             std::process::exit(1);
         }
+        tracing::info!(process, processes, "connected to the cluster's peers");
     });
     Some(Watchdog { _disarm: tx })
 }

@@ -1,5 +1,6 @@
 //! The job: settings, cluster launch, sources, sinks, and the summary.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,6 +15,8 @@ use connectors::sink::{sink, SinkWriter};
 use connectors::sqlite::SqliteSink;
 use dataflows::ingest::Delays;
 use dataflows::{build, Time};
+use timely::dataflow::operators::vec::ToStream;
+use timely::dataflow::operators::{Exchange, Inspect};
 
 use crate::cli::{Cli, ClusterArgs, Command, GenArgs, InitDbArgs, RunArgs};
 use crate::config::{Settings, SinkKind};
@@ -34,21 +37,22 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn generate(args: &GenArgs) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
     let opts = GenOptions { scale: args.scale, seed: args.seed, partitions: args.partitions };
     if let Some(brokers) = &args.brokers {
         let cfg = KafkaConfig { brokers: brokers.clone(), properties: Default::default(), group_id: "edu-rtdw-gen".to_string() };
         let started = Instant::now();
         let sent = kafka::produce_sample(&cfg, &opts, |t| format!("{}{t}", args.topic_prefix), args.rate)?;
         let secs = started.elapsed().as_secs_f64();
-        println!("{sent:>10}  records produced to {brokers} in {secs:.2} s ({:.0} records/s)", sent as f64 / secs.max(1e-9));
+        writeln!(stdout, "{sent:>10}  records produced to {brokers} in {secs:.2} s ({:.0} records/s)", sent as f64 / secs.max(1e-9))?;
         return Ok(());
     }
     let out = args.out.as_ref().context("--out DIR or --brokers HOST:PORT is required")?;
     let report = write_files(out, &opts)?;
     for (topic, n) in &report.per_topic {
-        println!("{n:>10}  {topic}");
+        writeln!(stdout, "{n:>10}  {topic}")?;
     }
-    println!("{:>10}  records in {}", report.total, out.display());
+    writeln!(stdout, "{:>10}  records in {}", report.total, out.display())?;
     Ok(())
 }
 
@@ -101,7 +105,7 @@ fn input_dir(settings: &Settings) -> anyhow::Result<PathBuf> {
     let dir = PathBuf::from(SAMPLE_DIR);
     if !dir.is_dir() {
         let opts = GenOptions::default();
-        println!("generating sample data (scale {}, seed {}) into {}/", opts.scale, opts.seed, dir.display());
+        writeln!(std::io::stdout(), "generating sample data (scale {}, seed {}) into {}/", opts.scale, opts.seed, dir.display())?;
         write_files(&dir, &opts)?;
     }
     Ok(dir)
@@ -156,11 +160,11 @@ fn init_db(args: &InitDbArgs) -> anyhow::Result<()> {
     }
     if let Some(url) = &s.sinks.mysql {
         connectors::mysql::init(url)?;
-        println!("MySQL {}: tables ready", connectors::sql::mask_url(url));
+        writeln!(std::io::stdout(), "MySQL {}: tables ready", connectors::sql::mask_url(url))?;
     }
     if let Some(url) = &s.sinks.postgres {
         connectors::postgres::init(url)?;
-        println!("PostgreSQL {}: tables ready", connectors::sql::mask_url(url));
+        writeln!(std::io::stdout(), "PostgreSQL {}: tables ready", connectors::sql::mask_url(url))?;
     }
     Ok(())
 }
@@ -240,8 +244,12 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
     let writers = if cluster.process == 0 { open_sinks(&settings, &sinks, resume)? } else { Vec::new() };
     let writers = Arc::new(Mutex::new(Some(writers)));
     let delays = delays(&settings);
+    // Records read by this process's sources (the progress line), and by the whole cluster (the summary).
     let records_read = Arc::new(AtomicU64::new(0));
     let counter = Arc::clone(&records_read);
+    let cluster_records = Arc::new(AtomicU64::new(0));
+    let cluster_total = Arc::clone(&cluster_records);
+    let workers = cluster.workers.max(1);
     let high_epoch = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
 
@@ -254,6 +262,7 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
         let peers = worker.peers();
         // Every worker builds the same sink operators; only worker 0 holds the writers.
         let mut writers = if index == 0 { writers.lock().map_err(|e| e.to_string())?.take().unwrap_or_default() } else { Vec::new() };
+        let process_records = Arc::clone(&counter);
         let counter = Arc::clone(&counter);
         let durables: Vec<Arc<AtomicU64>> = sinks.iter().map(|_| Arc::new(AtomicU64::new(0))).collect();
         worker.dataflow::<Time, _, _>(|scope| -> Result<(), String> {
@@ -290,6 +299,16 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
         if let Some(c) = committer.as_mut() {
             c.acknowledge(durable());
         }
+        // Every source in the cluster has ended: the first worker of each process sends its process's
+        // count to worker 0, through one more (tiny) dataflow that every worker builds.
+        let local = (index % workers == 0).then(|| process_records.load(Ordering::Relaxed));
+        let total = Arc::clone(&cluster_total);
+        worker.dataflow::<Time, _, _>(move |scope| {
+            local.to_stream(scope).exchange(|_| 0).inspect(move |n: &u64| {
+                total.fetch_add(*n, Ordering::Relaxed);
+            });
+        });
+        while worker.step_or_park(None) {}
         Ok(())
     })
     .map_err(|e| anyhow!("cannot start the cluster: {e}"))?;
@@ -300,24 +319,27 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
     let elapsed = started.elapsed();
     drop(progress);
     if !args.quiet && cluster.process == 0 {
-        summarize(&settings.sinks.sqlite, records_read.load(Ordering::Relaxed), elapsed.as_secs_f64())?;
+        summarize(&settings.sinks.sqlite, cluster_records.load(Ordering::Relaxed), elapsed.as_secs_f64())?;
     }
     ops.linger();
     Ok(())
 }
 
+/// Prints the end-of-run summary on stdout: `records` read by the whole cluster.
 fn summarize(db: &Path, records: u64, seconds: f64) -> anyhow::Result<()> {
-    println!("edu-rtdw: {records} records in {seconds:.2} s ({:.0} records/s)", records as f64 / seconds.max(1e-9));
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "edu-rtdw: {records} records in {seconds:.2} s ({:.0} records/s)", records as f64 / seconds.max(1e-9))?;
     if !db.exists() {
         return Ok(());
     }
     let sink = SqliteSink::open(db).with_context(|| format!("cannot reopen {}", db.display()))?;
-    println!("SQLite {}:", db.display());
+    writeln!(out, "SQLite {}:", db.display())?;
     for (table, rows) in sink.table_counts()? {
-        println!("{rows:>10}  {table}");
+        writeln!(out, "{rows:>10}  {table}")?;
     }
     for (reason, n) in sink.dead_letter_reasons()? {
-        println!("{n:>10}  dead letters: {reason}");
+        writeln!(out, "{n:>10}  dead letters: {reason}")?;
     }
+    out.flush()?;
     Ok(())
 }

@@ -22,8 +22,33 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     let cli = cli::Cli::parse();
+    init_logs();
     if let Err(e) = job::dispatch(cli) {
+        // Output into a pipe that was closed early (`edu-rtdw … | head -1`) is not an error.
+        if broken_pipe(&e) {
+            return;
+        }
         eprintln!("edu-rtdw: {e:#}");
         std::process::exit(1);
     }
+}
+
+/// Logs go to stderr through `tracing`: level `info` unless `RUST_LOG` says
+/// otherwise (e.g. `RUST_LOG=edu_rtdw=debug,connectors=debug`; `RUST_LOG=off`
+/// silences them). Fatal errors are not logs: they are printed as one line
+/// whatever the filter.
+fn init_logs() {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+/// Whether `e` is a write into a closed pipe.
+fn broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
 }

@@ -2,7 +2,8 @@
 //! process's input, records per second and elapsed time, on stderr.
 //!
 //! On a terminal the line is redrawn in place four times a second; otherwise
-//! a plain line is printed every five seconds, so logs stay readable.
+//! an `info` log event (target `edu_rtdw::progress`) is emitted every five
+//! seconds, so logs stay readable.
 
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -65,9 +66,16 @@ pub fn line(total: u64, read: u64, elapsed: Duration) -> String {
 }
 
 fn report(tty: bool, total: u64, read: u64, elapsed: Duration) {
+    if !tty {
+        let secs = elapsed.as_secs_f64();
+        let percent = if total == 0 { 100.0 } else { 100.0 * read as f64 / total as f64 };
+        let rate = (read as f64 / secs.max(1e-9)).round() as u64;
+        tracing::info!(read, total, percent = format_args!("{percent:.1}"), records_per_s = rate, elapsed_s = format_args!("{secs:.1}"), "progress");
+        return;
+    }
     let text = line(total, read, elapsed);
     let mut err = std::io::stderr().lock();
-    let _ = if tty { write!(err, "\r\x1b[2K{text}") } else { writeln!(err, "{text}") };
+    let _ = write!(err, "\r\x1b[2K{text}");
     let _ = err.flush();
 }
 

@@ -208,14 +208,15 @@ impl Writer {
     }
 }
 
-fn report(result: anyhow::Result<()>, opts: &DumpOptions) {
-    if let Err(e) = result {
-        eprintln!("edu-rtdw: cannot write snapshot to {}: {e:#}", opts.dir.display());
+fn report(result: anyhow::Result<Time>, opts: &DumpOptions) {
+    match result {
+        Ok(upper) => tracing::debug!(dir = %opts.dir.display(), upper, "snapshot dumped"),
+        Err(e) => tracing::error!(dir = %opts.dir.display(), "cannot write snapshot: {e:#}"),
     }
 }
 
-/// Writes every metric's contents to `DIR/METRIC/UPPER.jsonl` and prunes old dumps.
-fn write_dump(contents: &Contents, opts: &DumpOptions) -> anyhow::Result<()> {
+/// Writes every metric's contents to `DIR/METRIC/UPPER.jsonl` and prunes old dumps; returns UPPER.
+fn write_dump(contents: &Contents, opts: &DumpOptions) -> anyhow::Result<Time> {
     for index in 0..ALL.len() {
         let dir = opts.dir.join(metric_name(index));
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -228,7 +229,7 @@ fn write_dump(contents: &Contents, opts: &DumpOptions) -> anyhow::Result<()> {
         std::fs::rename(&tmp, dir.join(format!("{}.jsonl", contents.upper)))?;
         prune(&dir, opts.keep)?;
     }
-    Ok(())
+    Ok(contents.upper)
 }
 
 /// The dumps in `dir` by logical time, oldest first.

@@ -7,11 +7,12 @@
 
 mod common;
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::kafka::{gen_to_kafka, lock, topics, BROKERS};
 use common::{dump, edu_rtdw, TABLES};
 
 /// A port that was free a moment ago (the next one is used too).
@@ -103,36 +104,12 @@ fn an_unreachable_peer_is_one_line_and_exit_1() {
     assert!(lines[0].contains("process 1 of 2 cannot reach its cluster peers"), "{stderr}");
 }
 
-const BROKERS: &str = "127.0.0.1:9092";
-
-/// Creates the source topics under a fresh prefix with `tansu` (as `tests/kafka.rs` does).
-fn kafka_topics(partitions: u32) -> String {
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 9092));
-    assert!(
-        TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok(),
-        "nothing answers on 127.0.0.1:9092: run scripts/kafka-up.sh first"
-    );
-    let home = std::env::var("HOME").unwrap_or_default();
-    let local = format!("{home}/.cargo/bin/tansu");
-    let tansu = if Path::new(&local).exists() { local } else { "tansu".to_string() };
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    let prefix = format!("c{}{}_", std::process::id(), nanos % 1_000_000_007);
-    for name in connectors::sample::TOPICS {
-        let out = Command::new(&tansu)
-            .args(["topic", "create", &format!("{prefix}{name}"), "--partitions", &partitions.to_string(), "--broker", "tcp://127.0.0.1:9092"])
-            .output()
-            .expect("run tansu topic create");
-        assert!(out.status.success(), "topic create failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    prefix
-}
-
 #[test]
 fn kafka_input_through_two_processes_matches_one_worker() {
+    let _broker = lock();
     let tmp = tempfile::tempdir().expect("tempdir");
-    let prefix = kafka_topics(3);
-    let out = edu_rtdw(&["gen", "--brokers", BROKERS, "--topic-prefix", &prefix, "--scale", "1", "--seed", "9", "--partitions", "3"], tmp.path());
-    assert!(out.status.success(), "gen --brokers failed: {}", String::from_utf8_lossy(&out.stderr));
+    let prefix = topics("cluster", 3);
+    gen_to_kafka(tmp.path(), &prefix, 1, 9, 3);
     // Tables only: the Kafka outputs stay off, so the two runs do not share output topics.
     std::fs::write(tmp.path().join("cfg.toml"), "[routes]\nstudent_signal_etl = [\"sqlite\"]\ndead_letters = [\"sqlite\"]\n").expect("config");
     let args = |db: &'static str| -> Vec<String> {

@@ -152,6 +152,7 @@ pub fn file_source<'s>(
                         crate::metrics::observe_partition(reader.ingest.topic(), reader.ingest.partition(), n, &out);
                     }
                     Err(e) => {
+                        // Fatal: one plain line like every error that ends the process (RUST_LOG cannot hide it).
                         eprintln!("edu-rtdw: cannot read partition {} of {}: {e}", reader.ingest.partition(), reader.ingest.topic().default_name());
                         std::process::exit(1);
                     }

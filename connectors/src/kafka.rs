@@ -110,7 +110,7 @@ impl ClientContext for LogContext {
         let now = Instant::now();
         if last.get(&kind).is_none_or(|t| now.duration_since(*t) > Duration::from_secs(10)) {
             last.insert(kind, now);
-            eprintln!("edu-rtdw: kafka: {error}: {reason} (retrying)");
+            tracing::warn!("kafka: {error}: {reason} (retrying)");
         }
     }
 }
@@ -154,7 +154,7 @@ pub fn discover(cfg: &KafkaConfig, names: &[(Topic, String)], wait: Duration) ->
                     }
                 }
                 Err(e) if started.elapsed() > wait => bail!("Kafka brokers {} unreachable: {e}", cfg.brokers),
-                Err(e) => eprintln!("edu-rtdw: kafka: waiting for brokers {} ({e})", cfg.brokers),
+                Err(e) => tracing::warn!(brokers = %cfg.brokers, "kafka: waiting for brokers ({e})"),
             }
             std::thread::sleep(Duration::from_millis(500));
         };
@@ -260,6 +260,7 @@ pub fn kafka_source<'s>(
                 let time = clock.time(state.ingest.topic(), state.ingest.partition(), offset).max(floor);
                 let out = by_time.entry(time).or_default();
                 if state.idle {
+                    tracing::debug!(topic = msg.topic(), partition = msg.partition(), offset, "source partition resumed");
                     out.extend(state.ingest.watermark_resumed());
                     state.idle = false;
                 }
@@ -282,6 +283,7 @@ pub fn kafka_source<'s>(
                 }
                 if !state.idle && state.end.is_none() && now.duration_since(state.last_seen) >= idle_timeout {
                     state.idle = true;
+                    tracing::debug!(topic = state.ingest.topic().default_name(), partition = state.ingest.partition(), next_offset = state.next_offset, "source partition idle");
                     by_time.entry(next).or_default().extend(state.ingest.went_idle());
                     continue;
                 }
@@ -352,7 +354,7 @@ impl OffsetCommitter {
         }
         match self.consumer.commit(&tpl, rdkafka::consumer::CommitMode::Async) {
             Ok(()) => self.committed = durable,
-            Err(e) => eprintln!("edu-rtdw: kafka: cannot commit group offsets yet ({e})"),
+            Err(e) => tracing::warn!(durable, "kafka: cannot commit group offsets yet ({e})"),
         }
         self.consumer.poll(Duration::ZERO);
     }
@@ -608,7 +610,7 @@ impl SinkWriter for KafkaSink {
             if started.elapsed() > Duration::from_secs(600) {
                 bail!("Kafka flush failed for 10 minutes: {e}");
             }
-            eprintln!("edu-rtdw: kafka: flush not done yet ({e}); retrying");
+            tracing::warn!("kafka: flush not done yet ({e}); retrying");
         }
         // A failed delivery is never recorded as written: fail, and let the restart's read-back resend it.
         let failed = self.producer.context().failed_deliveries.swap(0, Ordering::Relaxed);

@@ -90,6 +90,7 @@ pub fn observe_inputs(inputs: &[Input]) {
         match input {
             Input::Dead(d) => *s.dead.entry((d.source.default_name(), d.reason.clone())).or_default() += 1,
             Input::Watermark(t, p, w) => {
+                tracing::debug!(topic = t.default_name(), partition = *p, watermark_ms = *w, "watermark announced (i64::MAX: idle or exhausted)");
                 s.watermarks.insert((t.default_name(), *p), *w);
             }
             _ => {}

@@ -84,11 +84,14 @@ pub fn sink<'s>(
         let upper_now = upper.unwrap_or(max_time + 1).max(skip_below);
         let started = std::time::Instant::now();
         if let Err(e) = writer.commit(upper_now, upper.is_none(), &changes) {
+            // Fatal: one plain line like every error that ends the process (RUST_LOG cannot hide it).
             eprintln!("edu-rtdw: sink {sink_name} failed: {e:#}");
             std::process::exit(1);
         }
         durable.store(upper_now, Ordering::Release);
-        crate::metrics::observe_commit(&sink_name, started.elapsed(), upper_now);
+        let took = started.elapsed();
+        tracing::debug!(sink = %sink_name, upper = upper_now, complete = upper.is_none(), rows = changes.len(), latency_ms = took.as_secs_f64() * 1e3, "sink commit");
+        crate::metrics::observe_commit(&sink_name, took, upper_now);
     });
 }
 

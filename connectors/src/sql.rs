@@ -108,12 +108,12 @@ pub fn retrying<T>(label: &str, policy: &RetryPolicy, mut attempt: impl FnMut() 
         match attempt() {
             Ok(value) => {
                 if retries > 0 {
-                    eprintln!("edu-rtdw: {label} is back after {retries} retries ({:.1} s)", started.elapsed().as_secs_f64());
+                    tracing::info!(db = label, retries, "{label} is back after {retries} retries ({:.1} s)", started.elapsed().as_secs_f64());
                 }
                 return Ok(value);
             }
             Err(f) if f.transient && started.elapsed() + delay <= policy.budget => {
-                eprintln!("edu-rtdw: {label} unavailable ({}), retrying in {}", one_line(&f.error), human(delay));
+                tracing::warn!(db = label, retries, "{label} unavailable ({}), retrying in {}", one_line(&f.error), human(delay));
                 std::thread::sleep(delay);
                 delay = (delay * 2).min(policy.max);
                 retries += 1;
@@ -214,8 +214,9 @@ impl CommitStats {
         sorted.sort_unstable();
         let at = |q: f64| sorted[((sorted.len() - 1) as f64 * q).round() as usize] as f64 / 1000.0;
         let total: u64 = sorted.iter().sum();
-        eprintln!(
-            "edu-rtdw: sink {label}: {} commits, {} rows in {:.2} s of commits ({:.0} rows/s); commit latency median {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        tracing::info!(
+            sink = label,
+            "sink {label}: {} commits, {} rows in {:.2} s of commits ({:.0} rows/s); commit latency median {:.1} ms, p99 {:.1} ms, max {:.1} ms",
             sorted.len(),
             self.rows,
             total as f64 / 1e6,

@@ -58,7 +58,8 @@ pub fn write_partition(dir: &Path, topic: &str, partition: u32, lines: &[&[u8]])
     path
 }
 
-fn cell(v: rusqlite::types::ValueRef<'_>) -> String {
+/// A SQLite cell as text (`NULL` for NULL, reals in `{:?}` form, blobs as `blob:[..]`).
+pub fn cell(v: rusqlite::types::ValueRef<'_>) -> String {
     use rusqlite::types::ValueRef::*;
     match v {
         Null => "NULL".to_string(),
