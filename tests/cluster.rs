@@ -21,8 +21,8 @@ fn free_port() -> u16 {
     listener.local_addr().expect("addr").port()
 }
 
-/// Runs `scripts/cluster.sh n w args…` in `dir`; panics unless it exits 0.
-fn cluster_sh(dir: &Path, n: usize, w: usize, args: &[&str]) {
+/// Runs `scripts/cluster.sh n w args…` in `dir`; panics unless it exits 0. Returns its stdout.
+fn cluster_sh(dir: &Path, n: usize, w: usize, args: &[&str]) -> String {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/cluster.sh");
     let out = Command::new("bash")
         .arg(&script)
@@ -34,6 +34,7 @@ fn cluster_sh(dir: &Path, n: usize, w: usize, args: &[&str]) {
         .output()
         .expect("run cluster.sh");
     assert!(out.status.success(), "cluster failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn run_args<'a>(input: &'a str, db: &'a str, snaps: &'a str) -> Vec<&'a str> {
@@ -60,13 +61,20 @@ fn two_processes_of_two_workers_match_one_worker() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let out = edu_rtdw(&["gen", "--out", "input", "--scale", "1", "--seed", "5", "--partitions", "3"], tmp.path());
     assert!(out.status.success(), "gen failed: {}", String::from_utf8_lossy(&out.stderr));
+    // The generator's own count (its last line: `N  records in input`).
+    let generated = String::from_utf8_lossy(&out.stdout).lines().last().and_then(|l| l.split_whitespace().next()).map(str::to_string).expect("gen count");
 
     let mut args = vec!["run"];
     args.extend(run_args("input", "w1.db", "snaps1"));
     let single = edu_rtdw(&args, tmp.path());
     assert!(single.status.success(), "-w 1 failed: {}", String::from_utf8_lossy(&single.stderr));
 
-    cluster_sh(tmp.path(), 2, 2, &run_args("input", "c.db", "snaps2"));
+    // With the summary: process 0 prints it, counting the records read by both processes.
+    let with_summary: Vec<&str> = run_args("input", "c.db", "snaps2").into_iter().filter(|a| *a != "-q").collect();
+    let stdout = cluster_sh(tmp.path(), 2, 2, &with_summary);
+    let summaries: Vec<&str> = stdout.lines().filter(|l| l.starts_with("edu-rtdw: ")).collect();
+    assert_eq!(summaries.len(), 1, "one summary expected:\n{stdout}");
+    assert!(summaries[0].starts_with(&format!("edu-rtdw: {generated} records in ")), "the summary does not count the whole cluster's {generated} records: {}", summaries[0]);
 
     let (a, b) = (dump(&tmp.path().join("w1.db")), dump(&tmp.path().join("c.db")));
     for table in TABLES {

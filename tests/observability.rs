@@ -402,3 +402,24 @@ fn live_query_equals_the_sink_at_intermediate_times() {
     both_windows.extend(["2024-01-01 00:02:00.000|7|1", "2024-01-01 00:02:00.000|9|1"]);
     compare_at(tmp.path(), port, n, 30, &[(windows, both_windows), (staff, vec!["5|1|1|2025-12-01", "7|1|1|2025-12-02"])]);
 }
+
+/// `edu-rtdw run … | head -1` with `head` gone: the summary's write into the closed pipe ends the
+/// program quietly (exit 0, nothing on stderr), instead of a panic.
+#[test]
+fn a_closed_stdout_pipe_ends_the_summary_quietly() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    write_partition(&tmp.path().join("input"), SIGNALS, 0, &[signal(T0, "7", "9", "2").to_string().as_bytes()]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_edu-rtdw"))
+        .args(["run", "--input-dir", "input", "--sqlite", "out.db"])
+        .current_dir(tmp.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn edu-rtdw");
+    // Close the read end before the job can have finished (it writes the summary at its end).
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+}
