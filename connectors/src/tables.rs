@@ -163,8 +163,8 @@ pub const DEAD_LETTERS: Table = Table {
 /// Every output table, in SPEC order; [`encode`] returns indices into this.
 pub const ALL: [Table; 8] = [SIGNALS, CHANNELS, MINUTES, STUDY, AV, REGISTRATIONS, STAFF, DEAD_LETTERS];
 
-fn text(v: &Option<String>) -> SqlValue {
-    v.as_ref().map_or(SqlValue::Null, |s| SqlValue::Text(s.clone()))
+fn text(v: &Option<dataflows::Text>) -> SqlValue {
+    v.as_ref().map_or(SqlValue::Null, |s| SqlValue::Text(s.to_string()))
 }
 
 fn int(v: Option<i64>) -> SqlValue {
@@ -200,7 +200,7 @@ pub fn encode(row: &OutputRow) -> (usize, Vec<SqlValue>) {
             text(&s.target_type), text(&s.action), text(&s.sub_action), text(&s.page_index), T(s.event.name().into()),
         ]),
         OutputRow::Channel(c) => (1, vec![
-            T(c.rowkey.clone()), T(c.id.clone()), text(&c.chinese_name), text(&c.english_name), text(&c.level), text(&c.pid),
+            T(c.rowkey.to_string()), T(c.id.to_string()), text(&c.chinese_name), text(&c.english_name), text(&c.level), text(&c.pid),
             text(&c.create_time), text(&c.update_time), text(&c.dept_id),
         ]),
         OutputRow::Minute(m) => (2, vec![
@@ -208,19 +208,19 @@ pub fn encode(row: &OutputRow) -> (usize, Vec<SqlValue>) {
             T(m.key.event.name().into()), I(m.event_count),
         ]),
         OutputRow::Study(s) => (3, vec![
-            I(s.user_id), T(s.classroom_id.clone()), text(&s.user_type), I(s.spend_time),
+            I(s.user_id), T(s.classroom_id.to_string()), text(&s.user_type), I(s.spend_time),
             s.event_time.map_or(SqlValue::Null, M), I(s.success_time),
         ]),
         OutputRow::Av(a) => (4, vec![
-            M(a.start_time), M(a.end_time()), I(a.key.user_id), I(a.key.web_server_id), T(a.key.classroom_id.clone()),
-            T(a.key.user_type.clone()), I(a.key.extra_uid), T(a.key.event.clone()), I(a.event_sum), D(a.event_avg()),
+            M(a.start_time), M(a.end_time()), I(a.key.user_id), I(a.key.web_server_id), T(a.key.classroom_id.to_string()),
+            T(a.key.user_type.to_string()), I(a.key.extra_uid), T(a.key.event.to_string()), I(a.event_sum), D(a.event_avg()),
             I(a.event_count),
         ]),
-        OutputRow::Registration(r) => (5, vec![T(r.uk()), I(r.reg_date), T(r.level.clone()), I(r.leads)]),
-        OutputRow::Staff(s) => (6, vec![I(s.cc_id), I(s.cc_index), I(1), T(s.attribution_time.clone())]),
+        OutputRow::Registration(r) => (5, vec![T(r.uk()), I(r.reg_date), T(r.level.to_string()), I(r.leads)]),
+        OutputRow::Staff(s) => (6, vec![I(s.cc_id), I(s.cc_index), I(1), T(s.attribution_time.to_string())]),
         OutputRow::Dead(d) => (7, vec![
             T(d.source.default_name().into()), I(i64::from(d.pos.partition)), I(d.pos.offset as i64),
-            T(dead_letter_metric(d).into()), T(d.reason.clone()), SqlValue::Bytes(d.raw.clone()),
+            T(dead_letter_metric(d).into()), T(d.reason.to_string()), SqlValue::Bytes(d.raw.clone()),
         ]),
     }
 }

@@ -23,6 +23,7 @@ use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::StreamVec;
 
+use crate::Text;
 use crate::ops::window::{tumbling, SumCount};
 use crate::topics::Agora;
 use crate::{Diff, Rejection, Time};
@@ -40,13 +41,13 @@ pub struct AvKey {
     /// `agora_channel_id`, -1 when NULL.
     pub web_server_id: i64,
     /// `classroom_id`, `'-1'` when NULL.
-    pub classroom_id: String,
+    pub classroom_id: Text,
     /// `user_type` (always `student` after the filter).
-    pub user_type: String,
+    pub user_type: Text,
     /// The family's `uid`, -1 when NULL.
     pub extra_uid: i64,
     /// `<event>_AUDIO_STATE` or `<event>_VIDEO_STATE`.
-    pub event: String,
+    pub event: Text,
 }
 
 /// One row of `user_av_record`.
@@ -76,7 +77,7 @@ impl AvRow {
 
 /// What one record contributes: zero, one or two `(key, value)` facts at its event time.
 pub fn facts(a: &Agora, late: bool) -> Result<(Vec<(AvKey, i64)>, i64), Rejection> {
-    if a.user_type.read("user_type")?.map(String::as_str) != Some("student") {
+    if a.user_type.read("user_type")?.map(Text::as_str) != Some("student") {
         return Ok((Vec::new(), 0));
     }
     let lost = a.audio_lost.read("agora_audioState.lost")?.copied().filter(|v| *v >= 0);
@@ -88,7 +89,7 @@ pub fn facts(a: &Agora, late: bool) -> Result<(Vec<(AvKey, i64)>, i64), Rejectio
     let event_time = *a.message_create_time.require("messageCreateTime")?;
     let user_id = a.user_id.read("user_id")?.copied().unwrap_or(-1);
     let web_server_id = a.agora_channel_id.read("agora_channel_id")?.copied().unwrap_or(-1);
-    let classroom_id = a.classroom_id.read("classroom_id")?.cloned().unwrap_or_else(|| "-1".to_string());
+    let classroom_id = a.classroom_id.read("classroom_id")?.cloned().unwrap_or_else(|| Text::const_new("-1"));
     let audio_uid = a.audio_uid.read("agora_audioState.uid")?.copied().unwrap_or(-1);
     let video_uid = a.video_uid.read("agora_videoState.uid")?.copied().unwrap_or(-1);
     if late {
@@ -98,9 +99,9 @@ pub fn facts(a: &Agora, late: bool) -> Result<(Vec<(AvKey, i64)>, i64), Rejectio
         user_id,
         web_server_id,
         classroom_id: classroom_id.clone(),
-        user_type: "student".to_string(),
+        user_type: Text::const_new("student"),
         extra_uid,
-        event: format!("{event}_{family}_STATE"),
+        event: compact_str::format_compact!("{event}_{family}_STATE"),
     };
     let mut out = Vec::with_capacity(2);
     if let Some(lost) = lost {

@@ -2,19 +2,24 @@
 
 use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
-use timely::dataflow::operators::vec::{Map, Partition};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::progress::operate::FrontierInterest;
 use timely::dataflow::StreamVec;
 
-use crate::av_quality_30s::{self, AvRow};
+use crate::av_quality_30s::{self, AvKey, AvRow};
 use crate::channel_dim::{self, ChannelRow};
-use crate::class_performance_1m::{self, MinuteRow};
-use crate::daily_cc_confirmations::{self, StaffIndexRow};
+use crate::class_performance_1m::{self, MinuteKey, MinuteRow};
+use crate::daily_cc_confirmations::{self, OrderId, OrderState, StaffIndexRow};
 use crate::hourly_registrations_by_level::{self, RegistrationRow};
 use crate::ingest::Input;
-use crate::offline_study_time::{self, StudyRow};
+use crate::offline_study_time::{self, PlayFact, StudyRow};
 use crate::ops::inserts;
 use crate::student_signal_etl::{self, SignalRow};
-use crate::{DeadLetter, Diff, Time, Topic};
+use crate::topics::{Student, User};
+use crate::{DeadLetter, Diff, Pos, Text, Time, Topic};
 
 /// Every metric's collection, plus the dead letters.
 pub struct Outputs<'s> {
@@ -72,21 +77,68 @@ impl<'s> Outputs<'s> {
     }
 }
 
-/// Where each kind of input goes, as a partition index.
-fn route(input: &Input) -> u64 {
-    match input {
-        Input::Signal(..) => 0,
-        Input::Minute(..) => 1,
-        Input::Channel(..) => 2,
-        Input::Play(..) => 3,
-        Input::Av(..) => 4,
-        Input::Student(..) => 5,
-        Input::User(..) => 6,
-        Input::Order(..) => 7,
-        Input::Dead(..) => 8,
-        Input::Watermark(Topic::Timeline, ..) => 9,
-        Input::Watermark(..) => 10,
+/// The ingested input, split by kind into one stream per consumer.
+struct Split<'s> {
+    signals: StreamVec<'s, Time, SignalRow>,
+    minutes: StreamVec<'s, Time, (MinuteKey, i64, ())>,
+    channels: StreamVec<'s, Time, (Pos, ChannelRow)>,
+    plays: StreamVec<'s, Time, (Pos, PlayFact)>,
+    av: StreamVec<'s, Time, (AvKey, i64, i64)>,
+    students: StreamVec<'s, Time, (Text, Pos, Student)>,
+    users: StreamVec<'s, Time, (Text, Pos, User)>,
+    orders: StreamVec<'s, Time, (OrderId, Pos, OrderState)>,
+    dead: StreamVec<'s, Time, DeadLetter>,
+    timeline_marks: StreamVec<'s, Time, (u32, i64)>,
+    agora_marks: StreamVec<'s, Time, (u32, i64)>,
+}
+
+/// Splits the input by kind in one pass, moving each record once into its
+/// typed output (timely's `partition` followed by a `flat_map` per kind would
+/// copy every record twice and sort it through a map).
+fn split(inputs: StreamVec<'_, Time, Input>) -> Split<'_> {
+    let mut builder = OperatorBuilder::new("SplitInput".to_owned(), inputs.scope());
+    let mut input = builder.new_input(inputs, Pipeline);
+    builder.set_notify_for(0, FrontierInterest::Never);
+    macro_rules! outputs {
+        ($($name:ident),*) => {
+            $( let ($name, stream) = builder.new_output(); let $name = OutputBuilder::<_, CapacityContainerBuilder<Vec<_>>>::from($name); let $name = ($name, stream); )*
+        };
     }
+    outputs!(signals, minutes, channels, plays, av, students, users, orders, dead, timeline_marks, agora_marks);
+    let streams = Split {
+        signals: signals.1, minutes: minutes.1, channels: channels.1, plays: plays.1, av: av.1, students: students.1,
+        users: users.1, orders: orders.1, dead: dead.1, timeline_marks: timeline_marks.1, agora_marks: agora_marks.1,
+    };
+    let (mut o_signals, mut o_minutes, mut o_channels, mut o_plays, mut o_av, mut o_students) = (signals.0, minutes.0, channels.0, plays.0, av.0, students.0);
+    let (mut o_users, mut o_orders, mut o_dead, mut o_timeline, mut o_agora) = (users.0, orders.0, dead.0, timeline_marks.0, agora_marks.0);
+    builder.build(move |_| {
+        move |_frontiers| {
+            let (mut h_signals, mut h_minutes, mut h_channels, mut h_plays) = (o_signals.activate(), o_minutes.activate(), o_channels.activate(), o_plays.activate());
+            let (mut h_av, mut h_students, mut h_users, mut h_orders) = (o_av.activate(), o_students.activate(), o_users.activate(), o_orders.activate());
+            let (mut h_dead, mut h_timeline, mut h_agora) = (o_dead.activate(), o_timeline.activate(), o_agora.activate());
+            input.for_each_stamp(|cap, data| {
+                let (mut signals, mut minutes, mut channels, mut plays) = (h_signals.session(&cap), h_minutes.session(&cap), h_channels.session(&cap), h_plays.session(&cap));
+                let (mut av, mut students, mut users, mut orders) = (h_av.session(&cap), h_students.session(&cap), h_users.session(&cap), h_orders.session(&cap));
+                let (mut dead, mut timeline, mut agora) = (h_dead.session(&cap), h_timeline.session(&cap), h_agora.session(&cap));
+                for input in data.flat_map(|batch| batch.drain(..)) {
+                    match input {
+                        Input::Signal(pos, clean) => signals.give((pos, clean)),
+                        Input::Minute(key, time) => minutes.give((key, time, ())),
+                        Input::Channel(pos, row) => channels.give((pos, row)),
+                        Input::Play(pos, fact) => plays.give((pos, fact)),
+                        Input::Av(key, time, value) => av.give((key, time, value)),
+                        Input::Student(id, pos, s) => students.give((id, pos, s)),
+                        Input::User(id, pos, u) => users.give((id, pos, u)),
+                        Input::Order(id, pos, o) => orders.give((id, pos, o)),
+                        Input::Dead(d) => dead.give(d),
+                        Input::Watermark(Topic::Timeline, partition, mark) => timeline.give((partition, mark)),
+                        Input::Watermark(_, partition, mark) => agora.give((partition, mark)),
+                    }
+                }
+            });
+        }
+    });
+    streams
 }
 
 /// Builds all seven metrics over the ingested input of every source.
@@ -108,20 +160,7 @@ fn route(input: &Input) -> u64 {
 /// assert!(matches!(&rows[..], [(OutputRow::Dead(d), 0, 1)] if d.reason == "not_json"));
 /// ```
 pub fn build<'s>(inputs: StreamVec<'s, Time, Input>) -> Outputs<'s> {
-    let mut parts = inputs.partition(11, |input| (route(&input), input)).into_iter();
-    let mut next = move || parts.next().expect("eleven partitions");
-    let signals = next().flat_map(|i| if let Input::Signal(p, c) = i { Some((p, c)) } else { None });
-    let minutes = next().flat_map(|i| if let Input::Minute(k, t) = i { Some((k, t, ())) } else { None });
-    let channels = next().flat_map(|i| if let Input::Channel(p, r) = i { Some((p, r)) } else { None });
-    let plays = next().flat_map(|i| if let Input::Play(p, f) = i { Some((p, f)) } else { None });
-    let av = next().flat_map(|i| if let Input::Av(k, t, v) = i { Some((k, t, v)) } else { None });
-    let students = next().flat_map(|i| if let Input::Student(id, p, s) = i { Some((id, p, s)) } else { None });
-    let users = next().flat_map(|i| if let Input::User(id, p, u) = i { Some((id, p, u)) } else { None });
-    let orders = next().flat_map(|i| if let Input::Order(id, p, o) = i { Some((id, p, o)) } else { None });
-    let dead = next().flat_map(|i| if let Input::Dead(d) = i { Some(d) } else { None });
-    let timeline_marks = next().flat_map(|i| if let Input::Watermark(_, p, w) = i { Some((p, w)) } else { None });
-    let agora_marks = next().flat_map(|i| if let Input::Watermark(_, p, w) = i { Some((p, w)) } else { None });
-
+    let Split { signals, minutes, channels, plays, av, students, users, orders, dead, timeline_marks, agora_marks } = split(inputs);
     let channel_dim = channel_dim::dataflow(channels);
     Outputs {
         student_signal_etl: student_signal_etl::dataflow(signals),

@@ -12,6 +12,7 @@ use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::StreamVec;
 
+use crate::Text;
 use crate::ops::fold::fold_by_key;
 use crate::topics::Channel;
 use crate::{Diff, Pos, Rejection, Time};
@@ -20,24 +21,24 @@ use crate::{Diff, Pos, Rejection, Time};
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ChannelRow {
     /// MD5 of `id`, lower-case hex (primary key).
-    pub rowkey: String,
+    pub rowkey: Text,
     /// The channel id.
-    pub id: String,
+    pub id: Text,
     /// The latest record's other columns, in table order:
     /// `chinese_name, english_name, level, pid, create_time, update_time, dept_id`.
-    pub chinese_name: Option<String>,
+    pub chinese_name: Option<Text>,
     /// See `chinese_name`.
-    pub english_name: Option<String>,
+    pub english_name: Option<Text>,
     /// The channel's level (`A`–`D` matter to 2.6).
-    pub level: Option<String>,
+    pub level: Option<Text>,
     /// See `chinese_name`.
-    pub pid: Option<String>,
+    pub pid: Option<Text>,
     /// See `chinese_name`.
-    pub create_time: Option<String>,
+    pub create_time: Option<Text>,
     /// See `chinese_name`.
-    pub update_time: Option<String>,
+    pub update_time: Option<Text>,
     /// See `chinese_name`.
-    pub dept_id: Option<String>,
+    pub dept_id: Option<Text>,
 }
 
 /// The lower-case hex MD5 of a text (the dictionary's rowkey).
@@ -53,7 +54,7 @@ pub fn rowkey(id: &str) -> String {
 pub fn row(c: &Channel) -> Result<ChannelRow, Rejection> {
     let id = c.id.require("id")?;
     Ok(ChannelRow {
-        rowkey: rowkey(id),
+        rowkey: Text::from(rowkey(id)),
         id: id.clone(),
         chinese_name: c.chinese_name.read("chinese_name")?.cloned(),
         english_name: c.english_name.read("english_name")?.cloned(),
@@ -73,7 +74,7 @@ pub fn dataflow<'s>(rows: StreamVec<'s, Time, (Pos, ChannelRow)>) -> VecCollecti
 }
 
 /// The dimension as 2.6 joins it: `(rowkey, level)`.
-pub fn levels<'s>(dictionary: VecCollection<'s, Time, ChannelRow, Diff>) -> VecCollection<'s, Time, (String, Option<String>), Diff> {
+pub fn levels<'s>(dictionary: VecCollection<'s, Time, ChannelRow, Diff>) -> VecCollection<'s, Time, (Text, Option<Text>), Diff> {
     dictionary.map(|row| (row.rowkey, row.level))
 }
 

@@ -16,6 +16,7 @@ use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::StreamVec;
 
+use crate::Text;
 use crate::ops::window::{tumbling, Count};
 use crate::student_signal_etl::{CleanSignal, SignalEvent};
 use crate::{Diff, Rejection, Time};
@@ -56,7 +57,7 @@ impl MinuteRow {
     }
 }
 
-fn integer(text: Option<&String>, name: &'static str) -> Result<i64, Rejection> {
+fn integer(text: Option<&Text>, name: &'static str) -> Result<i64, Rejection> {
     text.and_then(|t| t.parse::<i64>().ok()).ok_or(Rejection::BadField(name))
 }
 

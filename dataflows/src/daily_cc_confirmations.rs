@@ -21,6 +21,7 @@ use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::StreamVec;
 
+use crate::Text;
 use crate::ops::fold::fold_by_key;
 use chrono::Datelike;
 
@@ -113,7 +114,7 @@ impl OrderState {
 }
 
 /// Checks one order record for unreadable fields; `Ok(id)` when it can be folded.
-pub fn check(o: &Order) -> Result<String, Rejection> {
+pub fn check(o: &Order) -> Result<Text, Rejection> {
     let id = o.id.require("id")?.clone();
     o.cc_id.read("cc_id")?;
     o.status.read("status")?;

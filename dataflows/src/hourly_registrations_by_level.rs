@@ -24,6 +24,7 @@ use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::StreamVec;
 
+use crate::Text;
 use crate::channel_dim::rowkey;
 use crate::ops::fold::fold_by_key;
 use crate::timefmt::{hour_number, parse_datetime};
@@ -36,7 +37,7 @@ pub struct RegistrationRow {
     /// `yyyyMMddHH` of the registration.
     pub reg_date: i64,
     /// `A`–`D` or `other`.
-    pub level: String,
+    pub level: Text,
     /// Distinct students registered in that hour at that level.
     pub leads: i64,
 }
@@ -49,7 +50,7 @@ impl RegistrationRow {
 }
 
 /// Checks a student record; `Ok(id)` when it can be folded.
-pub fn check_student(s: &Student) -> Result<String, Rejection> {
+pub fn check_student(s: &Student) -> Result<Text, Rejection> {
     let id = s.id.require("id")?.clone();
     s.channel_id.read("channel_id")?;
     s.update_time.read("update_time")?;
@@ -57,7 +58,7 @@ pub fn check_student(s: &Student) -> Result<String, Rejection> {
 }
 
 /// Checks a user record; `Ok(id)` when it can be folded.
-pub fn check_user(u: &User) -> Result<String, Rejection> {
+pub fn check_user(u: &User) -> Result<Text, Rejection> {
     let id = u.id.require("id")?.clone();
     u.name.read("name")?;
     u.register_date_time.read("register_date_time")?;
@@ -92,12 +93,12 @@ pub fn normalize_level(level: Option<&str>) -> &'static str {
 /// Hourly registrations per level, from the student and user logs (keyed by id)
 /// and the channel dimension `(rowkey, level)` of 2.2.
 pub fn dataflow<'s>(
-    students: StreamVec<'s, Time, (String, Pos, Student)>,
-    users: StreamVec<'s, Time, (String, Pos, User)>,
-    channel_levels: VecCollection<'s, Time, (String, Option<String>), Diff>,
+    students: StreamVec<'s, Time, (Text, Pos, Student)>,
+    users: StreamVec<'s, Time, (Text, Pos, User)>,
+    channel_levels: VecCollection<'s, Time, (Text, Option<Text>), Diff>,
 ) -> VecCollection<'s, Time, RegistrationRow, Diff> {
     let students = fold_by_key(students, "StudentLastValue", Student::merge_last)
-        .map(|(id, s)| (id, s.channel_id.val().map(|c| rowkey(c))));
+        .map(|(id, s)| (id, s.channel_id.val().map(|c| Text::from(rowkey(c)))));
     let users = fold_by_key(users, "UserLastValue", User::merge_last).flat_map(|(id, u)| registration_hour(&u).map(|hour| (id, hour)));
     let registered = students.join(users);
 
@@ -112,7 +113,7 @@ pub fn dataflow<'s>(
     no_channel
         .concat(known)
         .concat(unknown)
-        .map(|(id, hour, level)| ((hour, level.to_string()), id))
+        .map(|(id, hour, level)| ((hour, Text::from(level)), id))
         .distinct()
         .map(|(group, _)| group)
         .count()

@@ -12,6 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::Text;
 use crate::av_quality_30s::{self, AvKey};
 use crate::channel_dim::{self, ChannelRow};
 use crate::class_performance_1m::{self, MinuteKey};
@@ -52,9 +53,9 @@ pub enum Input {
     /// 2.5: a quality fact: key, event time, value.
     Av(AvKey, i64, i64),
     /// 2.6: a student record, by id.
-    Student(String, Pos, Student),
+    Student(Text, Pos, Student),
     /// 2.6: a user record, by id.
-    User(String, Pos, User),
+    User(Text, Pos, User),
     /// 2.7: an order record's state, by id.
     Order(OrderId, Pos, OrderState),
     /// A rejected record.

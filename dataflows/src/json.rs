@@ -105,22 +105,22 @@ impl<T> Field<T> {
     }
 }
 
-impl Field<String> {
+impl Field<crate::Text> {
     /// Any scalar read as text (`305` becomes `"305"`).
     pub fn from_str_scalar(s: Scalar<'_>) -> Self {
         match s {
             Scalar::Null => Field::Null,
-            Scalar::Str(s) => Field::Val(s.into_owned()),
-            Scalar::Int(i) => Field::Val(i.to_string()),
-            Scalar::Num(n) => Field::Val(n),
-            Scalar::Bool(b) => Field::Val(b.to_string()),
+            Scalar::Str(s) => Field::Val(crate::Text::from(&*s)),
+            Scalar::Int(i) => Field::Val(compact_str::ToCompactString::to_compact_string(&i)),
+            Scalar::Num(n) => Field::Val(crate::Text::from(n)),
+            Scalar::Bool(b) => Field::Val(crate::Text::const_new(if b { "true" } else { "false" })),
             Scalar::Bad => Field::Bad,
         }
     }
 
     /// The text as `&str`, NULL and bad values as `None`.
     pub fn as_str(&self) -> Option<&str> {
-        self.val().map(String::as_str)
+        self.val().map(crate::Text::as_str)
     }
 }
 

@@ -31,6 +31,10 @@ use serde::{Deserialize, Serialize};
 
 pub use topics::Topic;
 
+/// Text values of records and rows: short strings (ids, enum-like values,
+/// timestamps) are stored inline, without a heap allocation.
+pub type Text = compact_str::CompactString;
+
 /// Logical time of the dataflow: a deterministic function of input offsets.
 pub type Time = u64;
 /// Multiplicity of an update.

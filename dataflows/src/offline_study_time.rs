@@ -23,13 +23,14 @@ use serde::{Deserialize, Serialize};
 use timely::dataflow::operators::vec::{Filter, Map};
 use timely::dataflow::StreamVec;
 
+use crate::Text;
 use crate::ops::fold::fold_by_key;
 use crate::ops::inserts;
 use crate::topics::Qos;
 use crate::{Diff, Pos, Rejection, Time};
 
 /// `(user_id, classroom_id)`.
-pub type StudyKey = (i64, String);
+pub type StudyKey = (i64, Text);
 
 /// A play as the tie-break orders it: `data_time`, then `event_time`, then `user_type`, NULL first.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -39,7 +40,7 @@ pub struct Play {
     /// `event_time` (ms).
     pub event_time: Option<i64>,
     /// `user_type`.
-    pub user_type: Option<String>,
+    pub user_type: Option<Text>,
 }
 
 /// What one log record contributes: its key, its play, and whether it is a success.
@@ -59,11 +60,11 @@ pub struct StudyRow {
     /// Key: `user_id`.
     pub user_id: i64,
     /// Key: `classroom_id`.
-    pub classroom_id: String,
+    pub classroom_id: Text,
     /// Key: `b.data_time` (ms).
     pub success_time: i64,
     /// `a.user_type`.
-    pub user_type: Option<String>,
+    pub user_type: Option<Text>,
     /// `b.data_time − a.data_time` (ms).
     pub spend_time: i64,
     /// `a.event_time` (ms; written as a timestamp).
@@ -77,7 +78,7 @@ pub fn fact(q: &Qos) -> Result<Option<PlayFact>, Rejection> {
     let data_time = q.data_time.read("extra.data_time")?.copied();
     let event_time = q.event_time.read("event_time")?.copied();
     let user_type = q.user_type.read("user_type")?.cloned();
-    let success = q.sub_event.read("sub_event")?.map(String::as_str) == Some("PPT_SUCCESS");
+    let success = q.sub_event.read("sub_event")?.map(Text::as_str) == Some("PPT_SUCCESS");
     q.ppt_index.read("extra.msg.pptIndex")?;
     let (Some(user_id), Some(classroom_id), Some(data_time)) = (user_id, classroom_id, data_time) else {
         return Ok(None);
@@ -115,7 +116,7 @@ mod tests {
 
     #[test]
     fn tie_break_order() {
-        let p = |d, e: Option<i64>, u: Option<&str>| Play { data_time: d, event_time: e, user_type: u.map(String::from) };
+        let p = |d, e: Option<i64>, u: Option<&str>| Play { data_time: d, event_time: e, user_type: u.map(Text::from) };
         assert!(p(1, Some(9), Some("b")) < p(2, None, None));
         assert!(p(1, Some(1), Some("b")) < p(1, Some(2), None));
         assert!(p(1, None, Some("b")) < p(1, Some(0), None));

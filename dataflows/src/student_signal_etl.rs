@@ -25,6 +25,7 @@ use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::StreamVec;
 
+use crate::Text;
 use crate::ops::inserts;
 use crate::topics::Signal;
 use crate::{Diff, Pos, Rejection, Time};
@@ -93,29 +94,29 @@ pub fn classify(target_id: Option<&str>, target_type: Option<&str>, action: Opti
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct CleanSignal {
     /// `createTime`.
-    pub message_create_time: Option<String>,
+    pub message_create_time: Option<Text>,
     /// `data.timestamp` (ms).
     pub message_time_stamp: Option<i64>,
     /// `data.userid`.
-    pub user_id: Option<String>,
+    pub user_id: Option<Text>,
     /// `data.roomId`.
-    pub room_id: Option<String>,
+    pub room_id: Option<Text>,
     /// `data.role`.
-    pub role: Option<String>,
+    pub role: Option<Text>,
     /// `data.msgid`.
-    pub msg_id: Option<String>,
+    pub msg_id: Option<Text>,
     /// `data.msg.msgtype`.
-    pub msg_type: Option<String>,
+    pub msg_type: Option<Text>,
     /// `data.msg.msg_data.target_id`.
-    pub target_id: Option<String>,
+    pub target_id: Option<Text>,
     /// `data.msg.msg_data.target_type`.
-    pub target_type: Option<String>,
+    pub target_type: Option<Text>,
     /// `data.msg.msg_data.action`.
-    pub action: Option<String>,
+    pub action: Option<Text>,
     /// `data.msg.msg_data.sub_action`.
-    pub sub_action: Option<String>,
+    pub sub_action: Option<Text>,
     /// `data.msg.msg_data.page_index`.
-    pub page_index: Option<String>,
+    pub page_index: Option<Text>,
     /// The matched rule.
     pub event: SignalEvent,
     /// The input message's key (Kafka), written as the output's key.
@@ -130,7 +131,7 @@ pub fn clean(s: &Signal) -> Result<Option<CleanSignal>, Rejection> {
     let msg_id = s.msg_id.read("msgId")?;
     let msg_type = s.msg_type.read("msgType")?;
     let role = s.role.read("role")?;
-    if msg_id.map(String::as_str) != Some("305") || msg_type.map(String::as_str) != Some("116") || role.map(String::as_str) != Some("2") {
+    if msg_id.map(Text::as_str) != Some("305") || msg_type.map(Text::as_str) != Some("116") || role.map(Text::as_str) != Some("2") {
         return Ok(None);
     }
     let target_id = s.target_id.read("targetId")?.cloned();

@@ -70,7 +70,7 @@ macro_rules! topic_record {
             }
         }
     };
-    (@ty str) => { String };
+    (@ty str) => { crate::Text };
     (@ty int) => { i64 };
     (@read str, $s:expr) => { Field::from_str_scalar($s) };
     (@read int, $s:expr) => { Field::from_int_scalar($s) };
