@@ -47,7 +47,7 @@ pub enum OutputRow {
     /// 2.1.
     Signal(SignalRow),
     /// 2.2.
-    Channel(ChannelRow),
+    Channel(Box<ChannelRow>),
     /// 2.3.
     Minute(MinuteRow),
     /// 2.4.
@@ -67,7 +67,7 @@ impl<'s> Outputs<'s> {
     pub fn rows(self) -> VecCollection<'s, Time, OutputRow, Diff> {
         self.student_signal_etl
             .map(OutputRow::Signal)
-            .concat(self.channel_dim.map(OutputRow::Channel))
+            .concat(self.channel_dim.map(|c| OutputRow::Channel(Box::new(c))))
             .concat(self.class_performance_1m.map(OutputRow::Minute))
             .concat(self.offline_study_time.map(OutputRow::Study))
             .concat(self.av_quality_30s.map(OutputRow::Av))
@@ -99,46 +99,65 @@ fn split(inputs: StreamVec<'_, Time, Input>) -> Split<'_> {
     let mut builder = OperatorBuilder::new("SplitInput".to_owned(), inputs.scope());
     let mut input = builder.new_input(inputs, Pipeline);
     builder.set_notify_for(0, FrontierInterest::Never);
-    macro_rules! outputs {
-        ($($name:ident),*) => {
-            $( let ($name, stream) = builder.new_output(); let $name = OutputBuilder::<_, CapacityContainerBuilder<Vec<_>>>::from($name); let $name = ($name, stream); )*
-        };
-    }
-    outputs!(signals, minutes, channels, plays, av, students, users, orders, dead, timeline_marks, agora_marks);
-    let streams = Split {
-        signals: signals.1, minutes: minutes.1, channels: channels.1, plays: plays.1, av: av.1, students: students.1,
-        users: users.1, orders: orders.1, dead: dead.1, timeline_marks: timeline_marks.1, agora_marks: agora_marks.1,
-    };
-    let (mut o_signals, mut o_minutes, mut o_channels, mut o_plays, mut o_av, mut o_students) = (signals.0, minutes.0, channels.0, plays.0, av.0, students.0);
-    let (mut o_users, mut o_orders, mut o_dead, mut o_timeline, mut o_agora) = (users.0, orders.0, dead.0, timeline_marks.0, agora_marks.0);
+    let (mut signals, signal_stream) = typed_output(&mut builder);
+    let (mut minutes, minute_stream) = typed_output(&mut builder);
+    let (mut channels, channel_stream) = typed_output(&mut builder);
+    let (mut plays, play_stream) = typed_output(&mut builder);
+    let (mut av, av_stream) = typed_output(&mut builder);
+    let (mut students, student_stream) = typed_output(&mut builder);
+    let (mut users, user_stream) = typed_output(&mut builder);
+    let (mut orders, order_stream) = typed_output(&mut builder);
+    let (mut dead, dead_stream) = typed_output(&mut builder);
+    let (mut timeline_marks, timeline_mark_stream) = typed_output(&mut builder);
+    let (mut agora_marks, agora_mark_stream) = typed_output(&mut builder);
     builder.build(move |_| {
         move |_frontiers| {
-            let (mut h_signals, mut h_minutes, mut h_channels, mut h_plays) = (o_signals.activate(), o_minutes.activate(), o_channels.activate(), o_plays.activate());
-            let (mut h_av, mut h_students, mut h_users, mut h_orders) = (o_av.activate(), o_students.activate(), o_users.activate(), o_orders.activate());
-            let (mut h_dead, mut h_timeline, mut h_agora) = (o_dead.activate(), o_timeline.activate(), o_agora.activate());
+            let (mut signals, mut minutes, mut channels, mut plays) = (signals.activate(), minutes.activate(), channels.activate(), plays.activate());
+            let (mut av, mut students, mut users, mut orders) = (av.activate(), students.activate(), users.activate(), orders.activate());
+            let (mut dead, mut timeline_marks, mut agora_marks) = (dead.activate(), timeline_marks.activate(), agora_marks.activate());
             input.for_each_stamp(|cap, data| {
-                let (mut signals, mut minutes, mut channels, mut plays) = (h_signals.session(&cap), h_minutes.session(&cap), h_channels.session(&cap), h_plays.session(&cap));
-                let (mut av, mut students, mut users, mut orders) = (h_av.session(&cap), h_students.session(&cap), h_users.session(&cap), h_orders.session(&cap));
-                let (mut dead, mut timeline, mut agora) = (h_dead.session(&cap), h_timeline.session(&cap), h_agora.session(&cap));
+                let (mut signals, mut minutes, mut channels, mut plays) = (signals.session(&cap), minutes.session(&cap), channels.session(&cap), plays.session(&cap));
+                let (mut av, mut students, mut users, mut orders) = (av.session(&cap), students.session(&cap), users.session(&cap), orders.session(&cap));
+                let (mut dead, mut timeline_marks, mut agora_marks) = (dead.session(&cap), timeline_marks.session(&cap), agora_marks.session(&cap));
                 for input in data.flat_map(|batch| batch.drain(..)) {
                     match input {
                         Input::Signal(pos, clean) => signals.give((pos, clean)),
                         Input::Minute(key, time) => minutes.give((key, time, ())),
-                        Input::Channel(pos, row) => channels.give((pos, row)),
+                        Input::Channel(pos, row) => channels.give((pos, *row)),
                         Input::Play(pos, fact) => plays.give((pos, fact)),
                         Input::Av(key, time, value) => av.give((key, time, value)),
                         Input::Student(id, pos, s) => students.give((id, pos, s)),
                         Input::User(id, pos, u) => users.give((id, pos, u)),
                         Input::Order(id, pos, o) => orders.give((id, pos, o)),
                         Input::Dead(d) => dead.give(d),
-                        Input::Watermark(Topic::Timeline, partition, mark) => timeline.give((partition, mark)),
-                        Input::Watermark(_, partition, mark) => agora.give((partition, mark)),
+                        Input::Watermark(Topic::Timeline, partition, mark) => timeline_marks.give((partition, mark)),
+                        Input::Watermark(_, partition, mark) => agora_marks.give((partition, mark)),
                     }
                 }
             });
         }
     });
-    streams
+    Split {
+        signals: signal_stream,
+        minutes: minute_stream,
+        channels: channel_stream,
+        plays: play_stream,
+        av: av_stream,
+        students: student_stream,
+        users: user_stream,
+        orders: order_stream,
+        dead: dead_stream,
+        timeline_marks: timeline_mark_stream,
+        agora_marks: agora_mark_stream,
+    }
+}
+
+/// One more output of `builder`, for records of type `D` in vectors.
+type TypedOutput<D> = OutputBuilder<Time, CapacityContainerBuilder<Vec<D>>>;
+
+fn typed_output<'s, D: Clone + 'static>(builder: &mut OperatorBuilder<'s, Time>) -> (TypedOutput<D>, StreamVec<'s, Time, D>) {
+    let (output, stream) = builder.new_output();
+    (OutputBuilder::from(output), stream)
 }
 
 /// Builds all seven metrics over the ingested input of every source.

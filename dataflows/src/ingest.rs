@@ -43,11 +43,11 @@ impl Default for Delays {
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Input {
     /// 2.1: a cleaned signal.
-    Signal(Pos, CleanSignal),
+    Signal(Pos, Box<CleanSignal>),
     /// 2.3: a per-minute fact at an event time.
     Minute(MinuteKey, i64),
     /// 2.2 (and 2.6): a dictionary row.
-    Channel(Pos, ChannelRow),
+    Channel(Pos, Box<ChannelRow>),
     /// 2.4: a playback fact.
     Play(Pos, PlayFact),
     /// 2.5: a quality fact: key, event time, value.
@@ -159,7 +159,7 @@ impl PartitionIngest {
         let dead = |metric: Option<Metric>, reason: String| Input::Dead(DeadLetter { source, pos, metric, reason, raw: raw.to_vec() });
         let result = match self.topic {
             Topic::Timeline => Signal::parse(raw).map(|s| self.signal(pos, key, s)),
-            Topic::Channel => Channel::parse(raw).map(|c| one(Metric::ChannelDim, channel_dim::row(&c).map(|row| Input::Channel(pos, row)))),
+            Topic::Channel => Channel::parse(raw).map(|c| one(Metric::ChannelDim, channel_dim::row(&c).map(|row| Input::Channel(pos, Box::new(row))))),
             Topic::Qos => Qos::parse(raw).map(|q| one(Metric::OfflineStudyTime, offline_study_time::fact(&q).map(|f| f.map(|f| Input::Play(pos, f))))),
             Topic::Agora => Agora::parse(raw).map(|a| self.agora(a)),
             Topic::Student => Student::parse(raw).map(|s| one(Metric::HourlyRegistrationsByLevel, check_student(&s).map(|id| Input::Student(id, pos, s)))),
@@ -190,7 +190,7 @@ impl PartitionIngest {
                 let minute = class_performance_1m::fact(&clean, late)
                     .map(|(key, event_time)| Input::Minute(key, event_time))
                     .map_err(|r| (Metric::ClassPerformance1m, r));
-                vec![Ok(Input::Signal(pos, clean)), minute]
+                vec![Ok(Input::Signal(pos, Box::new(clean))), minute]
             }
         }
     }

@@ -163,6 +163,12 @@ pub fn read_paths<'a>(bytes: &'a [u8], paths: &[&[&str]]) -> Result<Vec<Scalar<'
     slow_read(text, paths)
 }
 
+/// The fast reader alone: `None` where it leaves the message to the reference reader.
+#[doc(hidden)]
+pub fn read_paths_fast<'a>(text: &'a str, paths: &[&[&str]]) -> Option<Vec<Scalar<'a>>> {
+    fast::read(text, paths, full_mask(paths.len()))
+}
+
 /// The reference reader: serde_json's streaming visitors.
 fn slow_read<'a>(text: &'a str, paths: &[&[&str]]) -> Result<Vec<Scalar<'a>>, Reject> {
     let mut slots = vec![Scalar::Null; paths.len()];
@@ -186,6 +192,23 @@ fn full_mask(n: usize) -> u64 {
     if n == 64 { u64::MAX } else { (1u64 << n) - 1 }
 }
 
+/// `a == b` for the short keys of messages, without a call to `memcmp`.
+#[inline]
+fn same_key(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
+}
+
+/// The indices of the set bits of `mask`, lowest first.
+fn bits(mut mask: u64) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        (mask != 0).then(|| {
+            let i = mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            i
+        })
+    })
+}
+
 /// The part of the path set below one object: which paths are still possible.
 struct Walk<'p, 's, 'a> {
     paths: &'p [&'p [&'p str]],
@@ -199,8 +222,9 @@ impl<'a> Walk<'_, '_, 'a> {
     fn step(&self, key: &str) -> (u64, Option<usize>) {
         let mut next = 0u64;
         let mut leaf = None;
-        for (i, path) in self.paths.iter().enumerate() {
-            if self.active & (1 << i) != 0 && path.get(self.depth) == Some(&key) {
+        for i in bits(self.active) {
+            let path = self.paths[i];
+            if path.get(self.depth).is_some_and(|seg| same_key(seg, key)) {
                 if path.len() == self.depth + 1 {
                     leaf = Some(i);
                 } else {
@@ -213,8 +237,9 @@ impl<'a> Walk<'_, '_, 'a> {
 
     /// Sets every leaf below the current prefix to `value` (NULL or Bad parents).
     fn fill(&mut self, value: Scalar<'a>) {
-        for i in 0..self.paths.len() {
-            if self.active & (1 << i) != 0 {
+        for i in bits(self.active) {
+            // Slots start NULL: only a repeated key has anything to overwrite.
+            if self.slots[i] != value {
                 self.slots[i] = value.clone();
             }
         }
@@ -370,6 +395,18 @@ mod fast {
 
     use super::{into_owned, Scalar, Walk};
 
+    /// The bytes of the little-endian word `w` that are `"`, `\\` or below 0x20, as
+    /// their top bits (SWAR: `(b - 1) & !b` has its top bit set when `b` is zero;
+    /// borrows can flag bytes above a flagged one, so only the lowest is exact).
+    #[inline]
+    fn special_bytes(w: u64) -> u64 {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGH: u64 = 0x8080_8080_8080_8080;
+        let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+        let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+        zero_byte(w ^ (ONES * u64::from(b'"'))) | zero_byte(w ^ (ONES * u64::from(b'\\'))) | below_space
+    }
+
     /// Deeper than this, serde_json's recursion limit could apply: give up.
     const MAX_DEPTH: u32 = 64;
 
@@ -432,6 +469,7 @@ mod fast {
         fn string(&mut self) -> Option<Cow<'a, str>> {
             self.eat(b'"')?;
             let start = self.i;
+            self.plain_run();
             loop {
                 let c = *self.b.get(self.i)?;
                 if c == b'"' {
@@ -449,8 +487,23 @@ mod fast {
             }
         }
 
+        /// Moves to the next `"`, `\\` or control byte, a word at a time, or to
+        /// the last few bytes of the input.
+        #[inline]
+        fn plain_run(&mut self) {
+            while let Some(word) = self.b.get(self.i..self.i + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
+                let special = special_bytes(u64::from_le_bytes(word));
+                if special != 0 {
+                    self.i += (special.trailing_zeros() / 8) as usize;
+                    return;
+                }
+                self.i += 8;
+            }
+        }
+
         fn escaped(&mut self, start: usize) -> Option<String> {
-            let mut out = String::with_capacity(self.i - start + 32);
+            // At most the rest of the input: one allocation, no regrowth.
+            let mut out = String::with_capacity(self.b.len() - start);
             out.push_str(&self.s[start..self.i]);
             loop {
                 let c = *self.b.get(self.i)?;
@@ -487,6 +540,7 @@ mod fast {
                     c if c < 0x20 => return None,
                     _ => {
                         let run = self.i;
+                        self.plain_run();
                         while let Some(&c) = self.b.get(self.i) {
                             if c == b'"' || c == b'\\' || c < 0x20 {
                                 break;
@@ -854,8 +908,8 @@ mod tests {
         assert_eq!(Field::from_int_scalar(Scalar::Str("abc".into())), Field::Bad);
         assert_eq!(Field::from_int_scalar(Scalar::Num("1.5".into())), Field::Bad);
         assert_eq!(Field::from_int_scalar(Scalar::Null), Field::<i64>::Null);
-        assert_eq!(Field::from_str_scalar(Scalar::Int(305)), Field::Val("305".to_string()));
-        assert_eq!(Field::from_str_scalar(Scalar::Bad), Field::<String>::Bad);
+        assert_eq!(Field::from_str_scalar(Scalar::Int(305)), Field::Val(crate::Text::from("305")));
+        assert_eq!(Field::from_str_scalar(Scalar::Bad), Field::<crate::Text>::Bad);
     }
 
     #[test]

@@ -126,7 +126,7 @@ mod tests {
     #[test]
     fn reading_facts() {
         let f = fact(&Qos::parse(br#"{"user_id":"5","classroom_id":"r","sub_event":"PPT_SUCCESS","extra":"{\"data_time\":20}"}"#).unwrap()).unwrap().unwrap();
-        assert_eq!(f.key, (5, "r".to_string()));
+        assert_eq!(f.key, (5, crate::Text::from("r")));
         assert!(f.success);
         assert_eq!(fact(&Qos::parse(br#"{"user_id":"5","extra":{"data_time":20}}"#).unwrap()), Ok(None));
         assert_eq!(fact(&Qos::parse(br#"{"user_id":"x","extra":{"data_time":20}}"#).unwrap()), Err(Rejection::BadField("user_id")));

@@ -124,7 +124,7 @@ pub struct CleanSignal {
 }
 
 /// One row of `timeline_analysis_student`, keyed by its source position.
-pub type SignalRow = (Pos, CleanSignal);
+pub type SignalRow = (Pos, Box<CleanSignal>);
 
 /// Cleans one raw signal: `Ok(None)` if the business rules drop it.
 pub fn clean(s: &Signal) -> Result<Option<CleanSignal>, Rejection> {
