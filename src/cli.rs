@@ -115,6 +115,18 @@ pub struct RunArgs {
     /// Records per partition per logical time (larger: more throughput, coarser commits; default 4096).
     #[arg(long)]
     pub epoch_records: Option<u64>,
+    /// Kafka without --until-end: close a logical time every N ms (live epochs, recorded in the SQLite state file).
+    #[arg(long)]
+    pub epoch_ms: Option<u64>,
+    /// Kafka: a partition silent this long stops holding the watermark back (ms, default 30000).
+    #[arg(long)]
+    pub idle_timeout_ms: Option<u64>,
+    /// Kafka: finish like --until-end once every partition has been idle (after reading something).
+    #[arg(long)]
+    pub exit_when_idle: bool,
+    /// Write end-to-end latency (Kafka timestamp to commit by every sink) as JSON to FILE, every second and at the end.
+    #[arg(long)]
+    pub latency_report: Option<PathBuf>,
     /// Watermark delay of class_performance_1m, ms (default 5000).
     #[arg(long)]
     pub class_performance_delay_ms: Option<i64>,

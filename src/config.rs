@@ -37,11 +37,13 @@ pub struct InputSettings {
     pub input_dir: Option<PathBuf>,
     /// Records per partition per logical time.
     pub epoch_records: u64,
+    /// Kafka without `until_end`: close a logical time every this many ms (live epochs).
+    pub epoch_ms: Option<u64>,
 }
 
 impl Default for InputSettings {
     fn default() -> Self {
-        InputSettings { input_dir: None, epoch_records: 4096 }
+        InputSettings { input_dir: None, epoch_records: 4096, epoch_ms: None }
     }
 }
 
@@ -65,6 +67,8 @@ pub struct KafkaSettings {
     pub until_end: bool,
     /// A partition with no new records for this long stops holding the watermark back (ms).
     pub idle_timeout_ms: u64,
+    /// Finish (like `until_end`) once every partition has been idle for `idle_timeout_ms`, after reading something.
+    pub exit_when_idle: bool,
     /// librdkafka properties passed through (`security.protocol`, `sasl.*`, `ssl.*`, ...).
     pub properties: BTreeMap<String, String>,
 }
@@ -80,6 +84,7 @@ impl Default for KafkaSettings {
             dlq_topic: "edu_rtdw_dlq".to_string(),
             until_end: false,
             idle_timeout_ms: 30_000,
+            exit_when_idle: false,
             properties: BTreeMap::new(),
         }
     }

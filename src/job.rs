@@ -42,9 +42,13 @@ fn generate(args: &GenArgs) -> anyhow::Result<()> {
     if let Some(brokers) = &args.brokers {
         let cfg = KafkaConfig { brokers: brokers.clone(), properties: Default::default(), group_id: "edu-rtdw-gen".to_string() };
         let started = Instant::now();
-        let sent = kafka::produce_sample(&cfg, &opts, |t| format!("{}{t}", args.topic_prefix), args.rate)?;
-        let secs = started.elapsed().as_secs_f64();
-        writeln!(stdout, "{sent:>10}  records produced to {brokers} in {secs:.2} s ({:.0} records/s)", sent as f64 / secs.max(1e-9))?;
+        let produced = kafka::produce_sample(&cfg, &opts, |t| format!("{}{t}", args.topic_prefix), args.rate)?;
+        let (sent, secs) = (produced.sent, started.elapsed().as_secs_f64());
+        write!(stdout, "{sent:>10}  records produced to {brokers} in {secs:.2} s ({:.0} records/s)", sent as f64 / secs.max(1e-9))?;
+        match args.rate {
+            Some(_) => writeln!(stdout, "; at most {} ms behind the open-loop schedule", produced.max_behind.as_millis())?,
+            None => writeln!(stdout)?,
+        }
         return Ok(());
     }
     let out = args.out.as_ref().context("--out DIR or --brokers HOST:PORT is required")?;
@@ -71,6 +75,13 @@ fn settings(args: &RunArgs) -> anyhow::Result<Settings> {
     }
     if let Some(n) = args.epoch_records {
         s.input.epoch_records = n;
+    }
+    if let Some(ms) = args.epoch_ms {
+        s.input.epoch_ms = Some(ms);
+    }
+    s.kafka.exit_when_idle |= args.exit_when_idle;
+    if let Some(ms) = args.idle_timeout_ms {
+        s.kafka.idle_timeout_ms = ms;
     }
     if let Some(b) = &args.brokers {
         s.kafka.brokers = Some(b.clone());
@@ -216,6 +227,9 @@ fn input(settings: &Settings, clock: &Arc<Clock>) -> anyhow::Result<(Input, Opti
             delays: delays(settings),
             clock: Arc::clone(clock),
             idle_timeout: std::time::Duration::from_millis(settings.kafka.idle_timeout_ms),
+            epoch_ms: settings.input.epoch_ms,
+            state_path: settings.sinks.sqlite.clone(),
+            exit_when_idle: settings.kafka.exit_when_idle,
         };
         return Ok((Input::Kafka(cfg, partitions, opts), ends));
     }
@@ -244,6 +258,7 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
     let writers = if cluster.process == 0 { open_sinks(&settings, &sinks, resume)? } else { Vec::new() };
     let writers = Arc::new(Mutex::new(Some(writers)));
     let delays = delays(&settings);
+    let latency_reporter = args.latency_report.as_deref().map(crate::latency_report::start);
     // Records read by this process's sources (the progress line), and by the whole cluster (the summary).
     let records_read = Arc::new(AtomicU64::new(0));
     let counter = Arc::clone(&records_read);
@@ -318,6 +333,7 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
     }
     let elapsed = started.elapsed();
     drop(progress);
+    drop(latency_reporter);
     if !args.quiet && cluster.process == 0 {
         summarize(&settings.sinks.sqlite, cluster_records.load(Ordering::Relaxed), elapsed.as_secs_f64())?;
     }

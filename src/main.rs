@@ -10,6 +10,7 @@ mod cli;
 mod cluster;
 mod config;
 mod job;
+mod latency_report;
 mod progress;
 mod query;
 mod snapshot;

@@ -17,6 +17,20 @@
 //! The segments are kept in the SQLite state file with the sink's progress, in
 //! the same transaction, so every later run (and every replay of it after a
 //! crash) assigns the same times.
+//!
+//! **Live epochs** (Kafka without `--until-end`, `--epoch-ms N`): offsets
+//! alone cannot drive a live job's time, because partitions fill at very
+//! different rates and the frontier follows the slowest (a dictionary
+//! partition with a few records holds every other partition's records back).
+//! Instead the source closes an epoch every N ms (or when a partition has read
+//! `epoch_records` in it), and records the cut *before* letting the frontier
+//! pass it, as segments ([`Clock::record_cuts`]): `(first offset read in the
+//! epoch, epoch)` and `(next offset, epoch + 1)` for every partition that had
+//! records. A replay after a crash reads those segments and gives every
+//! recorded position its original time; positions past a partition's last
+//! segment (never committed: the frontier had not passed them) get new live
+//! times. Each active partition adds about one row per epoch to the clock
+//! table (pruning is left for later).
 
 use std::collections::BTreeMap;
 
@@ -82,13 +96,16 @@ impl Clock {
         Clock::load(&conn, epoch_records)
     }
 
+    /// Records per partition per logical time.
+    pub fn epoch_records(&self) -> u64 {
+        self.epoch_records
+    }
+
     /// The logical time of the record at `offset` of `partition`.
     pub fn time(&self, topic: Topic, partition: u32, offset: u64) -> Time {
-        let (start, base) = self
-            .segments
-            .get(&(topic, partition))
-            .and_then(|s| s.iter().rev().find(|(start, _)| *start <= offset).copied())
-            .unwrap_or((0, self.default_base));
+        let segments = self.segments.get(&(topic, partition)).map_or(&[][..], Vec::as_slice);
+        let i = segments.partition_point(|(start, _)| *start <= offset);
+        let (start, base) = if i == 0 { (0, self.default_base) } else { segments[i - 1] };
         base + (offset - start) / self.epoch_records
     }
 
@@ -96,16 +113,55 @@ impl Clock {
     pub fn first_offset_at(&self, topic: Topic, partition: u32, time: Time) -> u64 {
         let default = [(0, self.default_base)];
         let segments = self.segments.get(&(topic, partition)).map_or(&default[..], Vec::as_slice);
-        // The last segment starting at or before `time`; offsets before its start are earlier.
-        match segments.iter().rev().find(|(_, base)| *base <= time) {
+        // Bases grow with starts. The last segment whose base is at or before `time`; offsets before its start are earlier.
+        let i = segments.partition_point(|(_, base)| *base <= time);
+        match i.checked_sub(1).map(|j| segments[j]) {
             Some((start, base)) => {
                 let candidate = start + (time - base) * self.epoch_records;
                 // Do not run past the next segment's start (its records are at least its base >= time).
-                let next_start = segments.iter().find(|(s, _)| s > start).map(|(s, _)| *s);
-                next_start.map_or(candidate, |n| candidate.min(n))
+                segments.get(i).map_or(candidate, |(next, _)| candidate.min(*next))
             }
             None => 0,
         }
+    }
+
+    /// Where positions of `partition` stop having a recorded time: the start of its last
+    /// segment (0 without one). Live epochs give every position from there on a new time.
+    pub fn open_start(&self, topic: Topic, partition: u32) -> u64 {
+        self.segments.get(&(topic, partition)).and_then(|s| s.last()).map_or(0, |(start, _)| *start)
+    }
+
+    /// The largest time any recorded position can have, or that the next run starts at.
+    pub fn max_base(&self) -> Time {
+        self.segments.values().filter_map(|s| s.last()).map(|(_, base)| *base).max().unwrap_or(0).max(self.default_base)
+    }
+
+    /// Records live-epoch cuts `(topic, partition, start_offset, base)` in one transaction; a cut at
+    /// an already recorded start moves that segment to the later base (its positions were never
+    /// committed at the earlier one: nothing was read there before this epoch).
+    pub fn record_cuts(conn: &mut Connection, cuts: &[(Topic, u32, u64, Time)]) -> anyhow::Result<()> {
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO edu_rtdw_clock (topic, partition, start_offset, base) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (topic, partition, start_offset) DO UPDATE SET base = MAX(base, excluded.base)",
+            )?;
+            for (topic, partition, start, base) in cuts {
+                stmt.execute(rusqlite::params![topic.default_name(), *partition as i64, *start as i64, *base as i64])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Opens the state file at `path` for [`Clock::record_cuts`].
+    pub fn open_cuts(path: &std::path::Path) -> anyhow::Result<Connection> {
+        let conn = Connection::open(path).with_context(|| format!("cannot open SQLite state {}", path.display()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        // WAL with synchronous=NORMAL: a commit survives the process being killed (not a power cut).
+        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")?;
+        conn.execute_batch(SCHEMA).context("cannot create the clock tables")?;
+        Ok(conn)
     }
 
     /// Where the next run starts if this bounded run ends at `ends`.
@@ -141,6 +197,44 @@ impl Clock {
     }
 }
 
+/// Live cuts of this process's sources, for acknowledging offsets: per partition,
+/// `(base, offset)`: every position before `offset` has a time below `base`.
+static LIVE_CUTS: std::sync::Mutex<BTreeMap<(Topic, u32), Cuts>> = std::sync::Mutex::new(BTreeMap::new());
+/// One partition's live cuts, oldest first.
+type Cuts = std::collections::VecDeque<(Time, u64)>;
+/// Whether this process's Kafka sources run live epochs.
+static LIVE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// A live source announces that it runs live epochs (before it reads anything).
+pub fn set_live() {
+    LIVE.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether this process's sources run live epochs.
+pub fn is_live() -> bool {
+    LIVE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A live source has made durable that every position of `partition` before `offset` is below `base`.
+pub fn note_live_cut(topic: Topic, partition: u32, base: Time, offset: u64) {
+    let mut cuts = LIVE_CUTS.lock().unwrap_or_else(|e| e.into_inner());
+    let q = cuts.entry((topic, partition)).or_default();
+    if q.back().is_none_or(|(b, o)| base > *b && offset >= *o) {
+        q.push_back((base, offset));
+    }
+}
+
+/// The first position of `partition` that may be at `time` or later, by the live cuts
+/// (conservative); `None` when this process has no cut at or below `time` for it.
+pub fn live_first_offset_at(topic: Topic, partition: u32, time: Time) -> Option<u64> {
+    let mut cuts = LIVE_CUTS.lock().unwrap_or_else(|e| e.into_inner());
+    let q = cuts.get_mut(&(topic, partition))?;
+    while q.len() > 1 && q[1].0 <= time {
+        q.pop_front();
+    }
+    q.front().filter(|(base, _)| *base <= time).map(|(_, offset)| *offset)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,5 +264,32 @@ mod tests {
         // Ending again at the same place changes nothing.
         let again = clock.resume_after(vec![(Topic::Qos, 0, 25), (Topic::User, 1, 7)]);
         assert_eq!(again.base, 3);
+    }
+
+    #[test]
+    fn live_cuts_give_a_replay_the_recorded_times() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
+        let clock = Clock::load(&conn, 100).unwrap();
+        assert_eq!((clock.open_start(Topic::Qos, 0), clock.max_base()), (0, 0));
+        // Epoch 0: qos/0 offsets 0..5. Epoch 1: nothing. Epoch 2: qos/0 offsets 5..7 and user/1 offsets 0..3.
+        Clock::record_cuts(&mut conn, &[(Topic::Qos, 0, 0, 0), (Topic::Qos, 0, 5, 1)]).unwrap();
+        Clock::record_cuts(&mut conn, &[(Topic::Qos, 0, 5, 2), (Topic::Qos, 0, 7, 3), (Topic::User, 1, 0, 2), (Topic::User, 1, 3, 3)]).unwrap();
+        let clock = Clock::load(&conn, 100).unwrap();
+        assert_eq!([0, 4, 5, 6].map(|o| clock.time(Topic::Qos, 0, o)), [0, 0, 2, 2]);
+        assert_eq!(clock.time(Topic::User, 1, 2), 2);
+        // Positions past the last cut were never committed: they come after every recorded time.
+        assert_eq!((clock.open_start(Topic::Qos, 0), clock.open_start(Topic::User, 1), clock.max_base()), (7, 3, 3));
+        assert_eq!(clock.time(Topic::Qos, 0, 7), 3);
+        assert_eq!([1, 2, 3].map(|t| clock.first_offset_at(Topic::Qos, 0, t)), [5, 5, 7]);
+
+        // The in-memory cuts behind offset acknowledgements never run ahead of a durable time.
+        assert_eq!(live_first_offset_at(Topic::Agora, 99, 1), None);
+        note_live_cut(Topic::Agora, 99, 1, 10);
+        note_live_cut(Topic::Agora, 99, 2, 15);
+        note_live_cut(Topic::Agora, 99, 2, 20);
+        assert_eq!(live_first_offset_at(Topic::Agora, 99, 0), None);
+        assert_eq!(live_first_offset_at(Topic::Agora, 99, 1), Some(10));
+        assert_eq!(live_first_offset_at(Topic::Agora, 99, 5), Some(15));
     }
 }

@@ -78,6 +78,11 @@ impl KafkaConfig {
 
     fn consumer(&self) -> anyhow::Result<BaseConsumer<LogContext>> {
         let mut c = self.client_config();
+        // tansu answers a fetch when `fetch.wait.max.ms` expires rather than when data arrives, so
+        // librdkafka's 500 ms default adds up to half a second of latency (measured: p50 467 -> 131 ms).
+        if !self.properties.contains_key("fetch.wait.max.ms") {
+            c.set("fetch.wait.max.ms", "20");
+        }
         c.set("group.id", &self.group_id)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
@@ -185,6 +190,75 @@ pub struct SourceOptions {
     pub clock: Arc<Clock>,
     /// A partition silent this long stops holding back watermarks and the frontier.
     pub idle_timeout: Duration,
+    /// Live epochs (without `until_end`): close a logical time every this many ms, or when a
+    /// partition has read `epoch_records` in it, recording the cut in `state_path` (see
+    /// [`crate::clock`]). `None`: times from offsets alone.
+    pub epoch_ms: Option<u64>,
+    /// The SQLite state file holding the input clock.
+    pub state_path: std::path::PathBuf,
+    /// Finish like an exhausted bounded input once, after reading something, every partition of
+    /// this worker has been idle for `idle_timeout` (for benchmarks and tests).
+    pub exit_when_idle: bool,
+}
+
+/// The open live epoch of one source (see [`SourceOptions::epoch_ms`]).
+struct Live {
+    period: Duration,
+    next_close: Instant,
+    /// The open epoch: the time of every new record.
+    epoch: Time,
+    conn: rusqlite::Connection,
+    /// Per partition: the first offset read in the open epoch.
+    first: Vec<Option<u64>>,
+    /// Per partition: positions from here on get live times (before: the recorded clock).
+    open_start: Vec<u64>,
+    epoch_records: u64,
+    /// Cuts of closed epochs not yet recorded: `(topic, partition, start, base)`.
+    cuts: Vec<(Topic, u32, u64, Time)>,
+    /// Every partition's position at the last close: `(topic, partition, base, next offset)`.
+    positions: Vec<(Topic, u32, Time, u64)>,
+}
+
+impl Live {
+    /// Closes the open epoch and opens the next one; [`Live::persist`] must run before the
+    /// frontier passes the closed epoch.
+    fn close(&mut self, states: &[PartitionState], high_epoch: &AtomicU64) {
+        let e = self.epoch;
+        // The next epoch follows the process's most advanced source; the cuts must say exactly
+        // where it starts (a replay may not put the next records at an earlier, committed time).
+        let next = (e + 1).max(high_epoch.load(Ordering::Relaxed));
+        high_epoch.fetch_max(next, Ordering::Relaxed);
+        self.positions.clear();
+        for (first, s) in self.first.iter_mut().zip(states) {
+            let (topic, partition) = (s.ingest.topic(), s.ingest.partition());
+            if let Some(f) = first.take() {
+                self.cuts.push((topic, partition, f, e));
+                self.cuts.push((topic, partition, s.next_offset, next));
+            }
+            self.positions.push((topic, partition, next, s.next_offset));
+        }
+        self.epoch = next;
+        self.next_close = Instant::now() + self.period;
+    }
+
+    /// Records the closed epochs' cuts (one transaction); exits the process when it cannot.
+    fn persist(&mut self) {
+        if !self.cuts.is_empty() {
+            if let Err(e) = Clock::record_cuts(&mut self.conn, &self.cuts) {
+                eprintln!("edu-rtdw: kafka source: cannot record the live epochs' cuts: {e:#}");
+                std::process::exit(1);
+            }
+            self.cuts.clear();
+        }
+        for (topic, partition, base, offset) in self.positions.drain(..) {
+            crate::clock::note_live_cut(topic, partition, base, offset);
+        }
+    }
+
+    /// Whether the open epoch holds records.
+    fn open(&self) -> bool {
+        self.first.iter().any(Option::is_some)
+    }
 }
 
 struct PartitionState {
@@ -232,6 +306,25 @@ pub fn kafka_source<'s>(
     }
     let clock = Arc::clone(&opts.clock);
     let idle_timeout = opts.idle_timeout;
+    let mut live = match opts.epoch_ms {
+        Some(ms) if partitions.iter().all(|p| p.end.is_none()) => {
+            crate::clock::set_live();
+            Some(Live {
+                period: Duration::from_millis(ms.max(1)),
+                next_close: Instant::now(),
+                epoch: clock.max_base(),
+                conn: Clock::open_cuts(&opts.state_path)?,
+                first: vec![None; partitions.len()],
+                open_start: partitions.iter().map(|p| clock.open_start(p.topic, p.partition)).collect(),
+                epoch_records: clock.epoch_records(),
+                cuts: Vec::new(),
+                positions: Vec::new(),
+            })
+        }
+        _ => None,
+    };
+    let exit_when_idle = opts.exit_when_idle;
+    let mut read_any = false;
     Ok(source::<_, CapacityContainerBuilder<Vec<Input>>, _, _>(scope, "KafkaSource", move |cap, info| {
         let activator = scope.activator_for(info.address.clone());
         let sync = scope.worker().sync_activator_for(info.address.to_vec());
@@ -240,6 +333,7 @@ pub fn kafka_source<'s>(
         });
         let mut cap = Some(cap);
         let mut by_time: BTreeMap<Time, Vec<Input>> = BTreeMap::new();
+        let mut stamps = crate::latency::enabled().then(crate::latency::Stamps::default);
         move |output| {
             let Some(c) = cap.as_mut() else { return };
             let floor = *c.time();
@@ -247,6 +341,7 @@ pub fn kafka_source<'s>(
             // Drain what is there, within a budget, then yield.
             let mut budget = 100_000usize;
             let mut read_now = vec![0u64; states.len()];
+            let read_ms = if stamps.is_some() { crate::latency::now_ms() } else { 0 };
             while budget > 0 {
                 let Some(result) = consumer.poll(Duration::ZERO) else { break };
                 budget -= 1;
@@ -257,7 +352,14 @@ pub fn kafka_source<'s>(
                 if offset < state.next_offset || state.done {
                     continue;
                 }
-                let time = clock.time(state.ingest.topic(), state.ingest.partition(), offset).max(floor);
+                let time = match live.as_mut() {
+                    Some(l) if offset >= l.open_start[i] => {
+                        l.first[i].get_or_insert(offset);
+                        l.epoch
+                    }
+                    _ => clock.time(state.ingest.topic(), state.ingest.partition(), offset),
+                }
+                .max(floor);
                 let out = by_time.entry(time).or_default();
                 if state.idle {
                     tracing::debug!(topic = msg.topic(), partition = msg.partition(), offset, "source partition resumed");
@@ -265,16 +367,37 @@ pub fn kafka_source<'s>(
                     state.idle = false;
                 }
                 state.ingest.ingest_keyed(offset, msg.key(), msg.payload().unwrap_or_default(), out);
+                if let (Some(s), Some(ts)) = (stamps.as_mut(), msg.timestamp().to_millis()) {
+                    s.note(time, ts, read_ms);
+                }
                 state.next_offset = offset + 1;
                 state.last_seen = now;
                 records_read.fetch_add(1, Ordering::Relaxed);
                 read_now[i] += 1;
+                read_any = true;
+                // An epoch holds at most `epoch_records` positions of a partition.
+                if let Some(l) = live.as_mut().filter(|l| l.first[i].is_some_and(|f| offset + 1 - f >= l.epoch_records)) {
+                    l.close(&states, &high_epoch);
+                }
+            }
+            if let Some(l) = live.as_mut().filter(|l| l.open() && now >= l.next_close) {
+                l.close(&states, &high_epoch);
             }
             // Per partition: end of a bounded read, idleness, watermark updates.
             let mut min_next: Option<Time> = None;
             let mut max_next: Time = floor;
-            for state in states.iter_mut().filter(|s| !s.done) {
-                let next = clock.time(state.ingest.topic(), state.ingest.partition(), state.next_offset).max(floor);
+            let all_idle = exit_when_idle && read_any && states.iter().all(|s| s.done || s.idle || now.duration_since(s.last_seen) >= idle_timeout);
+            for (i, state) in states.iter_mut().enumerate().filter(|(_, s)| !s.done) {
+                let next = match live.as_ref() {
+                    Some(l) if state.next_offset >= l.open_start[i] => l.epoch,
+                    _ => clock.time(state.ingest.topic(), state.ingest.partition(), state.next_offset),
+                }
+                .max(floor);
+                if all_idle {
+                    state.done = true;
+                    by_time.entry(next).or_default().extend(state.ingest.exhausted());
+                    continue;
+                }
                 max_next = max_next.max(next);
                 if state.end.is_some_and(|end| state.next_offset >= end) {
                     state.done = true;
@@ -294,6 +417,9 @@ pub fn kafka_source<'s>(
                 min_next = Some(min_next.map_or(next, |m| m.min(next)));
             }
             high_epoch.fetch_max(max_next, Ordering::Relaxed);
+            if let Some(s) = stamps.as_mut() {
+                s.flush();
+            }
             for (state, n) in states.iter().zip(read_now) {
                 crate::metrics::add_records(state.ingest.topic(), state.ingest.partition(), n);
             }
@@ -304,16 +430,33 @@ pub fn kafka_source<'s>(
                 }
             }
             if states.iter().all(|s| s.done) {
+                if let Some(l) = live.as_mut() {
+                    if l.open() {
+                        l.close(&states, &high_epoch);
+                    }
+                    l.persist();
+                }
                 cap = None;
                 return;
             }
             // Every live partition holds the frontier at its next record's time; idle ones do not.
-            let target = min_next.unwrap_or_else(|| high_epoch.load(Ordering::Relaxed).max(floor));
+            // With live epochs, the open epoch bounds it (partitions still replaying recorded times may hold it lower).
+            let target = match live.as_ref() {
+                Some(l) => min_next.map_or(l.epoch, |m| m.min(l.epoch)),
+                None => min_next.unwrap_or_else(|| high_epoch.load(Ordering::Relaxed).max(floor)),
+            };
+            if let Some(l) = live.as_mut() {
+                l.persist();
+            }
             c.downgrade(&target);
+            let mut wake = idle_timeout.max(Duration::from_millis(50));
+            if let Some(l) = live.as_ref().filter(|l| l.open()) {
+                wake = wake.min(l.next_close.saturating_duration_since(now).max(Duration::from_millis(1)));
+            }
             if budget == 0 {
                 activator.activate();
             } else {
-                activator.activate_after(idle_timeout.max(Duration::from_millis(50)));
+                activator.activate_after(wake);
             }
         }
     }))
@@ -344,7 +487,12 @@ impl OffsetCommitter {
         }
         let mut tpl = TopicPartitionList::new();
         for p in &self.partitions {
-            let mut offset = self.clock.first_offset_at(p.topic, p.partition, durable);
+            // Live epochs: only what this process's sources have cut (never an offset past a durable time).
+            let first = match crate::clock::is_live() {
+                true => crate::clock::live_first_offset_at(p.topic, p.partition, durable),
+                false => Some(self.clock.first_offset_at(p.topic, p.partition, durable)),
+            };
+            let Some(mut offset) = first else { continue };
             if let Some(end) = p.end {
                 offset = offset.min(end);
             }
@@ -626,22 +774,53 @@ impl SinkWriter for KafkaSink {
     }
 }
 
+/// What [`produce_sample`] did.
+#[derive(Clone, Copy, Debug)]
+pub struct Produced {
+    /// Records produced.
+    pub sent: u64,
+    /// With a rate: how far the sends fell behind their schedule at worst.
+    pub max_behind: Duration,
+}
+
 /// Produces the generated sample into the source topics (`name_of` maps default to actual names).
 ///
-/// `rate`: records per second (open loop), or as fast as possible.
+/// `rate`: records per second, open loop: record `i` is due `i / rate` seconds
+/// after the start and carries that *scheduled* time as its Kafka timestamp
+/// (CreateTime), even when the send itself is late, so that latency measured
+/// from the timestamp includes any queueing in the producer or the broker.
+/// Without a rate, as fast as possible, stamped with the send time.
 pub fn produce_sample(
     cfg: &KafkaConfig,
     opts: &crate::sample::GenOptions,
     name_of: impl Fn(&str) -> String,
     rate: Option<u64>,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<Produced> {
     let producer = cfg.producer()?;
     let started = Instant::now();
+    let wall_start = crate::latency::now_ms();
     let mut sent = 0u64;
+    let mut max_behind = Duration::ZERO;
     let names: HashMap<&str, String> = crate::sample::TOPICS.iter().map(|t| (*t, name_of(t))).collect();
+    let rate = rate.filter(|r| *r > 0);
     for msg in crate::sample::messages(opts) {
         let topic = &names[msg.topic];
-        let mut record = BaseRecord::<[u8], [u8]>::to(topic).payload(&msg.value).partition(msg.partition as i32);
+        let stamp = match rate {
+            Some(rate) => {
+                let due = Duration::from_secs_f64(sent as f64 / rate as f64);
+                let elapsed = started.elapsed();
+                match due.checked_sub(elapsed) {
+                    // Sleep only when at least 1 ms ahead: fewer syscalls, sends at most 1 ms early.
+                    Some(wait) if wait >= Duration::from_millis(1) => std::thread::sleep(wait),
+                    Some(_) => {}
+                    None => max_behind = max_behind.max(elapsed - due),
+                }
+                wall_start + due.as_millis() as i64
+            }
+            None => crate::latency::now_ms(),
+        };
+        let mut record =
+            BaseRecord::<[u8], [u8]>::to(topic).payload(&msg.value).partition(msg.partition as i32).timestamp(stamp);
         if !msg.key.is_empty() {
             record = record.key(&msg.key);
         }
@@ -657,14 +836,8 @@ pub fn produce_sample(
             }
         }
         sent += 1;
-        if let Some(rate) = rate.filter(|r| *r > 0) {
-            let due = Duration::from_secs_f64(sent as f64 / rate as f64);
-            if let Some(wait) = due.checked_sub(started.elapsed()) {
-                std::thread::sleep(wait);
-            }
-        }
         producer.poll(Duration::ZERO);
     }
     producer.flush(Duration::from_secs(120)).map_err(|e| anyhow!("flush to Kafka failed: {e}"))?;
-    Ok(sent)
+    Ok(Produced { sent, max_behind })
 }

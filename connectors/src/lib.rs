@@ -6,6 +6,7 @@
 //! * [`tables`]: the output tables of SPEC §2 as portable column lists.
 //! * [`kafka`]: Kafka source (assigned partitions) and the signals/DLQ sink.
 //! * [`sink`]: the transactional sink operator (one writer per cluster).
+//! * [`latency`]: end-to-end latency accounting (record timestamp to commit).
 //! * [`metrics`]: the process-wide registry behind the admin `/metrics` endpoint.
 //! * [`sqlite`]: the embedded SQLite sink.
 //! * [`mysql`], [`postgres`]: the MySQL / PostgreSQL sinks ([`sql`]: what they share).
@@ -16,6 +17,7 @@ pub mod files;
 pub mod mysql;
 pub mod postgres;
 pub mod kafka;
+pub mod latency;
 pub mod metrics;
 pub mod sample;
 pub mod sink;

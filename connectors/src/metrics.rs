@@ -200,6 +200,8 @@ pub fn render() -> String {
     let mut out = String::new();
     render_sources(&s, &mut out);
     render_sinks(&s, &mut out);
+    drop(s);
+    crate::latency::render(&mut out);
     out
 }
 

@@ -52,6 +52,7 @@ pub fn sink<'s>(
     if writer.is_some() {
         durable.store(skip_below, Ordering::Release);
     }
+    let latency_id = (writer.is_some() && crate::latency::enabled()).then(|| crate::latency::register_sink(skip_below));
     let mut pending: Vec<(OutputRow, Time, Diff)> = Vec::new();
     let mut last_upper = Some(0);
     let mut max_time: Time = 0;
@@ -89,6 +90,10 @@ pub fn sink<'s>(
             std::process::exit(1);
         }
         durable.store(upper_now, Ordering::Release);
+        if let Some(id) = latency_id {
+            // The last commit (empty frontier) holds every time there is.
+            crate::latency::committed(id, if upper.is_none() { Time::MAX } else { upper_now });
+        }
         let took = started.elapsed();
         tracing::debug!(sink = %sink_name, upper = upper_now, complete = upper.is_none(), rows = changes.len(), latency_ms = took.as_secs_f64() * 1e3, "sink commit");
         crate::metrics::observe_commit(&sink_name, took, upper_now);
