@@ -80,10 +80,10 @@ impl<'s> Outputs<'s> {
 /// The ingested input, split by kind into one stream per consumer.
 struct Split<'s> {
     signals: StreamVec<'s, Time, SignalRow>,
-    minutes: StreamVec<'s, Time, (MinuteKey, i64, ())>,
+    minutes: StreamVec<'s, Time, (MinuteKey, i64, (), Pos)>,
     channels: StreamVec<'s, Time, (Pos, ChannelRow)>,
     plays: StreamVec<'s, Time, (Pos, PlayFact)>,
-    av: StreamVec<'s, Time, (AvKey, i64, i64)>,
+    av: StreamVec<'s, Time, (AvKey, i64, i64, Pos)>,
     students: StreamVec<'s, Time, (Text, Pos, Student)>,
     users: StreamVec<'s, Time, (Text, Pos, User)>,
     orders: StreamVec<'s, Time, (OrderId, Pos, OrderState)>,
@@ -122,10 +122,10 @@ fn split(inputs: StreamVec<'_, Time, Input>) -> Split<'_> {
                 for input in data.flat_map(|batch| batch.drain(..)) {
                     match input {
                         Input::Signal(pos, clean) => signals.give((pos, clean)),
-                        Input::Minute(key, time) => minutes.give((key, time, ())),
+                        Input::Minute(key, time, pos) => minutes.give((key, time, (), pos)),
                         Input::Channel(pos, row) => channels.give((pos, *row)),
                         Input::Play(pos, fact) => plays.give((pos, fact)),
-                        Input::Av(key, time, value) => av.give((key, time, value)),
+                        Input::Av(key, time, value, pos) => av.give((key, time, value, pos)),
                         Input::Student(id, pos, s) => students.give((id, pos, s)),
                         Input::User(id, pos, u) => users.give((id, pos, u)),
                         Input::Order(id, pos, o) => orders.give((id, pos, o)),
@@ -181,14 +181,88 @@ fn typed_output<'s, D: Clone + 'static>(builder: &mut OperatorBuilder<'s, Time>)
 pub fn build<'s>(inputs: StreamVec<'s, Time, Input>) -> Outputs<'s> {
     let Split { signals, minutes, channels, plays, av, students, users, orders, dead, timeline_marks, agora_marks } = split(inputs);
     let channel_dim = channel_dim::dataflow(channels);
+    let (class_performance_1m, late_signals) = class_performance_1m::dataflow(minutes, timeline_marks);
+    let (av_quality_30s, late_samples) = av_quality_30s::dataflow(av, agora_marks);
     Outputs {
         student_signal_etl: student_signal_etl::dataflow(signals),
-        class_performance_1m: class_performance_1m::dataflow(minutes, timeline_marks),
+        class_performance_1m,
         offline_study_time: offline_study_time::dataflow(plays),
-        av_quality_30s: av_quality_30s::dataflow(av, agora_marks),
+        av_quality_30s,
         hourly_registrations_by_level: hourly_registrations_by_level::dataflow(students, users, channel_dim::levels(channel_dim.clone())),
         daily_cc_confirmations: daily_cc_confirmations::dataflow(orders),
         channel_dim,
-        dead_letters: inserts(dead),
+        dead_letters: inserts(dead).concat(late_signals).concat(late_samples),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+
+    use timely::dataflow::operators::capture::{Capture, Extract};
+    use timely::dataflow::operators::Input as _;
+    use timely::dataflow::InputHandle;
+
+    use super::*;
+    use crate::ingest::{Delays, PartitionIngest};
+    use crate::{Metric, Pos};
+
+    fn signal_at(ts: i64) -> Vec<u8> {
+        format!(r#"{{"data":{{"userid":"7","roomId":"9","timestamp":{ts},"role":"2","msgid":"305","msg":{{"msgtype":"116","msg_data":{{"target_type":"shape","action":"move"}}}}}}}}"#).into_bytes()
+    }
+
+    /// Runs `build` over `batches[t]` at logical time `t`; returns every output update.
+    fn run(batches: Vec<Vec<Input>>) -> Vec<(OutputRow, Time, Diff)> {
+        let (send, recv) = mpsc::channel();
+        timely::execute_directly(move |worker| {
+            let mut input = InputHandle::<Time, CapacityContainerBuilder<Vec<Input>>>::new();
+            worker.dataflow::<Time, _, _>(|scope| build(scope.input_from(&mut input)).rows().inner.capture_into(send));
+            for (time, batch) in batches.into_iter().enumerate() {
+                input.advance_to(time as Time);
+                for record in batch {
+                    input.send(record);
+                }
+            }
+        });
+        recv.extract().into_iter().flat_map(|(_, updates)| updates).collect()
+    }
+
+    #[test]
+    fn a_signal_behind_a_window_closed_while_its_partition_was_idle_is_a_late_dead_letter() {
+        let mut p = PartitionIngest::new(Topic::Timeline, 0, &Delays::default());
+        // Time 0: one signal at 100 s, then the (only) partition goes idle: every window closes.
+        let mut first = Vec::new();
+        p.ingest(0, &signal_at(100_000), &mut first);
+        first.extend(p.went_idle());
+        // Time 1: the partition resumes (W_p = 95 s) with a signal at 100.5 s: not late for its
+        // partition, but its minute [60 s, 120 s) was already written.
+        let mut second = Vec::new();
+        second.extend(p.watermark_resumed());
+        p.ingest(1, &signal_at(100_500), &mut second);
+        let out = run(vec![first, second]);
+
+        let minutes: Vec<_> = out.iter().filter_map(|(r, t, d)| if let OutputRow::Minute(m) = r { Some((m.start_time, m.event_count, *t, *d)) } else { None }).collect();
+        assert_eq!(minutes, vec![(60_000, 1, 0, 1)], "the minute is written once, when it closed, and not changed");
+        let dead: Vec<_> = out.iter().filter_map(|(r, t, d)| if let OutputRow::Dead(x) = r { Some((x.clone(), *t, *d)) } else { None }).collect();
+        let expected = DeadLetter { source: Topic::Timeline, pos: Pos { partition: 0, offset: 1 }, metric: Some(Metric::ClassPerformance1m), reason: "late".to_string(), raw: Vec::new() };
+        assert_eq!(dead, vec![(expected, 1, 1)]);
+        assert_eq!(out.iter().filter(|(r, _, _)| matches!(r, OutputRow::Signal(_))).count(), 2, "2.1 keeps both signals");
+    }
+
+    #[test]
+    fn a_late_sample_feeding_two_windows_is_one_dead_letter() {
+        let sample = |ts: i64| format!(r#"{{"user_type":"student","event":"e","agora_audioState":{{"lost":1,"uid":3}},"agora_videoState":{{"fr":2,"uid":4}},"messageCreateTime":{ts}}}"#).into_bytes();
+        let mut p = PartitionIngest::new(Topic::Agora, 0, &Delays::default());
+        let mut first = Vec::new();
+        p.ingest(0, &sample(100_000), &mut first);
+        first.extend(p.went_idle());
+        let mut second = Vec::new();
+        second.extend(p.watermark_resumed());
+        p.ingest(1, &sample(95_000), &mut second);
+        let out = run(vec![first, second]);
+        let av = out.iter().filter(|(r, _, _)| matches!(r, OutputRow::Av(_))).count();
+        assert_eq!(av, 2, "audio and video windows of the first sample");
+        let dead: Vec<_> = out.iter().filter_map(|(r, t, d)| if let OutputRow::Dead(x) = r { Some((x.pos.offset, x.metric, x.reason.clone(), *t, *d)) } else { None }).collect();
+        assert_eq!(dead, vec![(1, Some(Metric::AvQuality30s), "late".to_string(), 1, 1)]);
     }
 }

@@ -44,14 +44,14 @@ impl Default for Delays {
 pub enum Input {
     /// 2.1: a cleaned signal.
     Signal(Pos, Box<CleanSignal>),
-    /// 2.3: a per-minute fact at an event time.
-    Minute(MinuteKey, i64),
+    /// 2.3: a per-minute fact at an event time, and where its record was read.
+    Minute(MinuteKey, i64, Pos),
     /// 2.2 (and 2.6): a dictionary row.
     Channel(Pos, Box<ChannelRow>),
     /// 2.4: a playback fact.
     Play(Pos, PlayFact),
-    /// 2.5: a quality fact: key, event time, value.
-    Av(AvKey, i64, i64),
+    /// 2.5: a quality fact: key, event time, value, and where its record was read.
+    Av(AvKey, i64, i64, Pos),
     /// 2.6: a student record, by id.
     Student(Text, Pos, Student),
     /// 2.6: a user record, by id.
@@ -161,7 +161,7 @@ impl PartitionIngest {
             Topic::Timeline => Signal::parse(raw).map(|s| self.signal(pos, key, s)),
             Topic::Channel => Channel::parse(raw).map(|c| one(Metric::ChannelDim, channel_dim::row(&c).map(|row| Input::Channel(pos, Box::new(row))))),
             Topic::Qos => Qos::parse(raw).map(|q| one(Metric::OfflineStudyTime, offline_study_time::fact(&q).map(|f| f.map(|f| Input::Play(pos, f))))),
-            Topic::Agora => Agora::parse(raw).map(|a| self.agora(a)),
+            Topic::Agora => Agora::parse(raw).map(|a| self.agora(pos, a)),
             Topic::Student => Student::parse(raw).map(|s| one(Metric::HourlyRegistrationsByLevel, check_student(&s).map(|id| Input::Student(id, pos, s)))),
             Topic::User => User::parse(raw).map(|u| one(Metric::HourlyRegistrationsByLevel, check_user(&u).map(|id| Input::User(id, pos, u)))),
             Topic::Order => Order::parse(raw).map(|o| one(Metric::DailyCcConfirmations, daily_cc_confirmations::check(&o).map(|id| Input::Order(OrderId::new(&id), pos, OrderState::of(&o))))),
@@ -188,7 +188,7 @@ impl PartitionIngest {
             Ok(Some(mut clean)) => {
                 clean.key = key.map(<[u8]>::to_vec);
                 let minute = class_performance_1m::fact(&clean, late)
-                    .map(|(key, event_time)| Input::Minute(key, event_time))
+                    .map(|(key, event_time)| Input::Minute(key, event_time, pos))
                     .map_err(|r| (Metric::ClassPerformance1m, r));
                 vec![Ok(Input::Signal(pos, Box::new(clean))), minute]
             }
@@ -196,11 +196,11 @@ impl PartitionIngest {
     }
 
     /// 2.5 from one quality sample.
-    fn agora(&mut self, a: Agora) -> Contributions {
+    fn agora(&mut self, pos: Pos, a: Agora) -> Contributions {
         let late = self.observe(a.message_create_time.val().copied());
         match av_quality_30s::facts(&a, late) {
             Err(r) => vec![Err((Metric::AvQuality30s, r))],
-            Ok((facts, event_time)) => facts.into_iter().map(|(key, value)| Ok(Input::Av(key, event_time, value))).collect(),
+            Ok((facts, event_time)) => facts.into_iter().map(|(key, value)| Ok(Input::Av(key, event_time, value, pos))).collect(),
         }
     }
 
