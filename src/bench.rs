@@ -382,13 +382,15 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         let n = args.dedup_keys;
         let single = BenchArgs { runs: 1, sqlite: None, ..args.clone() };
         let before = status_kb("VmRSS:");
+        // First a quarter of the keys: the slope between the two runs excludes the fixed cost of
+        // the runtime. In this order, because RSS never shrinks (the allocator keeps freed memory,
+        // which the larger run then reuses).
+        let small = run_once(&Feed::Orders(n / 4, args.partitions.max(1)), 1, &single, None)?;
+        let small_live = small.live_rss.unwrap_or(small.peak_rss);
         let r = run_once(&Feed::Orders(n, args.partitions.max(1)), 1, &single, None)?;
         let live = r.live_rss.unwrap_or(r.peak_rss);
         let per_key_live = live.saturating_sub(before) as f64 / n as f64;
         let per_key_peak = r.peak_rss.saturating_sub(before) as f64 / n as f64;
-        // The same with a quarter of the keys: the slope between the two excludes the fixed cost of the runtime.
-        let small = run_once(&Feed::Orders(n / 4, args.partitions.max(1)), 1, &single, None)?;
-        let small_live = small.live_rss.unwrap_or(small.peak_rss);
         let marginal = live.saturating_sub(small_live) as f64 / (n - n / 4).max(1) as f64;
         println!(
             "dedup state (2.7, {n} distinct order ids, -w 1): {:.0} records/s; RSS {:.0} MiB before, {:.0} MiB with every key live, peak {:.0} MiB: {per_key_live:.0} bytes per live key ({per_key_peak:.0} at peak); {:.0} MiB live with {} keys: {marginal:.0} bytes per additional key",

@@ -71,45 +71,81 @@ impl OrderId {
     }
 }
 
-/// What 2.7 keeps of an order: per-column LAST_VALUE of the columns it reads.
+/// What 2.7 keeps of an order: per-column LAST_VALUE of the columns it reads,
+/// packed into 24 bytes, since the dedup state holds one per live order id.
+///
+/// ```
+/// use dataflows::daily_cc_confirmations::OrderState;
+/// use dataflows::topics::Order;
+/// let state = |raw: &str| OrderState::of(&Order::parse(raw.as_bytes()).unwrap());
+/// let mut s = state(r#"{"cc_id": 7, "status": 3, "confirm_date_time": "2025-12-02 08:00:00"}"#);
+/// assert_eq!(s.attribution(), Some(("2025-12-02".to_string(), 7)));
+/// s.merge_last(state(r#"{"status": null, "confirm_date_time": "not a date"}"#));
+/// assert_eq!(s.attribution(), None, "the later non-NULL confirm time wins, and does not parse");
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct OrderState {
-    /// `cc_id`.
-    pub cc_id: Option<i64>,
-    /// `status`.
-    pub status: Option<i64>,
-    /// `confirm_date_time` as its day (days from the Common Era); `Some(None)` when the last non-NULL value does not parse.
-    pub confirm_day: Option<Option<i32>>,
+    /// `cc_id`, when `CC_ID` is set.
+    cc_id: i64,
+    /// `status`, when `STATUS` is set.
+    status: i64,
+    /// `confirm_date_time` as its day (days from the Common Era), when `DAY_PARSED` is set.
+    confirm_day: i32,
+    /// Which columns had a non-NULL value, and whether the last `confirm_date_time` parsed.
+    set: u8,
 }
+
+const CC_ID: u8 = 1;
+const STATUS: u8 = 2;
+const CONFIRMED: u8 = 4;
+const DAY_PARSED: u8 = 8;
 
 impl OrderState {
     /// The state of one (checked) record.
     pub fn of(o: &Order) -> Self {
-        OrderState {
-            cc_id: o.cc_id.val().copied(),
-            status: o.status.val().copied(),
-            confirm_day: o.confirm_date_time.as_str().map(|t| parse_datetime(t).map(|d| d.date().num_days_from_ce())),
+        let mut state = OrderState::default();
+        if let Some(&cc_id) = o.cc_id.val() {
+            state.cc_id = cc_id;
+            state.set |= CC_ID;
         }
+        if let Some(&status) = o.status.val() {
+            state.status = status;
+            state.set |= STATUS;
+        }
+        if let Some(text) = o.confirm_date_time.as_str() {
+            state.set |= CONFIRMED;
+            if let Some(t) = parse_datetime(text) {
+                state.confirm_day = t.date().num_days_from_ce();
+                state.set |= DAY_PARSED;
+            }
+        }
+        state
     }
 
     /// Per-column LAST_VALUE: each non-NULL column of `later` wins.
     pub fn merge_last(&mut self, later: OrderState) {
-        if later.cc_id.is_some() {
+        if later.set & CC_ID != 0 {
             self.cc_id = later.cc_id;
+            self.set |= CC_ID;
         }
-        if later.status.is_some() {
+        if later.set & STATUS != 0 {
             self.status = later.status;
+            self.set |= STATUS;
         }
-        if later.confirm_day.is_some() {
+        if later.set & CONFIRMED != 0 {
             self.confirm_day = later.confirm_day;
+            self.set = (self.set & !DAY_PARSED) | CONFIRMED | (later.set & DAY_PARSED);
         }
     }
 
     /// The `(attribution_time, cc_id)` this state counts for, if any.
     pub fn attribution(&self) -> Option<(String, i64)> {
-        let day = chrono::NaiveDate::from_num_days_from_ce_opt(self.confirm_day??)?;
-        let cc_id = self.cc_id?;
-        (self.status == Some(3)).then(|| (day.format("%Y-%m-%d").to_string(), cc_id))
+        let needed = CC_ID | STATUS | DAY_PARSED;
+        if self.set & needed != needed || self.status != 3 {
+            return None;
+        }
+        let day = chrono::NaiveDate::from_num_days_from_ce_opt(self.confirm_day)?;
+        Some((day.format("%Y-%m-%d").to_string(), self.cc_id))
     }
 }
 
