@@ -146,7 +146,9 @@ where
             |_cap, _info| {
                 let mut records_by_time = Stash::new();
                 let mut marks_by_time = Stash::new();
-                let mut open: BTreeMap<(i64, K), A> = BTreeMap::new();
+                // Open windows by start, then by key: few starts are open at once, so closing pops
+                // whole starts and a record costs one small ordered lookup and one hash lookup.
+                let mut open: BTreeMap<i64, HashMap<K, A>> = BTreeMap::new();
                 let mut marks: HashMap<u32, i64> = HashMap::new();
                 let mut closed_upto = i64::MIN;
                 move |(input1, frontier1), (input2, frontier2), output| {
@@ -182,7 +184,7 @@ where
                                     late.give((WindowOut::Late(pos), *cap.time(), 1));
                                     continue;
                                 }
-                                open.entry((start, key)).or_default().add(value);
+                                open.entry(start).or_default().entry(key).or_default().add(value);
                             }
                         }
                         if let Some((cap, batch)) = marks_by_time.take(next) {
@@ -193,11 +195,13 @@ where
                             closed_upto = closed_upto.max(watermark);
                             let mut session = output.session(&cap);
                             while let Some(entry) = open.first_entry() {
-                                if entry.key().0.saturating_add(width) > closed_upto {
+                                if entry.key().saturating_add(width) > closed_upto {
                                     break;
                                 }
-                                let ((start, key), agg) = entry.remove_entry();
-                                session.give((WindowOut::Closed((start, key, agg.finish())), *cap.time(), 1));
+                                let (start, keys) = entry.remove_entry();
+                                for (key, agg) in keys {
+                                    session.give((WindowOut::Closed((start, key, agg.finish())), *cap.time(), 1));
+                                }
                             }
                         }
                     }
