@@ -121,7 +121,7 @@ pub struct RunArgs {
     /// Kafka: a partition silent this long stops holding the watermark back (ms, default 30000).
     #[arg(long)]
     pub idle_timeout_ms: Option<u64>,
-    /// Kafka: finish like --until-end once every partition has been idle (after reading something).
+    /// Kafka: finish like --until-end once a worker has read something and then nothing for the idle timeout.
     #[arg(long)]
     pub exit_when_idle: bool,
     /// Write end-to-end latency (Kafka timestamp to commit by every sink) as JSON to FILE, every second and at the end.

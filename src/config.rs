@@ -67,7 +67,7 @@ pub struct KafkaSettings {
     pub until_end: bool,
     /// A partition with no new records for this long stops holding the watermark back (ms).
     pub idle_timeout_ms: u64,
-    /// Finish (like `until_end`) once every partition has been idle for `idle_timeout_ms`, after reading something.
+    /// Finish (like `until_end`) once a worker has read something and then nothing for `idle_timeout_ms`.
     pub exit_when_idle: bool,
     /// librdkafka properties passed through (`security.protocol`, `sasl.*`, `ssl.*`, ...).
     pub properties: BTreeMap<String, String>,

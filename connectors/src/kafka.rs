@@ -196,8 +196,8 @@ pub struct SourceOptions {
     pub epoch_ms: Option<u64>,
     /// The SQLite state file holding the input clock.
     pub state_path: std::path::PathBuf,
-    /// Finish like an exhausted bounded input once, after reading something, every partition of
-    /// this worker has been idle for `idle_timeout` (for benchmarks and tests).
+    /// Finish like an exhausted bounded input once this worker has read something and then
+    /// nothing for `idle_timeout` (for benchmarks and tests).
     pub exit_when_idle: bool,
 }
 
@@ -324,7 +324,8 @@ pub fn kafka_source<'s>(
         _ => None,
     };
     let exit_when_idle = opts.exit_when_idle;
-    let mut read_any = false;
+    // When this worker last read a record (for `exit_when_idle`).
+    let mut last_read: Option<Instant> = None;
     Ok(source::<_, CapacityContainerBuilder<Vec<Input>>, _, _>(scope, "KafkaSource", move |cap, info| {
         let activator = scope.activator_for(info.address.clone());
         let sync = scope.worker().sync_activator_for(info.address.to_vec());
@@ -374,7 +375,7 @@ pub fn kafka_source<'s>(
                 state.last_seen = now;
                 records_read.fetch_add(1, Ordering::Relaxed);
                 read_now[i] += 1;
-                read_any = true;
+                last_read = Some(now);
                 // An epoch holds at most `epoch_records` positions of a partition.
                 if let Some(l) = live.as_mut().filter(|l| l.first[i].is_some_and(|f| offset + 1 - f >= l.epoch_records)) {
                     l.close(&states, &high_epoch);
@@ -386,7 +387,8 @@ pub fn kafka_source<'s>(
             // Per partition: end of a bounded read, idleness, watermark updates.
             let mut min_next: Option<Time> = None;
             let mut max_next: Time = floor;
-            let all_idle = exit_when_idle && read_any && states.iter().all(|s| s.done || s.idle || now.duration_since(s.last_seen) >= idle_timeout);
+            // Not per partition: one that has not delivered its first record yet is not idle.
+            let all_idle = exit_when_idle && last_read.is_some_and(|t| now.duration_since(t) >= idle_timeout);
             for (i, state) in states.iter_mut().enumerate().filter(|(_, s)| !s.done) {
                 let next = match live.as_ref() {
                     Some(l) if state.next_offset >= l.open_start[i] => l.epoch,
