@@ -192,12 +192,6 @@ fn full_mask(n: usize) -> u64 {
     if n == 64 { u64::MAX } else { (1u64 << n) - 1 }
 }
 
-/// `a == b` for the short keys of messages, without a call to `memcmp`.
-#[inline]
-fn same_key(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
-}
-
 /// The indices of the set bits of `mask`, lowest first.
 fn bits(mut mask: u64) -> impl Iterator<Item = usize> {
     std::iter::from_fn(move || {
@@ -224,7 +218,7 @@ impl<'a> Walk<'_, '_, 'a> {
         let mut leaf = None;
         for i in bits(self.active) {
             let path = self.paths[i];
-            if path.get(self.depth).is_some_and(|seg| same_key(seg, key)) {
+            if path.get(self.depth) == Some(&key) {
                 if path.len() == self.depth + 1 {
                     leaf = Some(i);
                 } else {
@@ -585,63 +579,45 @@ mod fast {
         fn skip(&mut self) -> Option<()> {
             match self.peek()? {
                 b'"' => self.string().map(drop),
-                b'{' => {
-                    self.enter()?;
-                    self.i += 1;
-                    self.ws();
-                    if self.peek()? == b'}' {
-                        self.i += 1;
-                    } else {
-                        loop {
-                            self.ws();
-                            self.string()?;
-                            self.ws();
-                            self.eat(b':')?;
-                            self.ws();
-                            self.skip()?;
-                            self.ws();
-                            match self.peek()? {
-                                b',' => self.i += 1,
-                                b'}' => {
-                                    self.i += 1;
-                                    break;
-                                }
-                                _ => return None,
-                            }
-                        }
-                    }
-                    self.depth -= 1;
-                    Some(())
-                }
-                b'[' => {
-                    self.enter()?;
-                    self.i += 1;
-                    self.ws();
-                    if self.peek()? == b']' {
-                        self.i += 1;
-                    } else {
-                        loop {
-                            self.ws();
-                            self.skip()?;
-                            self.ws();
-                            match self.peek()? {
-                                b',' => self.i += 1,
-                                b']' => {
-                                    self.i += 1;
-                                    break;
-                                }
-                                _ => return None,
-                            }
-                        }
-                    }
-                    self.depth -= 1;
-                    Some(())
-                }
+                open @ (b'{' | b'[') => self.skip_container(open),
                 b't' => self.literal(b"true"),
                 b'f' => self.literal(b"false"),
                 b'n' => self.literal(b"null"),
                 _ => self.integer().map(drop),
             }
+        }
+
+        /// An object or array at `open`, every member validated and ignored.
+        fn skip_container(&mut self, open: u8) -> Option<()> {
+            let close = if open == b'{' { b'}' } else { b']' };
+            self.enter()?;
+            self.i += 1;
+            self.ws();
+            if self.peek()? == close {
+                self.i += 1;
+            } else {
+                loop {
+                    self.ws();
+                    if open == b'{' {
+                        self.string()?;
+                        self.ws();
+                        self.eat(b':')?;
+                        self.ws();
+                    }
+                    self.skip()?;
+                    self.ws();
+                    match self.peek()? {
+                        b',' => self.i += 1,
+                        c if c == close => {
+                            self.i += 1;
+                            break;
+                        }
+                        _ => return None,
+                    }
+                }
+            }
+            self.depth -= 1;
+            Some(())
         }
 
         fn leaf(&mut self) -> Option<Scalar<'a>> {
