@@ -41,9 +41,9 @@ fn main() {
                     for l in &lines {
                         k += match which {
                             0 => std::str::from_utf8(l).map_or(0, str::len),
-                            1 => dataflows::json::read_paths(l, dataflows::topics::Signal::PATHS).map_or(0, |v| v.len()),
+                            1 => dataflows::json::read_path_set(l, dataflows::topics::Signal::path_set()).map_or(0, |v| v.len()),
                             2 => dataflows::topics::Signal::parse(l).map_or(0, |s| usize::from(s.user_id.val().is_some())),
-                            _ => dataflows::json::read_paths_fast(std::str::from_utf8(l).unwrap_or(""), dataflows::topics::Signal::PATHS).map_or(0, |_| 1),
+                            _ => dataflows::json::read_paths_fast(std::str::from_utf8(l).unwrap_or(""), dataflows::topics::Signal::path_set()).map_or(0, |_| 1),
                         };
                     }
                 }

@@ -151,22 +151,102 @@ impl Field<i64> {
 /// assert_eq!(slots[2], Scalar::Null);
 /// ```
 pub fn read_paths<'a>(bytes: &'a [u8], paths: &[&[&str]]) -> Result<Vec<Scalar<'a>>, Reject> {
-    let all = full_mask(paths.len());
+    read_path_set(bytes, &PathSet::new(paths))
+}
+
+/// [`read_paths`] with the paths compiled once (topics keep theirs in a static).
+///
+/// ```
+/// use dataflows::json::{read_path_set, PathSet, Scalar};
+/// let set = PathSet::new(&[&["a", "b"], &["c"]]);
+/// let slots = read_path_set(br#"{"a": "{\"b\": 1}", "c": "x"}"#, &set).unwrap();
+/// assert_eq!(slots, vec![Scalar::Int(1), Scalar::Str("x".into())]);
+/// ```
+pub fn read_path_set<'a>(bytes: &'a [u8], set: &PathSet<'_>) -> Result<Vec<Scalar<'a>>, Reject> {
     // Messages are UTF-8 JSON: invalid bytes anywhere (even in a skipped value) make it not JSON.
     let text = std::str::from_utf8(bytes).map_err(|_| Reject::NotJson)?;
     // The common case (an object of plain strings, integers and nesting) is read by a borrowed
     // hand-rolled scanner; anything it is not sure about (floats, big numbers, surrogate escapes,
     // malformed input) is read again by the serde walker below, which has the last word.
-    if let Some(fast) = fast::read(text, paths, all) {
+    if let Some(fast) = fast::read(text, set) {
         return Ok(fast);
     }
-    slow_read(text, paths)
+    slow_read(text, set.paths)
 }
 
 /// The fast reader alone: `None` where it leaves the message to the reference reader.
 #[doc(hidden)]
-pub fn read_paths_fast<'a>(text: &'a str, paths: &[&[&str]]) -> Option<Vec<Scalar<'a>>> {
-    fast::read(text, paths, full_mask(paths.len()))
+pub fn read_paths_fast<'a>(text: &'a str, set: &PathSet<'_>) -> Option<Vec<Scalar<'a>>> {
+    fast::read(text, set)
+}
+
+/// A set of JSON paths compiled into a trie of keys, read by one walk.
+///
+/// Paths that share a prefix share its nodes, so each key of a message is
+/// compared once per distinct key expected at its place, not once per path.
+/// When a key ends one path and continues another, the ending path wins (the
+/// value is read as a leaf); when the same path is listed twice, the later
+/// one gets the value.
+#[derive(Debug)]
+pub struct PathSet<'p> {
+    paths: &'p [&'p [&'p str]],
+    nodes: Vec<Node<'p>>,
+}
+
+/// A trie node: the keys expected in one object, and the paths below it.
+#[derive(Debug)]
+struct Node<'p> {
+    /// The paths that go through this node (bit `i` for path `i`).
+    mask: u64,
+    edges: Vec<Edge<'p>>,
+}
+
+/// One expected key: the path that ends at it, and the node of those that go on.
+#[derive(Debug)]
+struct Edge<'p> {
+    key: &'p str,
+    leaf: Option<usize>,
+    child: Option<usize>,
+}
+
+impl<'p> PathSet<'p> {
+    /// Compiles `paths` (at most 64, none empty).
+    pub fn new(paths: &'p [&'p [&'p str]]) -> Self {
+        let mut nodes = vec![Node { mask: full_mask(paths.len()), edges: Vec::new() }];
+        for (i, path) in paths.iter().enumerate() {
+            assert!(!path.is_empty(), "an empty JSON path");
+            let mut node = 0;
+            for (depth, key) in path.iter().enumerate() {
+                let edge = match nodes[node].edges.iter().position(|e| e.key == *key) {
+                    Some(e) => e,
+                    None => {
+                        nodes[node].edges.push(Edge { key, leaf: None, child: None });
+                        nodes[node].edges.len() - 1
+                    }
+                };
+                if depth + 1 == path.len() {
+                    nodes[node].edges[edge].leaf = Some(i);
+                } else {
+                    let child = match nodes[node].edges[edge].child {
+                        Some(c) => c,
+                        None => {
+                            nodes.push(Node { mask: 0, edges: Vec::new() });
+                            nodes[node].edges[edge].child = Some(nodes.len() - 1);
+                            nodes.len() - 1
+                        }
+                    };
+                    nodes[child].mask |= 1 << i;
+                    node = child;
+                }
+            }
+        }
+        PathSet { paths, nodes }
+    }
+
+    /// The paths, in slot order.
+    pub fn paths(&self) -> &'p [&'p [&'p str]] {
+        self.paths
+    }
 }
 
 /// The reference reader: serde_json's streaming visitors.
@@ -384,10 +464,25 @@ fn into_owned(s: Scalar<'_>) -> Scalar<'static> {
 /// whatever it does not handle (numbers other than `i64` integers, `\u`
 /// surrogates, deep nesting, a nested string that is not an object, any
 /// syntax error) makes it give up (`None`), so the slow path decides.
+///
+/// **Nested JSON inside strings is read in place.** A string that holds an
+/// object is not unescaped and parsed again: the reader goes on over the same
+/// bytes one *escape level* deeper. At level `L` (0 for the message itself),
+/// every byte of the nested text other than `"` and `\` appears as itself,
+/// and a run of `k` backslashes followed by a byte `c` stands, after `L`
+/// rounds of unescaping, for `k >> L` backslashes followed by `c` (each round
+/// halves the run; an odd run escapes `c`, which must then be `"` or `/` for
+/// the text to stay readable at the next level, and an even run followed by
+/// `"` would have ended an enclosing string). So the quote that opens or
+/// closes a string at level `L` is the run of `2^L - 1` backslashes and `"`,
+/// and a string value without escapes of its own is the raw bytes between
+/// its quotes: it is borrowed, never copied. Only values that hold escapes
+/// at their own level are decoded, by unescaping their raw text `L + 1`
+/// times.
 mod fast {
     use std::borrow::Cow;
 
-    use super::{into_owned, Scalar, Walk};
+    use super::{bits, Edge, PathSet, Scalar};
 
     /// The bytes of the little-endian word `w` that are `"`, `\\` or below 0x20, as
     /// their top bits (SWAR: `(b - 1) & !b` has its top bit set when `b` is zero;
@@ -404,16 +499,18 @@ mod fast {
     /// Deeper than this, serde_json's recursion limit could apply: give up.
     const MAX_DEPTH: u32 = 64;
 
-    pub(super) fn read<'a>(text: &'a str, paths: &[&[&str]], all: u64) -> Option<Vec<Scalar<'a>>> {
-        let mut slots = vec![Scalar::Null; paths.len()];
-        let mut r = Reader { s: text, b: text.as_bytes(), i: 0, depth: 0 };
-        r.ws();
+    /// At most this many escape levels are read in place.
+    const MAX_LEVEL: u32 = 8;
+
+    pub(super) fn read<'a>(text: &'a str, set: &PathSet<'_>) -> Option<Vec<Scalar<'a>>> {
+        let mut r = Reader { s: text, b: text.as_bytes(), i: 0, depth: 0, slots: vec![Scalar::Null; set.paths.len()], written: 0 };
+        r.ws(0);
         if r.peek()? != b'{' {
             return None;
         }
-        r.object(&mut Walk { paths, depth: 0, active: all, slots: &mut slots })?;
-        r.ws();
-        (r.i == r.b.len()).then_some(slots)
+        r.object(set, 0, 0)?;
+        r.ws(0);
+        (r.i == r.b.len()).then_some(r.slots)
     }
 
     struct Reader<'a> {
@@ -421,13 +518,18 @@ mod fast {
         b: &'a [u8],
         i: usize,
         depth: u32,
+        slots: Vec<Scalar<'a>>,
+        /// The slots that are not NULL.
+        written: u64,
     }
 
     impl<'a> Reader<'a> {
+        /// Whitespace at level `lvl`: nested text keeps only plain spaces (an
+        /// escaped newline there is left to serde).
         #[inline]
-        fn ws(&mut self) {
+        fn ws(&mut self, lvl: u32) {
             while let Some(&c) = self.b.get(self.i) {
-                if c == b' ' || c == b'\n' || c == b'\t' || c == b'\r' {
+                if c == b' ' || (lvl == 0 && (c == b'\n' || c == b'\t' || c == b'\r')) {
                     self.i += 1;
                 } else {
                     break;
@@ -459,20 +561,97 @@ mod fast {
             }
         }
 
-        /// A string at `"`: borrowed when it has no escapes.
-        fn string(&mut self) -> Option<Cow<'a, str>> {
-            self.eat(b'"')?;
+        /// Whether a string starts here at level `lvl`.
+        #[inline]
+        fn at_string(&self, lvl: u32) -> bool {
+            self.peek() == Some(if lvl == 0 { b'"' } else { b'\\' })
+        }
+
+        /// A run of backslashes and the byte after it, seen at level `lvl`: how many
+        /// backslashes it stands for there, and the byte. `None` when a round of
+        /// unescaping would end an enclosing string or meet an escape other than
+        /// `\"` and `\/` (left to serde).
+        #[inline]
+        fn run(&mut self, lvl: u32) -> Option<(usize, u8)> {
             let start = self.i;
-            self.plain_run();
+            while self.b.get(self.i) == Some(&b'\\') {
+                self.i += 1;
+            }
+            let mut k = self.i - start;
+            let c = *self.b.get(self.i)?;
+            if c < 0x20 {
+                return None;
+            }
+            self.i += 1;
+            for _ in 0..lvl {
+                if k & 1 == 1 {
+                    if c != b'"' && c != b'/' {
+                        return None;
+                    }
+                } else if c == b'"' {
+                    return None;
+                }
+                k >>= 1;
+            }
+            Some((k, c))
+        }
+
+        /// The quote that opens or closes a string at level `lvl`.
+        #[inline]
+        fn quote(&mut self, lvl: u32) -> Option<()> {
+            if lvl == 0 {
+                return self.eat(b'"');
+            }
+            if self.peek()? != b'\\' {
+                return None;
+            }
+            matches!(self.run(lvl)?, (0, b'"')).then_some(())
+        }
+
+        /// Four hex digits of a `\u` escape; surrogates are left to serde.
+        fn hex4(&mut self) -> Option<()> {
+            let hex = std::str::from_utf8(self.b.get(self.i..self.i + 4)?).ok()?;
+            if !hex.bytes().all(|h| h.is_ascii_hexdigit()) {
+                return None;
+            }
+            char::from_u32(u32::from_str_radix(hex, 16).ok()?)?;
+            self.i += 4;
+            Some(())
+        }
+
+        /// The rest of a string at level `lvl` after its opening quote: the raw span
+        /// of its content and whether it holds escapes of its own.
+        fn string_body(&mut self, lvl: u32) -> Option<(usize, usize, bool)> {
+            let start = self.i;
+            let mut escaped = false;
             loop {
+                self.plain_run();
                 let c = *self.b.get(self.i)?;
                 if c == b'"' {
-                    let s = &self.s[start..self.i];
+                    if lvl > 0 {
+                        return None;
+                    }
                     self.i += 1;
-                    return Some(Cow::Borrowed(s));
+                    return Some((start, self.i - 1, escaped));
                 }
                 if c == b'\\' {
-                    return self.escaped(start).map(Cow::Owned);
+                    let at = self.i;
+                    match self.run(lvl)? {
+                        (0, b'"') => return Some((start, at, escaped)),
+                        // Backslashes at the end of the value: left to serde.
+                        (k, b'"') if k & 1 == 0 => return None,
+                        (k, e) => {
+                            escaped = true;
+                            if k & 1 == 1 {
+                                match e {
+                                    b'"' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {}
+                                    b'u' => self.hex4()?,
+                                    _ => return None,
+                                }
+                            }
+                        }
+                    }
+                    continue;
                 }
                 if c < 0x20 {
                     return None;
@@ -495,56 +674,19 @@ mod fast {
             }
         }
 
-        fn escaped(&mut self, start: usize) -> Option<String> {
-            // At most the rest of the input: one allocation, no regrowth.
-            let mut out = String::with_capacity(self.b.len() - start);
-            out.push_str(&self.s[start..self.i]);
-            loop {
-                let c = *self.b.get(self.i)?;
-                match c {
-                    b'"' => {
-                        self.i += 1;
-                        return Some(out);
-                    }
-                    b'\\' => {
-                        let e = *self.b.get(self.i + 1)?;
-                        self.i += 2;
-                        out.push(match e {
-                            b'"' => '"',
-                            b'\\' => '\\',
-                            b'/' => '/',
-                            b'b' => '\u{8}',
-                            b'f' => '\u{c}',
-                            b'n' => '\n',
-                            b'r' => '\r',
-                            b't' => '\t',
-                            b'u' => {
-                                let hex = std::str::from_utf8(self.b.get(self.i..self.i + 4)?).ok()?;
-                                if !hex.bytes().all(|h| h.is_ascii_hexdigit()) {
-                                    return None;
-                                }
-                                let code = u32::from_str_radix(hex, 16).ok()?;
-                                self.i += 4;
-                                // Surrogates (pairs or lone) are left to serde_json.
-                                char::from_u32(code)?
-                            }
-                            _ => return None,
-                        });
-                    }
-                    c if c < 0x20 => return None,
-                    _ => {
-                        let run = self.i;
-                        self.plain_run();
-                        while let Some(&c) = self.b.get(self.i) {
-                            if c == b'"' || c == b'\\' || c < 0x20 {
-                                break;
-                            }
-                            self.i += 1;
-                        }
-                        out.push_str(&self.s[run..self.i]);
-                    }
-                }
-            }
+        /// An object key at level `lvl`, as raw bytes (keys with escapes are left to serde).
+        fn key(&mut self, lvl: u32) -> Option<&'a [u8]> {
+            self.quote(lvl)?;
+            let (start, end, escaped) = self.string_body(lvl)?;
+            (!escaped).then(|| &self.b[start..end])
+        }
+
+        /// A string value at level `lvl`: borrowed unless it holds escapes.
+        fn string(&mut self, lvl: u32) -> Option<Cow<'a, str>> {
+            self.quote(lvl)?;
+            let (start, end, escaped) = self.string_body(lvl)?;
+            let raw = self.s.get(start..end)?;
+            if escaped { unescape(raw, lvl + 1).map(Cow::Owned) } else { Some(Cow::Borrowed(raw)) }
         }
 
         /// An integer that fits `i64`; anything else (fractions, exponents, overflow) gives up.
@@ -575,11 +717,14 @@ mod fast {
             (self.depth <= MAX_DEPTH).then_some(())
         }
 
-        /// Any value, validated and ignored.
-        fn skip(&mut self) -> Option<()> {
+        /// Any value at level `lvl`, validated and ignored.
+        fn skip(&mut self, lvl: u32) -> Option<()> {
+            if self.at_string(lvl) {
+                self.quote(lvl)?;
+                return self.string_body(lvl).map(drop);
+            }
             match self.peek()? {
-                b'"' => self.string().map(drop),
-                open @ (b'{' | b'[') => self.skip_container(open),
+                open @ (b'{' | b'[') => self.skip_container(open, lvl),
                 b't' => self.literal(b"true"),
                 b'f' => self.literal(b"false"),
                 b'n' => self.literal(b"null"),
@@ -588,24 +733,25 @@ mod fast {
         }
 
         /// An object or array at `open`, every member validated and ignored.
-        fn skip_container(&mut self, open: u8) -> Option<()> {
+        fn skip_container(&mut self, open: u8, lvl: u32) -> Option<()> {
             let close = if open == b'{' { b'}' } else { b']' };
             self.enter()?;
             self.i += 1;
-            self.ws();
+            self.ws(lvl);
             if self.peek()? == close {
                 self.i += 1;
             } else {
                 loop {
-                    self.ws();
+                    self.ws(lvl);
                     if open == b'{' {
-                        self.string()?;
-                        self.ws();
+                        self.quote(lvl)?;
+                        self.string_body(lvl)?;
+                        self.ws(lvl);
                         self.eat(b':')?;
-                        self.ws();
+                        self.ws(lvl);
                     }
-                    self.skip()?;
-                    self.ws();
+                    self.skip(lvl)?;
+                    self.ws(lvl);
                     match self.peek()? {
                         b',' => self.i += 1,
                         c if c == close => {
@@ -620,14 +766,14 @@ mod fast {
             Some(())
         }
 
-        fn leaf(&mut self) -> Option<Scalar<'a>> {
+        fn leaf(&mut self, lvl: u32) -> Option<Scalar<'a>> {
+            if self.at_string(lvl) {
+                let s = self.string(lvl)?;
+                return Some(if s.is_empty() { Scalar::Null } else { Scalar::Str(s) });
+            }
             Some(match self.peek()? {
-                b'"' => {
-                    let s = self.string()?;
-                    if s.is_empty() { Scalar::Null } else { Scalar::Str(s) }
-                }
                 b'{' | b'[' => {
-                    self.skip()?;
+                    self.skip(lvl)?;
                     Scalar::Bad
                 }
                 b't' => {
@@ -646,76 +792,89 @@ mod fast {
             })
         }
 
-        /// A value where a nested object is expected.
-        fn nested(&mut self, w: &mut Walk<'_, '_, 'a>) -> Option<()> {
+        /// Sets every slot of `mask` to NULL (only a repeated key has anything to clear).
+        fn clear(&mut self, mask: u64) {
+            for i in bits(mask & self.written) {
+                self.slots[i] = Scalar::Null;
+            }
+            self.written &= !mask;
+        }
+
+        /// Sets every slot of `mask` to `Bad` (an unreadable parent).
+        fn spoil(&mut self, mask: u64) {
+            for i in bits(mask) {
+                self.slots[i] = Scalar::Bad;
+            }
+            self.written |= mask;
+        }
+
+        /// A value at level `lvl` where the object of trie node `node` is expected:
+        /// an object, a string holding one (read in place one level deeper), or NULL.
+        fn nested(&mut self, set: &PathSet<'_>, node: usize, lvl: u32) -> Option<()> {
+            let mask = set.nodes[node].mask;
+            if self.at_string(lvl) {
+                self.quote(lvl)?;
+                self.clear(mask);
+                if self.at_string(lvl) {
+                    // The empty string is NULL; any other string starting with a quote is no object.
+                    return self.quote(lvl);
+                }
+                let inner = lvl + 1;
+                if inner > MAX_LEVEL {
+                    return None;
+                }
+                self.ws(inner);
+                if self.peek()? != b'{' {
+                    return None;
+                }
+                self.object(set, node, inner)?;
+                self.ws(inner);
+                return self.quote(lvl);
+            }
             match self.peek()? {
                 b'{' => {
-                    w.fill(Scalar::Null);
-                    self.object(w)
-                }
-                b'"' => {
-                    let text = self.string()?;
-                    w.fill(Scalar::Null);
-                    if text.is_empty() {
-                        return Some(());
-                    }
-                    let mut inner = vec![Scalar::Null; w.paths.len()];
-                    let mut r = Reader { s: &text, b: text.as_bytes(), i: 0, depth: 0 };
-                    r.ws();
-                    if r.peek()? != b'{' {
-                        return None;
-                    }
-                    r.object(&mut Walk { paths: w.paths, depth: w.depth, active: w.active, slots: &mut inner })?;
-                    r.ws();
-                    if r.i != r.b.len() {
-                        return None;
-                    }
-                    for (i, slot) in inner.iter_mut().enumerate() {
-                        if w.active & (1 << i) != 0 {
-                            w.slots[i] = into_owned(std::mem::replace(slot, Scalar::Null));
-                        }
-                    }
-                    Some(())
+                    self.clear(mask);
+                    self.object(set, node, lvl)
                 }
                 b'n' => {
                     self.literal(b"null")?;
-                    w.fill(Scalar::Null);
+                    self.clear(mask);
                     Some(())
                 }
                 _ => {
-                    self.skip()?;
-                    w.fill(Scalar::Bad);
+                    self.skip(lvl)?;
+                    self.spoil(mask);
                     Some(())
                 }
             }
         }
 
-        /// An object at `{`, filling the slots of the paths below `w`.
-        fn object(&mut self, w: &mut Walk<'_, '_, 'a>) -> Option<()> {
+        /// An object at `{` on level `lvl`, filling the slots of the paths below trie node `node`.
+        fn object(&mut self, set: &PathSet<'_>, node: usize, lvl: u32) -> Option<()> {
             self.enter()?;
             self.i += 1;
-            self.ws();
+            self.ws(lvl);
             if self.peek()? == b'}' {
                 self.i += 1;
                 self.depth -= 1;
                 return Some(());
             }
+            let edges = &set.nodes[node].edges;
             loop {
-                self.ws();
-                let key = self.string()?;
-                self.ws();
+                self.ws(lvl);
+                let key = self.key(lvl)?;
+                self.ws(lvl);
                 self.eat(b':')?;
-                self.ws();
-                let (next, leaf) = w.step(&key);
-                if let Some(i) = leaf {
-                    w.slots[i] = self.leaf()?;
-                } else if next != 0 {
-                    let mut child = Walk { paths: w.paths, depth: w.depth + 1, active: next, slots: w.slots };
-                    self.nested(&mut child)?;
-                } else {
-                    self.skip()?;
+                self.ws(lvl);
+                match edges.iter().find(|e| e.key.as_bytes() == key) {
+                    Some(&Edge { leaf: Some(i), .. }) => {
+                        self.slots[i] = self.leaf(lvl)?;
+                        self.written |= 1 << i;
+                    }
+                    Some(&Edge { child: Some(child), .. }) => self.nested(set, child, lvl)?,
+                    _ => self.skip(lvl)?,
                 }
-                self.ws();
+                self.ws(lvl);
                 match self.peek()? {
                     b',' => self.i += 1,
                     b'}' => {
@@ -728,6 +887,45 @@ mod fast {
             self.depth -= 1;
             Some(())
         }
+    }
+
+    /// Unescapes `raw` (the content of a JSON string, already validated) `times` times.
+    fn unescape(raw: &str, times: u32) -> Option<String> {
+        let mut text = unescape_once(raw)?;
+        for _ in 1..times {
+            text = unescape_once(&text)?;
+        }
+        Some(text)
+    }
+
+    fn unescape_once(raw: &str) -> Option<String> {
+        let mut out = String::with_capacity(raw.len());
+        let mut chars = raw.chars();
+        while let Some(c) = chars.next() {
+            if c != '\\' {
+                out.push(c);
+                continue;
+            }
+            out.push(match chars.next()? {
+                '"' => '"',
+                '\\' => '\\',
+                '/' => '/',
+                'b' => '\u{8}',
+                'f' => '\u{c}',
+                'n' => '\n',
+                'r' => '\r',
+                't' => '\t',
+                'u' => {
+                    let hex: String = chars.by_ref().take(4).collect();
+                    if hex.len() != 4 || !hex.bytes().all(|h| h.is_ascii_hexdigit()) {
+                        return None;
+                    }
+                    char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?
+                }
+                _ => return None,
+            });
+        }
+        Some(out)
     }
 }
 
@@ -849,15 +1047,84 @@ mod tests {
             "{",
         ];
         for case in cases {
-            let fast = fast::read(case, PATHS, full_mask(PATHS.len()));
+            let fast = fast::read(case, &PathSet::new(PATHS));
             let slow = slow_read(case, PATHS);
             if let Some(f) = fast {
                 assert_eq!(Ok(f), slow, "{case}");
             }
         }
         let deep = format!("{{\"z\": {}1{}}}", "[".repeat(200), "]".repeat(200));
-        assert!(fast::read(&deep, PATHS, full_mask(PATHS.len())).is_none());
+        assert!(fast::read(&deep, &PathSet::new(PATHS)).is_none());
         assert_eq!(read(&deep), slow_read(&deep, PATHS));
+    }
+
+    /// Nested strings read in place, one escape level deeper each, against values derived by hand.
+    #[test]
+    fn nested_strings_are_read_in_place() {
+        let set = PathSet::new(PATHS);
+        let cases: &[(&str, [Scalar<'_>; 3])] = &[
+            // Level 1 and level 2 strings with no escapes of their own: borrowed.
+            (r#"{"a": "v", "n": "{\"x\": \"w\", \"m\": \"{\\\"y\\\": \\\"z\\\"}\"}"}"#, [Scalar::Str("v".into()), Scalar::Str("w".into()), Scalar::Str("z".into())]),
+            // An escaped quote in a level-2 value: 7 backslashes = one level-2 `\"`.
+            (r#"{"n": "{\"m\": \"{\\\"y\\\": \\\"q\\\\\\\"r\\\"}\"}"}"#, [Scalar::Null, Scalar::Null, Scalar::Str("q\"r".into())]),
+            // A newline, a slash and a \u escape inside a level-1 value.
+            (r#"{"n": "{\"x\": \"a\\nb\\/c\\u00e9\"}"}"#, [Scalar::Null, Scalar::Str("a\nb/c\u{e9}".into()), Scalar::Null]),
+            // Integers, spaces, an empty level-2 string (NULL) and skipped members at level 1.
+            (r#"{"n": " { \"z\" : [1, {\"q\": \"\\\"\"}] , \"x\" : -12 , \"m\" : \"\" } "}"#, [Scalar::Null, Scalar::Int(-12), Scalar::Null]),
+            // A level-1 object that is not a string: Bad below it; a level-2 null.
+            (r#"{"n": "{\"x\": 5, \"m\": {\"y\": null}}", "a": 7}"#, [Scalar::Int(7), Scalar::Int(5), Scalar::Null]),
+            (r#"{"n": "{\"m\": 3}"}"#, [Scalar::Null, Scalar::Null, Scalar::Bad]),
+        ];
+        for (text, want) in cases {
+            assert_eq!(fast::read(text, &set).as_deref(), Some(&want[..]), "{text}");
+            assert_eq!(slow_read(text, PATHS).as_deref(), Ok(&want[..]), "{text}");
+        }
+    }
+
+    /// Seeded mutations of nested messages: wherever the fast reader answers, it agrees with serde.
+    #[test]
+    fn fast_reader_agrees_with_serde_on_mutations() {
+        let paths: &[&[&str]] = &[&["t"], &["d", "u"], &["d", "m", "k"], &["d", "m", "g", "a"], &["d", "m", "g", "b"]];
+        let set = PathSet::new(paths);
+        let bases = [
+            r#"{"t":"2025-12-02 08:00:00.725","d":{"m":"{\"g\":\"{\\\"a\\\":\\\"move\\\",\\\"b\\\":\\\"15\\\",\\\"c\\\":\\\"x\\\"}\",\"k\":116}","u":"900022"}}"#,
+            r#"{"t":"x","d":"{\"m\":\"{\\\"g\\\":\\\"{\\\\\\\"a\\\\\\\":\\\\\\\"m\\\\\\\",\\\\\\\"b\\\\\\\":\\\\\\\"3\\\\\\\"}\\\",\\\"k\\\":\\\"116\\\"}\",\"u\":\"100185\"}"}"#,
+            r#"{"t": "y", "d": "{\"m\": {\"g\": {\"a\": \"q\\\"r\", \"b\": 11}, \"k\": \"116\"}, \"u\": 100181}"}"#,
+            r#"{"d":{"m":{"g":{"a":"add","b":"2"},"k":116},"u":100156},"t":"2025"}"#,
+        ];
+        let alphabet = b"\\\"{}[],: nu0/\n9a";
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let (mut answered, mut total) = (0, 0);
+        for base in bases {
+            assert!(fast::read(base, &set).is_some(), "{base}");
+            for _ in 0..3000 {
+                let mut bytes = base.as_bytes().to_vec();
+                for _ in 0..1 + next(3) {
+                    let at = next(bytes.len());
+                    match next(3) {
+                        0 => {
+                            bytes.remove(at);
+                        }
+                        1 => bytes.insert(at, alphabet[next(alphabet.len())]),
+                        _ => bytes[at] = alphabet[next(alphabet.len())],
+                    }
+                }
+                let Ok(text) = std::str::from_utf8(&bytes) else { continue };
+                total += 1;
+                if let Some(fast) = fast::read(text, &set) {
+                    answered += 1;
+                    assert_eq!(Ok(fast), slow_read(text, paths), "{text}");
+                }
+            }
+        }
+        // The mutations must leave the fast reader enough to answer for the test to mean anything.
+        assert!(answered * 20 > total, "fast reader answered {answered} of {total}");
     }
 
     #[test]

@@ -2,13 +2,13 @@
 //!
 //! Each record type lists its fields with their JSON path and type; the
 //! `topic_record!` macro generates the struct and its `parse`, which reads a
-//! message value once through [`crate::json::read_paths`]. Every field is a
+//! message value once through [`crate::json::read_path_set`]. Every field is a
 //! [`Field`]: NULL, a value, or `Bad` (present but unreadable), so that a bad
 //! field only rejects the record for the metrics that read it.
 
 use serde::{Deserialize, Serialize};
 
-use crate::json::{read_paths, Field, Reject};
+use crate::json::{read_path_set, Field, PathSet, Reject};
 
 /// The source topics, in a fixed order (their index is stable and small).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -63,9 +63,15 @@ macro_rules! topic_record {
             /// The JSON paths read, in field order.
             pub const PATHS: &'static [&'static [&'static str]] = &[ $( &[$($seg),+] ),* ];
 
+            /// The paths compiled once, for the fast reader.
+            pub fn path_set() -> &'static PathSet<'static> {
+                static SET: std::sync::OnceLock<PathSet<'static>> = std::sync::OnceLock::new();
+                SET.get_or_init(|| PathSet::new(Self::PATHS))
+            }
+
             /// Reads one message value; fails only if it is not a JSON object.
             pub fn parse(bytes: &[u8]) -> Result<Self, Reject> {
-                let mut slots = read_paths(bytes, Self::PATHS)?.into_iter();
+                let mut slots = read_path_set(bytes, Self::path_set())?.into_iter();
                 Ok(Self { $( $field: topic_record!(@read $ty, slots.next().unwrap_or(crate::json::Scalar::Null)), )* })
             }
         }
