@@ -205,8 +205,29 @@ struct Node<'p> {
 #[derive(Debug)]
 struct Edge<'p> {
     key: &'p str,
+    /// The key's first (up to) eight bytes, as [`key_head`] reads them from a message.
+    head: u64,
     leaf: Option<usize>,
     child: Option<usize>,
+}
+
+impl Edge<'_> {
+    /// Whether the key `text[start..end]` is this edge's (compared a word at a time).
+    #[inline]
+    fn is(&self, text: &[u8], start: usize, end: usize) -> bool {
+        let len = end - start;
+        self.key.len() == len && self.head == key_head(text, start, len) && (len <= 8 || self.key.as_bytes()[8..] == text[start + 8..end])
+    }
+}
+
+/// The first `min(len, 8)` bytes at `start` as a little-endian word, the rest zero.
+#[inline]
+fn key_head(text: &[u8], start: usize, len: usize) -> u64 {
+    let mask = if len >= 8 { u64::MAX } else { (1u64 << (8 * len)) - 1 };
+    match text.get(start..start + 8).map(<[u8; 8]>::try_from) {
+        Some(Ok(word)) => u64::from_le_bytes(word) & mask,
+        _ => text[start..start + len.min(8)].iter().rev().fold(0, |acc, &b| (acc << 8) | u64::from(b)),
+    }
 }
 
 impl<'p> PathSet<'p> {
@@ -220,7 +241,7 @@ impl<'p> PathSet<'p> {
                 let edge = match nodes[node].edges.iter().position(|e| e.key == *key) {
                     Some(e) => e,
                     None => {
-                        nodes[node].edges.push(Edge { key, leaf: None, child: None });
+                        nodes[node].edges.push(Edge { key, head: key_head(key.as_bytes(), 0, key.len()), leaf: None, child: None });
                         nodes[node].edges.len() - 1
                     }
                 };
@@ -503,14 +524,45 @@ mod fast {
     const MAX_LEVEL: u32 = 8;
 
     pub(super) fn read<'a>(text: &'a str, set: &PathSet<'_>) -> Option<Vec<Scalar<'a>>> {
-        let mut r = Reader { s: text, b: text.as_bytes(), i: 0, depth: 0, slots: vec![Scalar::Null; set.paths.len()], written: 0 };
+        let slots = vec![Slot::Null; set.paths.len()];
+        let mut r = Reader { s: text, b: text.as_bytes(), i: 0, depth: 0, slots, written: 0, owned: Vec::new() };
         r.ws(0);
         if r.peek()? != b'{' {
             return None;
         }
         r.object(set, 0, 0)?;
         r.ws(0);
-        (r.i == r.b.len()).then_some(r.slots)
+        if r.i != r.b.len() {
+            return None;
+        }
+        let mut owned = r.owned;
+        Some(r.slots.into_iter().map(|slot| slot.scalar(&mut owned)).collect())
+    }
+
+    /// A slot while reading: like [`Scalar`] but `Copy` (no drop glue), so that
+    /// filling one is a plain store; decoded strings wait in the reader's `owned`.
+    #[derive(Clone, Copy)]
+    enum Slot<'a> {
+        Null,
+        Str(&'a str),
+        /// Index into `owned`.
+        Owned(usize),
+        Int(i64),
+        Bool(bool),
+        Bad,
+    }
+
+    impl<'a> Slot<'a> {
+        fn scalar(self, owned: &mut [String]) -> Scalar<'a> {
+            match self {
+                Slot::Null => Scalar::Null,
+                Slot::Str(s) => Scalar::Str(Cow::Borrowed(s)),
+                Slot::Owned(i) => Scalar::Str(Cow::Owned(std::mem::take(&mut owned[i]))),
+                Slot::Int(v) => Scalar::Int(v),
+                Slot::Bool(b) => Scalar::Bool(b),
+                Slot::Bad => Scalar::Bad,
+            }
+        }
     }
 
     struct Reader<'a> {
@@ -518,7 +570,9 @@ mod fast {
         b: &'a [u8],
         i: usize,
         depth: u32,
-        slots: Vec<Scalar<'a>>,
+        slots: Vec<Slot<'a>>,
+        /// Decoded string values (those with escapes of their own).
+        owned: Vec<String>,
         /// The slots that are not NULL.
         written: u64,
     }
@@ -526,9 +580,12 @@ mod fast {
     impl<'a> Reader<'a> {
         /// Whitespace at level `lvl`: nested text keeps only plain spaces (an
         /// escaped newline there is left to serde).
-        #[inline]
+        #[inline(always)]
         fn ws(&mut self, lvl: u32) {
             while let Some(&c) = self.b.get(self.i) {
+                if c > b' ' {
+                    return;
+                }
                 if c == b' ' || (lvl == 0 && (c == b'\n' || c == b'\t' || c == b'\r')) {
                     self.i += 1;
                 } else {
@@ -621,8 +678,31 @@ mod fast {
 
         /// The rest of a string at level `lvl` after its opening quote: the raw span
         /// of its content and whether it holds escapes of its own.
+        #[inline(always)]
         fn string_body(&mut self, lvl: u32) -> Option<(usize, usize, bool)> {
             let start = self.i;
+            self.plain_run();
+            // The common case: no escape before the closing quote.
+            match self.b.get(self.i) {
+                Some(b'"') if lvl == 0 => {
+                    self.i += 1;
+                    return Some((start, self.i - 1, false));
+                }
+                Some(b'\\') if lvl > 0 => {
+                    let at = self.i;
+                    if let Some((0, b'"')) = self.run(lvl) {
+                        return Some((start, at, false));
+                    }
+                    self.i = at;
+                }
+                _ => {}
+            }
+            self.string_rest(start, lvl)
+        }
+
+        /// [`Self::string_body`] past its common case.
+        #[inline(never)]
+        fn string_rest(&mut self, start: usize, lvl: u32) -> Option<(usize, usize, bool)> {
             let mut escaped = false;
             loop {
                 self.plain_run();
@@ -662,9 +742,9 @@ mod fast {
 
         /// Moves to the next `"`, `\\` or control byte, a word at a time, or to
         /// the last few bytes of the input.
-        #[inline]
+        #[inline(always)]
         fn plain_run(&mut self) {
-            while let Some(word) = self.b.get(self.i..self.i + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
+            while let Some(Ok(word)) = self.b.get(self.i..self.i + 8).map(<[u8; 8]>::try_from) {
                 let special = special_bytes(u64::from_le_bytes(word));
                 if special != 0 {
                     self.i += (special.trailing_zeros() / 8) as usize;
@@ -674,42 +754,47 @@ mod fast {
             }
         }
 
-        /// An object key at level `lvl`, as raw bytes (keys with escapes are left to serde).
-        fn key(&mut self, lvl: u32) -> Option<&'a [u8]> {
+        /// An object key at level `lvl`, as its raw span (keys with escapes are left to serde).
+        fn key(&mut self, lvl: u32) -> Option<(usize, usize)> {
             self.quote(lvl)?;
             let (start, end, escaped) = self.string_body(lvl)?;
-            (!escaped).then(|| &self.b[start..end])
+            (!escaped).then_some((start, end))
         }
 
-        /// A string value at level `lvl`: borrowed unless it holds escapes.
-        fn string(&mut self, lvl: u32) -> Option<Cow<'a, str>> {
-            self.quote(lvl)?;
-            let (start, end, escaped) = self.string_body(lvl)?;
-            let raw = self.s.get(start..end)?;
-            if escaped { unescape(raw, lvl + 1).map(Cow::Owned) } else { Some(Cow::Borrowed(raw)) }
-        }
-
-        /// An integer that fits `i64`; anything else (fractions, exponents, overflow) gives up.
+        /// An integer of at most 18 digits; anything else (fractions, exponents, longer
+        /// numbers) gives up.
         fn integer(&mut self) -> Option<i64> {
-            let start = self.i;
-            if self.peek() == Some(b'-') {
+            let negative = self.peek() == Some(b'-');
+            if negative {
                 self.i += 1;
             }
             let digits = self.i;
+            let mut value = 0i64;
             match self.peek()? {
                 b'0' => self.i += 1,
                 b'1'..=b'9' => {
-                    while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+                    while let Some(&c) = self.b.get(self.i) {
+                        if !c.is_ascii_digit() {
+                            break;
+                        }
+                        if self.i - digits == 18 {
+                            return None;
+                        }
+                        value = value * 10 + i64::from(c - b'0');
                         self.i += 1;
                     }
                 }
                 _ => return None,
             }
-            if matches!(self.peek(), Some(b'.' | b'e' | b'E' | b'0'..=b'9')) || self.i - digits > 18 {
+            if matches!(self.peek(), Some(b'.' | b'e' | b'E' | b'0'..=b'9')) {
                 return None;
             }
-            // serde_json reads `-0` as a float.
-            self.s[start..self.i].parse::<i64>().ok().filter(|v| *v != 0 || digits == start)
+            match (negative, value) {
+                // serde_json reads `-0` as a float.
+                (true, 0) => None,
+                (true, v) => Some(-v),
+                (false, v) => Some(v),
+            }
         }
 
         fn enter(&mut self) -> Option<()> {
@@ -766,36 +851,52 @@ mod fast {
             Some(())
         }
 
-        fn leaf(&mut self, lvl: u32) -> Option<Scalar<'a>> {
+        /// A leaf value at level `lvl` into slot `i`: any scalar; objects and arrays are `Bad`.
+        fn leaf(&mut self, lvl: u32, i: usize) -> Option<()> {
+            self.written |= 1 << i;
             if self.at_string(lvl) {
-                let s = self.string(lvl)?;
-                return Some(if s.is_empty() { Scalar::Null } else { Scalar::Str(s) });
+                self.quote(lvl)?;
+                let (start, end, escaped) = self.string_body(lvl)?;
+                let raw = self.s.get(start..end)?;
+                if raw.is_empty() {
+                    self.slots[i] = Slot::Null;
+                } else if escaped {
+                    self.owned.push(unescape(raw, lvl + 1)?);
+                    self.slots[i] = Slot::Owned(self.owned.len() - 1);
+                } else {
+                    self.slots[i] = Slot::Str(raw);
+                }
+                return Some(());
             }
-            Some(match self.peek()? {
+            match self.peek()? {
                 b'{' | b'[' => {
                     self.skip(lvl)?;
-                    Scalar::Bad
+                    self.slots[i] = Slot::Bad;
                 }
                 b't' => {
                     self.literal(b"true")?;
-                    Scalar::Bool(true)
+                    self.slots[i] = Slot::Bool(true);
                 }
                 b'f' => {
                     self.literal(b"false")?;
-                    Scalar::Bool(false)
+                    self.slots[i] = Slot::Bool(false);
                 }
                 b'n' => {
                     self.literal(b"null")?;
-                    Scalar::Null
+                    self.slots[i] = Slot::Null;
                 }
-                _ => Scalar::Int(self.integer()?),
-            })
+                _ => {
+                    let v = self.integer()?;
+                    self.slots[i] = Slot::Int(v);
+                }
+            }
+            Some(())
         }
 
         /// Sets every slot of `mask` to NULL (only a repeated key has anything to clear).
         fn clear(&mut self, mask: u64) {
             for i in bits(mask & self.written) {
-                self.slots[i] = Scalar::Null;
+                self.slots[i] = Slot::Null;
             }
             self.written &= !mask;
         }
@@ -803,7 +904,7 @@ mod fast {
         /// Sets every slot of `mask` to `Bad` (an unreadable parent).
         fn spoil(&mut self, mask: u64) {
             for i in bits(mask) {
-                self.slots[i] = Scalar::Bad;
+                self.slots[i] = Slot::Bad;
             }
             self.written |= mask;
         }
@@ -862,15 +963,12 @@ mod fast {
             let edges = &set.nodes[node].edges;
             loop {
                 self.ws(lvl);
-                let key = self.key(lvl)?;
+                let (start, end) = self.key(lvl)?;
                 self.ws(lvl);
                 self.eat(b':')?;
                 self.ws(lvl);
-                match edges.iter().find(|e| e.key.as_bytes() == key) {
-                    Some(&Edge { leaf: Some(i), .. }) => {
-                        self.slots[i] = self.leaf(lvl)?;
-                        self.written |= 1 << i;
-                    }
+                match edges.iter().find(|e| e.is(self.b, start, end)) {
+                    Some(&Edge { leaf: Some(i), .. }) => self.leaf(lvl, i)?,
                     Some(&Edge { child: Some(child), .. }) => self.nested(set, child, lvl)?,
                     _ => self.skip(lvl)?,
                 }
