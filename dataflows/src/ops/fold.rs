@@ -11,8 +11,9 @@
 //! Memory is one state per key (never per record), which is what makes the
 //! LAST_VALUE deduplications of SPEC §2.6/2.7 bounded by distinct ids.
 
-use std::collections::HashMap;
 use std::hash::Hash;
+
+use foldhash::HashMap;
 
 use differential_dataflow::{AsCollection, ExchangeData, Hashable, VecCollection};
 use timely::dataflow::channels::pact::Exchange;
@@ -55,7 +56,7 @@ where
     records
         .unary_frontier::<timely::container::CapacityContainerBuilder<Vec<((K, V), Time, Diff)>>, _, _, _>(pact, name, |_cap, _info| {
             let mut stash = Stash::new();
-            let mut state: HashMap<K, V> = HashMap::new();
+            let mut state: HashMap<K, V> = HashMap::default();
             move |(input, frontier), output| {
                 input.for_each_stamp(|cap, data| {
                     if let Some(cap) = cap.retain_least(0) {

@@ -20,10 +20,11 @@
 //!
 //! Memory is bounded by open windows: closed windows are dropped.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::hash::Hash;
 
 use differential_dataflow::{AsCollection, ExchangeData, Hashable, VecCollection};
+use foldhash::HashMap;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
@@ -149,7 +150,7 @@ where
                 // Open windows by start, then by key: few starts are open at once, so closing pops
                 // whole starts and a record costs one small ordered lookup and one hash lookup.
                 let mut open: BTreeMap<i64, HashMap<K, A>> = BTreeMap::new();
-                let mut marks: HashMap<u32, i64> = HashMap::new();
+                let mut marks: HashMap<u32, i64> = HashMap::default();
                 let mut closed_upto = i64::MIN;
                 move |(input1, frontier1), (input2, frontier2), output| {
                     input1.for_each_stamp(|cap, data| {
