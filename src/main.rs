@@ -18,6 +18,10 @@ mod snapshot;
 use clap::Parser;
 
 /// mimalloc: the dataflow allocates and frees many small strings per record.
+/// Built with `no_thp`: mimalloc does not ask for transparent huge pages, whose
+/// 2 MiB zeroing on first touch took ~20 % of the worker's time in the in-memory
+/// benchmark (perf: `clear_page_erms` under `do_huge_pmd_anonymous_page`), far
+/// more than the memory it actually touched.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
