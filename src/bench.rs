@@ -311,52 +311,87 @@ fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
-/// Median records/s and merged latency over `runs` runs of one configuration.
-fn measure(label: &str, feed: &Feed, workers: usize, args: &BenchArgs) -> anyhow::Result<Value> {
-    let mut rates = Vec::new();
-    let mut per_cpu = Vec::new();
-    let mut latency = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)?;
-    let mut peak = 0;
-    let mut records = 0;
-    let mut rows = 0;
-    for run in 0..args.runs.max(1) {
-        let db = args.sqlite.as_ref().map(|p| {
-            let path = PathBuf::from(format!("{}-{workers}-{run}", p.display()));
-            for suffix in ["", "-wal", "-shm"] {
-                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-            }
-            path
-        });
-        let r = run_once(feed, workers, args, db)?;
-        rates.push(r.records as f64 / r.seconds);
-        per_cpu.push(r.records as f64 / r.cpu.max(0.01));
-        latency.add(&r.latency)?;
-        peak = peak.max(r.peak_rss);
-        records = r.records;
-        rows = r.rows;
+/// What the runs of one worker count add up to.
+struct Runs {
+    workers: usize,
+    rates: Vec<f64>,
+    per_cpu: Vec<f64>,
+    latency: Histogram<u64>,
+    peak: u64,
+    records: u64,
+    rows: u64,
+}
+
+impl Runs {
+    fn new(workers: usize) -> anyhow::Result<Self> {
+        let latency = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)?;
+        Ok(Runs { workers, rates: Vec::new(), per_cpu: Vec::new(), latency, peak: 0, records: 0, rows: 0 })
     }
-    let rate = median(rates.clone());
-    let rate_cpu = median(per_cpu);
-    let ms = |q: f64| latency.value_at_quantile(q) as f64 / 1000.0;
-    println!(
-        "{label:<34} -w {workers}: {rate:>10.0} records/s (median of {}; {rate_cpu:.0} records per CPU-second; {records} records, {rows} row updates) latency p50 {:.1} ms p99 {:.1} ms p99.9 {:.1} ms max {:.1} ms; peak RSS {:.0} MiB",
-        rates.len(),
-        ms(0.5),
-        ms(0.99),
-        ms(0.999),
-        latency.max() as f64 / 1000.0,
-        mib(peak)
-    );
-    Ok(json!({
-        "workers": workers,
-        "records": records,
-        "row_updates": rows,
-        "records_per_s": rate.round(),
-        "records_per_cpu_s": rate_cpu.round(),
-        "records_per_s_runs": rates.iter().map(|r| r.round()).collect::<Vec<_>>(),
-        "latency_ms": {"p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99), "p999": ms(0.999), "max": latency.max() as f64 / 1000.0, "epochs": latency.len()},
-        "peak_rss_bytes": peak,
-    }))
+
+    fn add(&mut self, r: &RunResult) -> anyhow::Result<()> {
+        self.rates.push(r.records as f64 / r.seconds);
+        self.per_cpu.push(r.records as f64 / r.cpu.max(0.01));
+        self.latency.add(&r.latency)?;
+        self.peak = self.peak.max(r.peak_rss);
+        self.records = r.records;
+        self.rows = r.rows;
+        Ok(())
+    }
+
+    /// Prints the text line and returns the JSON object.
+    fn report(&self, label: &str) -> Value {
+        let (workers, records, rows) = (self.workers, self.records, self.rows);
+        let rate = median(self.rates.clone());
+        let rate_cpu = median(self.per_cpu.clone());
+        let latency = &self.latency;
+        let ms = |q: f64| latency.value_at_quantile(q) as f64 / 1000.0;
+        println!(
+            "{label:<34} -w {workers}: {rate:>10.0} records/s (median of {}; {rate_cpu:.0} records per CPU-second; {records} records, {rows} row updates) latency p50 {:.1} ms p99 {:.1} ms p99.9 {:.1} ms max {:.1} ms; peak RSS {:.0} MiB",
+            self.rates.len(),
+            ms(0.5),
+            ms(0.99),
+            ms(0.999),
+            latency.max() as f64 / 1000.0,
+            mib(self.peak)
+        );
+        json!({
+            "workers": workers,
+            "records": records,
+            "row_updates": rows,
+            "records_per_s": rate.round(),
+            "records_per_cpu_s": rate_cpu.round(),
+            "records_per_s_runs": self.rates.iter().map(|r| r.round()).collect::<Vec<_>>(),
+            "latency_ms": {"p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99), "p999": ms(0.999), "max": latency.max() as f64 / 1000.0, "epochs": latency.len()},
+            "peak_rss_bytes": self.peak,
+        })
+    }
+}
+
+/// `runs` rounds over the worker counts, interleaved (round 1 with each count, then round 2, ...)
+/// so that a machine whose speed drifts between minutes affects every count alike.
+fn measure(feed: &Feed, workers: &[usize], args: &BenchArgs) -> anyhow::Result<Vec<Runs>> {
+    let mut all = workers.iter().map(|&w| Runs::new(w)).collect::<anyhow::Result<Vec<_>>>()?;
+    for run in 0..args.runs.max(1) {
+        for runs in all.iter_mut() {
+            let workers = runs.workers;
+            let db = args.sqlite.as_ref().map(|p| {
+                let path = PathBuf::from(format!("{}-{workers}-{run}", p.display()));
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                }
+                path
+            });
+            runs.add(&run_once(feed, workers, args, db)?)?;
+        }
+    }
+    Ok(all)
+}
+
+/// The median over rounds of 2-worker records/s divided by 1-worker records/s of the same round.
+fn scaling(all: &[Runs]) -> Option<f64> {
+    let one = all.iter().find(|r| r.workers == 1)?;
+    let two = all.iter().find(|r| r.workers == 2)?;
+    Some(median(two.rates.iter().zip(&one.rates).map(|(b, a)| b / a.max(1.0)).collect()))
 }
 
 /// The metric groups of `--per-metric`: label and the topics they read.
@@ -430,27 +465,17 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     );
     let parts = Arc::new(parts);
     let all = Feed::Memory(Arc::clone(&parts), Topic::ALL.to_vec());
-    let mut full = Vec::new();
-    for &w in &args.workers {
-        full.push(measure("all seven metrics", &all, w, args)?);
+    let runs = measure(&all, &args.workers, args)?;
+    let full: Vec<Value> = runs.iter().map(|r| r.report("all seven metrics")).collect();
+    let scaling = scaling(&runs);
+    if let Some(s) = scaling {
+        println!("2 workers / 1 worker: {s:.2}x (median over rounds of the ratio within a round; runs interleaved)");
     }
-    let rate_of = |v: &Value| v["records_per_s"].as_f64().unwrap_or(0.0);
-    let scaling = match (full.iter().find(|v| v["workers"] == 1), full.iter().find(|v| v["workers"] == 2)) {
-        (Some(a), Some(b)) => {
-            let s = rate_of(b) / rate_of(a).max(1.0);
-            println!("2 workers / 1 worker: {s:.2}x");
-            Some(s)
-        }
-        _ => None,
-    };
     let mut per_metric = Vec::new();
     if args.per_metric {
         for (label, topics) in groups() {
             let feed = Feed::Memory(Arc::clone(&parts), topics.clone());
-            let mut by_workers = Vec::new();
-            for &w in &args.workers {
-                by_workers.push(measure(label, &feed, w, args)?);
-            }
+            let by_workers: Vec<Value> = measure(&feed, &args.workers, args)?.iter().map(|r| r.report(label)).collect();
             per_metric.push(json!({"metric": label, "topics": topics.iter().map(|t| t.default_name()).collect::<Vec<_>>(), "runs": by_workers}));
         }
     }
