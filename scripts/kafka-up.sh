@@ -57,6 +57,22 @@ else
     echo "kafka-up: tansu started (pid $(cat "$DIR/tansu.pid"), log $DIR/tansu.log)"
 fi
 
+# tansu 0.6's sqlite schema has no index on `header (topition, offset_id)`, and a fetch looks up
+# each record's headers: every fetched record scanned the whole header table. Our output topics
+# carry headers, so reading them back after a crash (tests/kafka.rs) grew quadratically with the
+# stored records until the broker seemed hung (a CI run timed out there). The index is idempotent
+# and invisible to tansu; sqlite re-prepares tansu's statements when the schema changes.
+index_headers() {
+    [ -f "$DIR/tansu.db" ] || return 0
+    python3 - "$DIR/tansu.db" <<'PY' || echo "kafka-up: could not index tansu's header table (fetches stay slow)" >&2
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], timeout=60)
+if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'header'").fetchone():
+    db.execute("CREATE INDEX IF NOT EXISTS edu_rtdw_header_record ON header (topition, offset_id)")
+    db.commit()
+PY
+}
+
 create_topic() {
     local name="$1" partitions="$2"
     if out=$(tansu topic create "$name" --partitions "$partitions" --broker "$BROKER" 2>&1); then
@@ -73,3 +89,4 @@ for topic in timeline_client_topic blink_stg_activity__channel_name_dictionary_d
              uc_account-student uc_account-user data_pack_order_info timeline_analysis_student edu_rtdw_dlq; do
     create_topic "$topic" "$PARTITIONS"
 done
+index_headers
