@@ -101,7 +101,7 @@ pub fn facts(a: &Agora, late: bool) -> Result<(Vec<(AvKey, i64)>, i64), Rejectio
         classroom_id: classroom_id.clone(),
         user_type: Text::const_new("student"),
         extra_uid,
-        event: compact_str::format_compact!("{event}_{family}_STATE"),
+        event: state_event(event, family),
     };
     let mut out = Vec::with_capacity(2);
     if let Some(lost) = lost {
@@ -111,6 +111,17 @@ pub fn facts(a: &Agora, late: bool) -> Result<(Vec<(AvKey, i64)>, i64), Rejectio
         out.push((key(video_uid, "VIDEO"), fr));
     }
     Ok((out, event_time))
+}
+
+/// `{event}_{family}_STATE` (e.g. `stat_AUDIO_STATE`), without the formatting machinery
+/// (`format_compact!` was most of the ~1.5k instructions `facts` took per sample).
+fn state_event(event: &str, family: &str) -> Text {
+    let mut text = Text::with_capacity(event.len() + family.len() + "__STATE".len());
+    text.push_str(event);
+    text.push('_');
+    text.push_str(family);
+    text.push_str("_STATE");
+    text
 }
 
 /// Final 30-second windows, given the facts and their topic's partition watermarks.

@@ -145,7 +145,7 @@ impl OrderState {
             return None;
         }
         let day = chrono::NaiveDate::from_num_days_from_ce_opt(self.confirm_day)?;
-        Some((day.format("%Y-%m-%d").to_string(), self.cc_id))
+        Some((crate::timefmt::date_text(day), self.cc_id))
     }
 }
 

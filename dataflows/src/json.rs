@@ -163,16 +163,101 @@ pub fn read_paths<'a>(bytes: &'a [u8], paths: &[&[&str]]) -> Result<Vec<Scalar<'
 /// assert_eq!(slots, vec![Scalar::Int(1), Scalar::Str("x".into())]);
 /// ```
 pub fn read_path_set<'a>(bytes: &'a [u8], set: &PathSet<'_>) -> Result<Vec<Scalar<'a>>, Reject> {
+    read_slots(bytes, set).map(Slots::into_scalars)
+}
+
+/// The values a message holds at a path set's paths, one slot per path.
+///
+/// What [`read_path_set`] returns as [`Scalar`]s, kept as read so that a typed
+/// field is made straight from it ([`Slots::text`], [`Slots::int`]) with the
+/// same conversions as [`Field::from_str_scalar`] and [`Field::from_int_scalar`].
+pub struct Slots<'a>(SlotsRepr<'a>);
+
+enum SlotsRepr<'a> {
+    /// From the fast reader: slots and the decoded strings they point into.
+    Fast(Vec<Slot<'a>>, Vec<String>),
+    /// From the reference reader.
+    Slow(Vec<Scalar<'a>>),
+}
+
+impl<'a> Slots<'a> {
+    /// Slot `i` as text ([`Field::from_str_scalar`]).
+    pub fn text(&self, i: usize) -> Field<crate::Text> {
+        match &self.0 {
+            SlotsRepr::Fast(slots, owned) => match slots[i] {
+                Slot::Null => Field::Null,
+                Slot::Str(s) => Field::Val(crate::Text::from(s)),
+                Slot::Owned(j) => Field::Val(crate::Text::from(owned[j].as_str())),
+                Slot::Int(v) => Field::Val(compact_str::ToCompactString::to_compact_string(&v)),
+                Slot::Bool(b) => Field::Val(crate::Text::const_new(if b { "true" } else { "false" })),
+                Slot::Bad => Field::Bad,
+            },
+            SlotsRepr::Slow(scalars) => Field::from_str_scalar(scalars[i].clone()),
+        }
+    }
+
+    /// Slot `i` as an integer ([`Field::from_int_scalar`]).
+    pub fn int(&self, i: usize) -> Field<i64> {
+        match &self.0 {
+            SlotsRepr::Fast(slots, owned) => match slots[i] {
+                Slot::Null => Field::Null,
+                Slot::Int(v) => Field::Val(v),
+                Slot::Str(s) => s.parse::<i64>().map_or(Field::Bad, Field::Val),
+                Slot::Owned(j) => owned[j].parse::<i64>().map_or(Field::Bad, Field::Val),
+                Slot::Bool(_) | Slot::Bad => Field::Bad,
+            },
+            SlotsRepr::Slow(scalars) => Field::from_int_scalar(scalars[i].clone()),
+        }
+    }
+
+    /// Every slot as a [`Scalar`].
+    pub fn into_scalars(self) -> Vec<Scalar<'a>> {
+        match self.0 {
+            SlotsRepr::Fast(slots, mut owned) => slots.into_iter().map(|slot| slot.scalar(&mut owned)).collect(),
+            SlotsRepr::Slow(scalars) => scalars,
+        }
+    }
+}
+
+/// [`read_path_set`] as [`Slots`], for typed records.
+pub fn read_slots<'a>(bytes: &'a [u8], set: &PathSet<'_>) -> Result<Slots<'a>, Reject> {
     // Messages are UTF-8 JSON: invalid bytes anywhere (even in a skipped value) make it not JSON.
     let text = std::str::from_utf8(bytes).map_err(|_| Reject::NotJson)?;
     // The common case (an object of plain strings, integers and nesting) is read by a borrowed
     // hand-rolled scanner; anything it is not sure about (floats, big numbers, surrogate escapes,
     // malformed input) is read again by the serde walker below, which has the last word.
-    if let Some(fast) = fast::read(text, set) {
-        return Ok(fast);
+    if let Some((slots, owned)) = fast::read_slots(text, set) {
+        return Ok(Slots(SlotsRepr::Fast(slots, owned)));
     }
-    slow_read(text, set.paths)
+    slow_read(text, set.paths).map(|scalars| Slots(SlotsRepr::Slow(scalars)))
 }
+
+/// A slot while reading: like [`Scalar`] but `Copy` (no drop glue), so that
+/// filling one is a plain store; decoded strings wait in the reader's `owned`.
+#[derive(Clone, Copy)]
+pub(crate) enum Slot<'a> {
+    Null,
+    Str(&'a str),
+    /// Index into `owned`.
+    Owned(usize),
+    Int(i64),
+    Bool(bool),
+    Bad,
+}
+
+impl<'a> Slot<'a> {
+    fn scalar(self, owned: &mut [String]) -> Scalar<'a> {
+        match self {
+            Slot::Null => Scalar::Null,
+            Slot::Str(s) => Scalar::Str(Cow::Borrowed(s)),
+            Slot::Owned(i) => Scalar::Str(Cow::Owned(std::mem::take(&mut owned[i]))),
+            Slot::Int(v) => Scalar::Int(v),
+            Slot::Bool(b) => Scalar::Bool(b),
+            Slot::Bad => Scalar::Bad,
+        }
+    }
+}
+
 
 /// The fast reader alone: `None` where it leaves the message to the reference reader.
 #[doc(hidden)]
@@ -501,9 +586,7 @@ fn into_owned(s: Scalar<'_>) -> Scalar<'static> {
 /// at their own level are decoded, by unescaping their raw text `L + 1`
 /// times.
 mod fast {
-    use std::borrow::Cow;
-
-    use super::{bits, Edge, PathSet, Scalar};
+    use super::{bits, Edge, PathSet, Scalar, Slot};
 
     /// The bytes of the little-endian word `w` that are `"`, `\\` or below 0x20, as
     /// their top bits (SWAR: `(b - 1) & !b` has its top bit set when `b` is zero;
@@ -524,6 +607,12 @@ mod fast {
     const MAX_LEVEL: u32 = 8;
 
     pub(super) fn read<'a>(text: &'a str, set: &PathSet<'_>) -> Option<Vec<Scalar<'a>>> {
+        let (slots, mut owned) = read_slots(text, set)?;
+        Some(slots.into_iter().map(|slot| slot.scalar(&mut owned)).collect())
+    }
+
+    /// The slots and the decoded strings they point into.
+    pub(super) fn read_slots<'a>(text: &'a str, set: &PathSet<'_>) -> Option<(Vec<Slot<'a>>, Vec<String>)> {
         let slots = vec![Slot::Null; set.paths.len()];
         let mut r = Reader { s: text, b: text.as_bytes(), i: 0, depth: 0, slots, written: 0, owned: Vec::new() };
         r.ws(0);
@@ -535,34 +624,7 @@ mod fast {
         if r.i != r.b.len() {
             return None;
         }
-        let mut owned = r.owned;
-        Some(r.slots.into_iter().map(|slot| slot.scalar(&mut owned)).collect())
-    }
-
-    /// A slot while reading: like [`Scalar`] but `Copy` (no drop glue), so that
-    /// filling one is a plain store; decoded strings wait in the reader's `owned`.
-    #[derive(Clone, Copy)]
-    enum Slot<'a> {
-        Null,
-        Str(&'a str),
-        /// Index into `owned`.
-        Owned(usize),
-        Int(i64),
-        Bool(bool),
-        Bad,
-    }
-
-    impl<'a> Slot<'a> {
-        fn scalar(self, owned: &mut [String]) -> Scalar<'a> {
-            match self {
-                Slot::Null => Scalar::Null,
-                Slot::Str(s) => Scalar::Str(Cow::Borrowed(s)),
-                Slot::Owned(i) => Scalar::Str(Cow::Owned(std::mem::take(&mut owned[i]))),
-                Slot::Int(v) => Scalar::Int(v),
-                Slot::Bool(b) => Scalar::Bool(b),
-                Slot::Bad => Scalar::Bad,
-            }
-        }
+        Some((r.slots, r.owned))
     }
 
     struct Reader<'a> {
@@ -1223,6 +1285,25 @@ mod tests {
         }
         // The mutations must leave the fast reader enough to answer for the test to mean anything.
         assert!(answered * 20 > total, "fast reader answered {answered} of {total}");
+    }
+
+    /// Typed fields made from slots equal the conversions of the same values as scalars.
+    #[test]
+    fn typed_slots_equal_scalar_conversions() {
+        let set = PathSet::new(PATHS);
+        for msg in [
+            r#"{"a": "305", "n": {"x": 305, "m": {"y": true}}}"#,
+            r#"{"a": "x\ty", "n": "{\"x\": \"12\", \"m\": \"{\\\"y\\\": [1]}\"}"}"#,
+            r#"{"a": 1.5, "n": {"x": -7, "m": {"y": "\u00e9"}}}"#,
+            r#"{"a": 18446744073709551615, "n": null}"#,
+        ] {
+            let scalars = read_path_set(msg.as_bytes(), &set).unwrap();
+            let slots = read_slots(msg.as_bytes(), &set).unwrap();
+            for (i, scalar) in scalars.into_iter().enumerate() {
+                assert_eq!(slots.text(i), Field::from_str_scalar(scalar.clone()), "{msg} text {i}");
+                assert_eq!(slots.int(i), Field::from_int_scalar(scalar), "{msg} int {i}");
+            }
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Date-time helpers shared by the metrics: UTC milliseconds to text, and the
 //! `yyyy-MM-dd HH:mm:ss` strings of the account and order topics.
 
-use chrono::{DateTime, NaiveDateTime, Timelike, Datelike};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, Timelike};
 
 /// The source format of `register_date_time` and `confirm_date_time`.
 const SOURCE_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
@@ -25,7 +25,29 @@ pub fn hour_number(t: &NaiveDateTime) -> i64 {
 
 /// `yyyy-MM-dd` of a date-time (2.7's `attribution_time`).
 pub fn day_text(t: &NaiveDateTime) -> String {
-    t.format("%Y-%m-%d").to_string()
+    date_text(t.date())
+}
+
+/// `yyyy-MM-dd` of a date, as chrono's `%Y-%m-%d` writes it; years 0 to 9999 by hand
+/// (chrono's formatter was ~3k instructions a call, once per changed 2.7 order).
+///
+/// ```
+/// use chrono::NaiveDate;
+/// use dataflows::timefmt::date_text;
+/// assert_eq!(date_text(NaiveDate::from_ymd_opt(2025, 12, 2).unwrap()), "2025-12-02");
+/// assert_eq!(date_text(NaiveDate::from_ymd_opt(7, 1, 31).unwrap()), "0007-01-31");
+/// assert_eq!(date_text(NaiveDate::from_ymd_opt(12345, 1, 1).unwrap()), "+12345-01-01");
+/// ```
+pub fn date_text(d: NaiveDate) -> String {
+    let year = d.year();
+    if !(0..=9999).contains(&year) {
+        return d.format("%Y-%m-%d").to_string();
+    }
+    let digit = |v: u32| char::from(b'0' + (v % 10) as u8);
+    let y = year.unsigned_abs();
+    [digit(y / 1000), digit(y / 100), digit(y / 10), digit(y), '-', digit(d.month() / 10), digit(d.month()), '-', digit(d.day() / 10), digit(d.day())]
+        .into_iter()
+        .collect()
 }
 
 /// UTC milliseconds since the epoch as `YYYY-MM-DD HH:MM:SS.SSS`.

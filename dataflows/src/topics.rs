@@ -2,13 +2,13 @@
 //!
 //! Each record type lists its fields with their JSON path and type; the
 //! `topic_record!` macro generates the struct and its `parse`, which reads a
-//! message value once through [`crate::json::read_path_set`]. Every field is a
+//! message value once through [`crate::json::read_slots`]. Every field is a
 //! [`Field`]: NULL, a value, or `Bad` (present but unreadable), so that a bad
 //! field only rejects the record for the metrics that read it.
 
 use serde::{Deserialize, Serialize};
 
-use crate::json::{read_path_set, Field, PathSet, Reject};
+use crate::json::{read_slots, Field, PathSet, Reject};
 
 /// The source topics, in a fixed order (their index is stable and small).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -71,15 +71,16 @@ macro_rules! topic_record {
 
             /// Reads one message value; fails only if it is not a JSON object.
             pub fn parse(bytes: &[u8]) -> Result<Self, Reject> {
-                let mut slots = read_path_set(bytes, Self::path_set())?.into_iter();
-                Ok(Self { $( $field: topic_record!(@read $ty, slots.next().unwrap_or(crate::json::Scalar::Null)), )* })
+                let slots = read_slots(bytes, Self::path_set())?;
+                let mut index = 0..;
+                Ok(Self { $( $field: topic_record!(@read $ty, slots, index.next().unwrap_or_default()), )* })
             }
         }
     };
     (@ty str) => { crate::Text };
     (@ty int) => { i64 };
-    (@read str, $s:expr) => { Field::from_str_scalar($s) };
-    (@read int, $s:expr) => { Field::from_int_scalar($s) };
+    (@read str, $slots:ident, $i:expr) => { $slots.text($i) };
+    (@read int, $slots:ident, $i:expr) => { $slots.int($i) };
 }
 
 topic_record! {
