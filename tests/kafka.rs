@@ -237,7 +237,7 @@ fn live_epochs_equal_file_replay_and_the_latency_report_counts_every_record() {
         "run", "--brokers", BROKERS, "--topic-prefix", &prefix, "--sqlite", "live.db", "-q", "--epoch-ms", "50",
         "--exit-when-idle", "--idle-timeout-ms", "10000", "--latency-report", "latency.json",
     ];
-    let mut child = Command::new(env!("CARGO_BIN_EXE_edu-rtdw")).args(live).current_dir(tmp.path()).stdout(Stdio::null()).spawn().expect("spawn run");
+    let child = Command::new(env!("CARGO_BIN_EXE_edu-rtdw")).args(live).current_dir(tmp.path()).stdout(Stdio::null()).spawn().expect("spawn run");
     let report = tmp.path().join("latency.json");
     let started = Instant::now();
     while !report.exists() && started.elapsed() < Duration::from_secs(60) {
@@ -247,7 +247,7 @@ fn live_epochs_equal_file_replay_and_the_latency_report_counts_every_record() {
     let out = edu_rtdw(&["gen", "--brokers", BROKERS, "--topic-prefix", &prefix, "--scale", "1", "--seed", "5", "--partitions", "2", "--rate", "5000"], tmp.path());
     assert!(out.status.success(), "gen --rate failed: {}", String::from_utf8_lossy(&out.stderr));
     let produced: u64 = String::from_utf8_lossy(&out.stdout).split_whitespace().next().and_then(|n| n.parse().ok()).expect("count");
-    assert!(child.wait().expect("wait").success(), "live run failed");
+    assert!(common::wait_bounded(child, "the live run").status.success(), "live run failed");
 
     gen_to_files(tmp.path(), "files", 1, 5, 2);
     run_ok(tmp.path(), &["run", "--input-dir", "files", "--sqlite", "files.db", "-q"]);
@@ -272,7 +272,6 @@ fn live_epochs_equal_file_replay_and_the_latency_report_counts_every_record() {
 }
 
 #[test]
-#[ignore = "tansu 0.6 tends to stall for a long time after SIGKILLed clients; run with --ignored on a fresh broker"]
 fn live_epochs_survive_kill_9_exactly() {
     let _broker = lock();
     let prefix = topics("livecrash", 2);
@@ -286,8 +285,8 @@ fn live_epochs_survive_kill_9_exactly() {
     kill_9_five_times(tmp.path(), &args, 0x2545_f491_4f6c_dd1d, 300, 1500);
     restart_broker();
     run_ok(tmp.path(), &args);
-    // The reference is file replay of the same records (fewer broker reads: tansu 0.6 tends to
-    // stall after killed clients). The Kafka outputs are exact by source position, as without live epochs.
+    // The reference is file replay of the same records (fewer broker reads). The Kafka outputs
+    // are exact by source position, as without live epochs.
     gen_to_files(tmp.path(), "files", 4, 33, 2);
     run_ok(tmp.path(), &["run", "--input-dir", "files", "--sqlite", "files.db", "-q"]);
     assert_eq!(dump(&tmp.path().join("crashed.db")), dump(&tmp.path().join("files.db")), "killed and restarted live run differs");

@@ -312,7 +312,7 @@ fn order(id: &str, cc: i64, status: &str, confirmed: &str) -> Value {
 }
 
 /// A job reading Kafka: dropping it (also when a test fails) kills it and then restarts tansu,
-/// which (0.6) keeps spinning on the connections of killed clients.
+/// so that no connection of the killed client lingers into the next test.
 struct KafkaJob(Job);
 
 impl Drop for KafkaJob {

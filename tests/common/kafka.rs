@@ -21,9 +21,11 @@ pub fn lock() -> MutexGuard<'static, ()> {
     BROKER.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Restarts the broker, keeping its data. tansu 0.6 can keep spinning on the
-/// connections of clients killed with SIGKILL, so crash tests restart it
-/// after their kills; the program itself reconnects to a restarted broker.
+/// Restarts the broker, keeping its data. Crash tests restart it after their
+/// kills so that no half-open connection of a killed client lingers (tansu 0.6
+/// was once seen spinning after kills; the cause turned out to be its unindexed
+/// header table, which `scripts/kafka-up.sh` now indexes); the program itself
+/// reconnects to a restarted broker.
 pub fn restart_broker() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts");
     let down = Command::new("bash").arg(root.join("kafka-down.sh")).status().expect("kafka-down.sh");
@@ -33,7 +35,7 @@ pub fn restart_broker() {
 }
 
 /// Restarts the broker with empty storage. tansu 0.6 slows down as its sqlite
-/// storage grows (and after killed clients), enough that a live run that ends
+/// storage grows (before `kafka-up.sh` indexed its header table, quadratically), enough that a live run that ends
 /// when its input goes quiet can end before the broker has delivered
 /// everything; timing-sensitive tests start from a fresh broker. Holding
 /// [`lock`] makes this safe: each test creates its own topics.

@@ -6,7 +6,9 @@
 pub mod kafka;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
 
 /// The stamp columns that hold wall-clock times, per table: ignored when comparing runs.
 pub const STAMPS: &[(&str, &str)] = &[
@@ -30,9 +32,47 @@ pub const TABLES: &[&str] = &[
     "dead_letters",
 ];
 
-/// Runs `edu-rtdw` with `args` and returns its output.
+/// How long one run of the binary may take before the tests kill it: a hang
+/// (a stalled broker, a source that never ends) fails its test with the
+/// command line instead of running the suite into CI's time limit.
+/// `EDU_RTDW_TEST_TIMEOUT_S` overrides the default of 15 minutes.
+pub fn run_limit() -> Duration {
+    let secs = std::env::var("EDU_RTDW_TEST_TIMEOUT_S").ok().and_then(|s| s.parse().ok()).unwrap_or(900);
+    Duration::from_secs(secs)
+}
+
+/// Waits for `child` (what `what` names) and returns its output; kills it and
+/// panics if it runs longer than [`run_limit`]. A watchdog thread waits on a
+/// channel with a deadline, so nothing polls.
+pub fn wait_bounded(child: Child, what: &str) -> Output {
+    let (done, finished) = mpsc::channel::<()>();
+    let pid = child.id();
+    let limit = run_limit();
+    let watchdog = std::thread::spawn(move || {
+        let timed_out = finished.recv_timeout(limit) == Err(mpsc::RecvTimeoutError::Timeout);
+        if timed_out {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+        timed_out
+    });
+    let out = child.wait_with_output().expect("wait for edu-rtdw");
+    let _ = done.send(());
+    let timed_out = watchdog.join().unwrap_or(false);
+    assert!(!timed_out, "killed after {limit:?}: {what}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// Runs `edu-rtdw` with `args` and returns its output (bounded by [`run_limit`]).
 pub fn edu_rtdw(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_edu-rtdw")).args(args).current_dir(cwd).output().expect("run edu-rtdw")
+    let child = Command::new(env!("CARGO_BIN_EXE_edu-rtdw"))
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run edu-rtdw");
+    wait_bounded(child, &format!("edu-rtdw {}", args.join(" ")))
 }
 
 /// Runs a file replay of `input` into `db` with `workers` workers; panics unless it exits 0.
