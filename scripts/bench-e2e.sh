@@ -24,6 +24,8 @@
 #                          EPOCH_MS "off": no live epochs (time from offsets alone), run at 50 % only
 #   PEAK_SCALE             default 60 (600,000 records)
 #   PEAK                   skip step 1 and use this peak (records/s)
+#   LOADS                  shares of the peak to run, in percent (default "25 50 90")
+#   KAFKA_PROPERTIES       extra librdkafka properties for the program, "k=v k=v" (e.g. fetch.wait.max.ms=50)
 #   DOC=0                  do not rewrite the section of docs/BENCHMARKS.md
 # Takes the broker lock (/tmp/edu-rtdw-broker.lock) for the whole series.
 set -euo pipefail
@@ -82,6 +84,10 @@ config() {
                  hourly_registrations_by_level daily_cc_confirmations dead_letters; do
             echo "$m = [\"$1\"]"
         done
+        if [ -n "${KAFKA_PROPERTIES:-}" ]; then
+            echo "[kafka.properties]"
+            for kv in $KAFKA_PROPERTIES; do echo "\"${kv%%=*}\" = \"${kv#*=}\""; done
+        fi
     } >"$f"
     echo "$f"
 }
@@ -156,7 +162,7 @@ for sink in $SINKS; do
     fi
     for epoch in $EPOCHS; do
         fresh_broker
-        pcts="25 50 90"
+        pcts="${LOADS:-25 50 90}"
         [ "${epoch%%:*}" = off ] && pcts=50
         for pct in $pcts; do
             rate=$((peak * pct / 100))
