@@ -107,6 +107,7 @@ impl<T> Field<T> {
 
 impl Field<crate::Text> {
     /// Any scalar read as text (`305` becomes `"305"`).
+    #[inline]
     pub fn from_str_scalar(s: Scalar<'_>) -> Self {
         match s {
             Scalar::Null => Field::Null,
@@ -126,6 +127,7 @@ impl Field<crate::Text> {
 
 impl Field<i64> {
     /// A JSON integer, or a string holding exactly an integer.
+    #[inline]
     pub fn from_int_scalar(s: Scalar<'_>) -> Self {
         match s {
             Scalar::Null => Field::Null,
@@ -183,37 +185,32 @@ enum SlotsRepr<'a> {
 impl<'a> Slots<'a> {
     /// Slot `i` as text ([`Field::from_str_scalar`]).
     pub fn text(&self, i: usize) -> Field<crate::Text> {
-        match &self.0 {
-            SlotsRepr::Fast(slots, owned) => match slots[i] {
-                Slot::Null => Field::Null,
-                Slot::Str(s) => Field::Val(crate::Text::from(s)),
-                Slot::Owned(j) => Field::Val(crate::Text::from(owned[j].as_str())),
-                Slot::Int(v) => Field::Val(compact_str::ToCompactString::to_compact_string(&v)),
-                Slot::Bool(b) => Field::Val(crate::Text::const_new(if b { "true" } else { "false" })),
-                Slot::Bad => Field::Bad,
-            },
-            SlotsRepr::Slow(scalars) => Field::from_str_scalar(scalars[i].clone()),
-        }
+        Field::from_str_scalar(self.view(i))
     }
 
     /// Slot `i` as an integer ([`Field::from_int_scalar`]).
     pub fn int(&self, i: usize) -> Field<i64> {
+        Field::from_int_scalar(self.view(i))
+    }
+
+    /// Slot `i` as a [`Scalar`] that borrows its string (nothing is copied).
+    #[inline(always)]
+    fn view(&self, i: usize) -> Scalar<'_> {
         match &self.0 {
-            SlotsRepr::Fast(slots, owned) => match slots[i] {
-                Slot::Null => Field::Null,
-                Slot::Int(v) => Field::Val(v),
-                Slot::Str(s) => s.parse::<i64>().map_or(Field::Bad, Field::Val),
-                Slot::Owned(j) => owned[j].parse::<i64>().map_or(Field::Bad, Field::Val),
-                Slot::Bool(_) | Slot::Bad => Field::Bad,
+            SlotsRepr::Fast(slots, owned) => slots[i].scalar(|j| Cow::Borrowed(owned[j].as_str())),
+            SlotsRepr::Slow(scalars) => match &scalars[i] {
+                Scalar::Str(s) => Scalar::Str(Cow::Borrowed(s)),
+                scalar => scalar.clone(),
             },
-            SlotsRepr::Slow(scalars) => Field::from_int_scalar(scalars[i].clone()),
         }
     }
 
     /// Every slot as a [`Scalar`].
     pub fn into_scalars(self) -> Vec<Scalar<'a>> {
         match self.0 {
-            SlotsRepr::Fast(slots, mut owned) => slots.into_iter().map(|slot| slot.scalar(&mut owned)).collect(),
+            SlotsRepr::Fast(slots, mut owned) => {
+                slots.into_iter().map(|slot| slot.scalar(|j| Cow::Owned(std::mem::take(&mut owned[j])))).collect()
+            }
             SlotsRepr::Slow(scalars) => scalars,
         }
     }
@@ -246,18 +243,21 @@ pub(crate) enum Slot<'a> {
 }
 
 impl<'a> Slot<'a> {
-    fn scalar(self, owned: &mut [String]) -> Scalar<'a> {
+    /// The slot as a [`Scalar`]; `decoded(i)` gives decoded string `i` (moved or borrowed).
+    fn scalar<'b>(self, decoded: impl FnOnce(usize) -> Cow<'b, str>) -> Scalar<'b>
+    where
+        'a: 'b,
+    {
         match self {
             Slot::Null => Scalar::Null,
             Slot::Str(s) => Scalar::Str(Cow::Borrowed(s)),
-            Slot::Owned(i) => Scalar::Str(Cow::Owned(std::mem::take(&mut owned[i]))),
+            Slot::Owned(i) => Scalar::Str(decoded(i)),
             Slot::Int(v) => Scalar::Int(v),
             Slot::Bool(b) => Scalar::Bool(b),
             Slot::Bad => Scalar::Bad,
         }
     }
 }
-
 
 /// The fast reader alone: `None` where it leaves the message to the reference reader.
 #[doc(hidden)]
@@ -607,8 +607,8 @@ mod fast {
     const MAX_LEVEL: u32 = 8;
 
     pub(super) fn read<'a>(text: &'a str, set: &PathSet<'_>) -> Option<Vec<Scalar<'a>>> {
-        let (slots, mut owned) = read_slots(text, set)?;
-        Some(slots.into_iter().map(|slot| slot.scalar(&mut owned)).collect())
+        let (slots, owned) = read_slots(text, set)?;
+        Some(super::Slots(super::SlotsRepr::Fast(slots, owned)).into_scalars())
     }
 
     /// The slots and the decoded strings they point into.
