@@ -10,7 +10,6 @@
 
 mod common;
 
-use std::io::Read;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -273,10 +272,9 @@ fn survives_an_outage(server: Server) {
     script("db-down.sh", &["--force", server.name()]);
     std::thread::sleep(Duration::from_secs(3));
     script("db-up.sh", &[server.name()]);
-    let status = child.wait().expect("wait for edu-rtdw");
-    let mut stderr = String::new();
-    child.stderr.take().expect("stderr").read_to_string(&mut stderr).expect("read stderr");
-    assert!(status.success(), "the run failed across the outage: {stderr}");
+    let out = common::wait_bounded(child, "the run across the outage");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the run failed across the outage: {stderr}");
     assert!(stderr.contains("unavailable") && stderr.contains("retrying in"), "the run never saw the outage: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     let all: Vec<usize> = (0..ALL.len()).collect();
