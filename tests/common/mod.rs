@@ -42,12 +42,16 @@ pub fn run_limit() -> Duration {
 }
 
 /// Waits for `child` (what `what` names) and returns its output; kills it and
-/// panics if it runs longer than [`run_limit`]. A watchdog thread waits on a
-/// channel with a deadline, so nothing polls.
+/// panics if it runs longer than [`run_limit`].
 pub fn wait_bounded(child: Child, what: &str) -> Output {
+    wait_within(child, what, run_limit())
+}
+
+/// [`wait_bounded`] with an explicit limit. A watchdog thread waits on a
+/// channel with a deadline, so nothing polls.
+pub fn wait_within(child: Child, what: &str, limit: Duration) -> Output {
     let (done, finished) = mpsc::channel::<()>();
     let pid = child.id();
-    let limit = run_limit();
     let watchdog = std::thread::spawn(move || {
         let timed_out = finished.recv_timeout(limit) == Err(mpsc::RecvTimeoutError::Timeout);
         if timed_out {
