@@ -271,6 +271,20 @@ fn live_epochs_equal_file_replay_and_the_latency_report_counts_every_record() {
     assert_eq!(dump(&live_db), dump(&tmp.path().join("files.db")), "a replay over the live cuts changed the tables");
 }
 
+/// `kafka-up.sh` indexes tansu's header table after a fresh start (without it every fetched
+/// record scans all stored headers, and reading output topics back grows quadratically).
+#[test]
+fn a_fresh_broker_has_its_header_table_indexed() {
+    let _broker = lock();
+    fresh_broker();
+    let dir = std::env::var("EDU_RTDW_KAFKA_DIR").unwrap_or_else(|_| "/tmp/edu-rtdw-kafka".into());
+    let indexes = rows(
+        &Path::new(&dir).join("tansu.db"),
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'header' AND sql LIKE '%(topition, offset_id)%'",
+    );
+    assert_eq!(indexes, vec![vec!["edu_rtdw_header_record".to_string()]]);
+}
+
 #[test]
 fn live_epochs_survive_kill_9_exactly() {
     let _broker = lock();
