@@ -112,7 +112,7 @@ impl Field<crate::Text> {
         match s {
             Scalar::Null => Field::Null,
             Scalar::Str(s) => Field::Val(crate::Text::from(&*s)),
-            Scalar::Int(i) => Field::Val(compact_str::ToCompactString::to_compact_string(&i)),
+            Scalar::Int(i) => Field::Val(crate::Text::new(itoa::Buffer::new().format(i))),
             Scalar::Num(n) => Field::Val(crate::Text::from(n)),
             Scalar::Bool(b) => Field::Val(crate::Text::const_new(if b { "true" } else { "false" })),
             Scalar::Bad => Field::Bad,

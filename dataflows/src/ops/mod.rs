@@ -65,10 +65,22 @@ impl<D> Stash<D> {
         Stash { pending: BTreeMap::new() }
     }
 
-    /// Adds records received under `cap`.
-    pub(crate) fn push(&mut self, cap: Capability<Time>, data: impl IntoIterator<Item = D>) {
-        let entry = self.pending.entry(*cap.time()).or_insert_with(|| (cap, Vec::new()));
-        entry.1.extend(data);
+    /// Adds the records of `containers`, received under `cap`, leaving the containers empty.
+    ///
+    /// The first container of a time is kept as it is (no copy); later ones are appended
+    /// with one reservation each.
+    pub(crate) fn push<'c>(&mut self, cap: Capability<Time>, containers: impl IntoIterator<Item = &'c mut Vec<D>>)
+    where
+        D: 'c,
+    {
+        let (_, stashed) = self.pending.entry(*cap.time()).or_insert_with(|| (cap, Vec::new()));
+        for container in containers {
+            if stashed.is_empty() {
+                std::mem::swap(stashed, container);
+            } else {
+                stashed.append(container);
+            }
+        }
     }
 
     /// The earliest stashed time.

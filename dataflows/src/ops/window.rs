@@ -155,12 +155,12 @@ where
                 move |(input1, frontier1), (input2, frontier2), output| {
                     input1.for_each_stamp(|cap, data| {
                         if let Some(cap) = cap.retain_least(0) {
-                            records_by_time.push(cap, data.flat_map(|d| d.drain(..)));
+                            records_by_time.push(cap, data);
                         }
                     });
                     input2.for_each_stamp(|cap, data| {
                         if let Some(cap) = cap.retain_least(0) {
-                            marks_by_time.push(cap, data.flat_map(|d| d.drain(..)));
+                            marks_by_time.push(cap, data);
                         }
                     });
                     // Process complete times in order: a time's records, then its watermarks.
