@@ -8,7 +8,9 @@
 //!   the input's key, and the DLQ topic exactly the dead letters;
 //! * a second run over a grown log resumes: nothing lost, nothing doubled;
 //! * `kill -9` at several points of a run, then a restart, ends exactly like an
-//!   uninterrupted run, in the tables and in the output topics.
+//!   uninterrupted run, in the tables and in the output topics;
+//! * a partition that goes idle and resumes behind windows closed meanwhile
+//!   gives `late` dead letters that carry the record's message.
 
 mod common;
 
@@ -304,4 +306,72 @@ fn live_epochs_survive_kill_9_exactly() {
     gen_to_files(tmp.path(), "files", 4, 33, 2);
     run_ok(tmp.path(), &["run", "--input-dir", "files", "--sqlite", "files.db", "-q"]);
     assert_eq!(dump(&tmp.path().join("crashed.db")), dump(&tmp.path().join("files.db")), "killed and restarted live run differs");
+}
+
+/// A live run that never ends by itself: killed when the test ends, passed or failed.
+struct KilledOnDrop(std::process::Child);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The first row of `query` on `db` once there is one, polling every 50 ms for at most 60 s.
+/// A database or table that does not exist yet counts as no row.
+fn first_row_within_a_minute(db: &Path, query: &str, what: &str) -> Vec<String> {
+    let started = Instant::now();
+    loop {
+        let found = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).ok().and_then(|conn| {
+            let mut stmt = conn.prepare(query).ok()?;
+            let n = stmt.column_count();
+            stmt.query_row([], |r| (0..n).map(|i| r.get_ref(i).map(common::cell)).collect::<Result<Vec<_>, _>>()).ok()
+        });
+        if let Some(row) = found {
+            return row;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "no {what} after 60 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// SPEC §3/§4 with real idle partitions: partition 0 of the timeline topic goes quiet at
+/// 100 s, partition 1 at 300 s; once both are idle, windows close up to the larger watermark
+/// (295 s): minute 60 s is written, minute 300 s stays open. Partition 0 then resumes with a
+/// signal at 100.5 s: not late for its own watermark (95 s), but its minute was written, so
+/// it is a `late` dead letter of 2.3, and it keeps its message.
+#[test]
+fn a_partition_resuming_behind_closed_windows_gives_late_dead_letters_with_their_message() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let _broker = lock();
+    let prefix = topics("resume", 2);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let topic = format!("{prefix}timeline_client_topic");
+    let signal = |ts: i64| format!(r#"{{"data":{{"userid":"7","roomId":"9","timestamp":{ts},"role":"2","msgid":"305","msg":{{"msgtype":"116","msg_data":{{"target_type":"shape","action":"move"}}}}}}}}"#);
+    let producer: BaseProducer = ClientConfig::new().set("bootstrap.servers", BROKERS).create().expect("producer");
+    let produce = |partition: i32, value: &str| {
+        producer.send(BaseRecord::<(), str>::to(&topic).partition(partition).payload(value)).expect("send");
+        producer.flush(Duration::from_secs(30)).expect("flush");
+    };
+    produce(0, &signal(100_000));
+    produce(1, &signal(300_000));
+
+    let args = ["run", "--brokers", BROKERS, "--topic-prefix", &prefix, "--sqlite", "resume.db", "-q", "--epoch-ms", "50", "--idle-timeout-ms", "500"];
+    let live_run = KilledOnDrop(Command::new(env!("CARGO_BIN_EXE_edu-rtdw")).args(args).current_dir(tmp.path()).stdout(Stdio::null()).spawn().expect("spawn run"));
+    let db = tmp.path().join("resume.db");
+    // Minute 60 s written: both partitions went idle (with live epochs, an epoch that holds
+    // only the idle partitions' marks must close too).
+    first_row_within_a_minute(&db, "SELECT event_count FROM timeline_signal_analysis", "closed minute");
+    let resumed = signal(100_500);
+    produce(0, &resumed);
+    let dead = first_row_within_a_minute(
+        &db,
+        "SELECT source, \"partition\", \"offset\", metric, reason, CAST(raw AS TEXT) FROM dead_letters",
+        "late dead letter",
+    );
+    drop(live_run);
+    assert_eq!(dead, ["timeline_client_topic", "0", "1", "class_performance_1m", "late", resumed.as_str()]);
+    let minutes = rows(&db, "SELECT event_count FROM timeline_signal_analysis");
+    assert_eq!(minutes, [["1"]], "minute 60 s once, unchanged by the late record; minute 300 s still open");
 }

@@ -210,6 +210,10 @@ struct Live {
     conn: rusqlite::Connection,
     /// Per partition: the first offset read in the open epoch.
     first: Vec<Option<u64>>,
+    /// Whether inputs without records (watermark changes: a partition going idle) were given
+    /// at the open epoch. They too need the epoch to close: when the whole input goes quiet,
+    /// the idle partitions' marks are what closes the last windows (SPEC §3).
+    marks: bool,
     /// Per partition: positions from here on get live times (before: the recorded clock).
     open_start: Vec<u64>,
     epoch_records: u64,
@@ -238,6 +242,7 @@ impl Live {
             self.positions.push((topic, partition, next, s.next_offset));
         }
         self.epoch = next;
+        self.marks = false;
         self.next_close = Instant::now() + self.period;
     }
 
@@ -258,6 +263,11 @@ impl Live {
     /// Whether the open epoch holds records.
     fn open(&self) -> bool {
         self.first.iter().any(Option::is_some)
+    }
+
+    /// Whether the open epoch holds anything the frontier has to pass: records or marks.
+    fn holds_inputs(&self) -> bool {
+        self.marks || self.open()
     }
 }
 
@@ -315,6 +325,7 @@ pub fn kafka_source<'s>(
                 epoch: clock.max_base(),
                 conn: Clock::open_cuts(&opts.state_path)?,
                 first: vec![None; partitions.len()],
+                marks: false,
                 open_start: partitions.iter().map(|p| clock.open_start(p.topic, p.partition)).collect(),
                 epoch_records: clock.epoch_records(),
                 cuts: Vec::new(),
@@ -364,7 +375,7 @@ pub fn kafka_source<'s>(
                 let out = by_time.entry(time).or_default();
                 if state.idle {
                     tracing::debug!(topic = msg.topic(), partition = msg.partition(), offset, "source partition resumed");
-                    out.extend(state.ingest.watermark_resumed());
+                    out.extend(state.ingest.watermark_resumed(time));
                     state.idle = false;
                 }
                 state.ingest.ingest_keyed(offset, msg.key(), msg.payload().unwrap_or_default(), out);
@@ -381,7 +392,7 @@ pub fn kafka_source<'s>(
                     l.close(&states, &high_epoch);
                 }
             }
-            if let Some(l) = live.as_mut().filter(|l| l.open() && now >= l.next_close) {
+            if let Some(l) = live.as_mut().filter(|l| l.holds_inputs() && now >= l.next_close) {
                 l.close(&states, &high_epoch);
             }
             // Per partition: end of a bounded read, idleness, watermark updates.
@@ -427,6 +438,9 @@ pub fn kafka_source<'s>(
             }
             for (time, inputs) in std::mem::take(&mut by_time) {
                 crate::metrics::observe_inputs(&inputs);
+                if let Some(l) = live.as_mut().filter(|l| l.epoch == time && !inputs.is_empty()) {
+                    l.marks = true;
+                }
                 if !inputs.is_empty() {
                     output.session(&c.delayed(&time)).give_iterator(inputs.into_iter());
                 }
@@ -452,7 +466,7 @@ pub fn kafka_source<'s>(
             }
             c.downgrade(&target);
             let mut wake = idle_timeout.max(Duration::from_millis(50));
-            if let Some(l) = live.as_ref().filter(|l| l.open()) {
+            if let Some(l) = live.as_ref().filter(|l| l.holds_inputs()) {
                 wake = wake.min(l.next_close.saturating_duration_since(now).max(Duration::from_millis(1)));
             }
             if budget == 0 {

@@ -17,6 +17,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dataflows::ingest::Input;
+use dataflows::ops::window::Mark;
 use dataflows::{Diff, OutputRow, Time, Topic};
 
 use crate::tables::{table_index, ALL};
@@ -89,9 +90,14 @@ pub fn observe_inputs(inputs: &[Input]) {
     for input in inputs {
         match input {
             Input::Dead(d) => *s.dead.entry((d.source.default_name(), d.reason.clone())).or_default() += 1,
-            Input::Watermark(t, p, w) => {
-                tracing::debug!(topic = t.default_name(), partition = *p, watermark_ms = *w, "watermark announced (i64::MAX: idle or exhausted)");
-                s.watermarks.insert((t.default_name(), *p), *w);
+            Input::Watermark(t, p, mark) => {
+                // The gauge shows an idle partition as +Inf, like an exhausted one: it holds nothing back.
+                let w = match mark {
+                    Mark::At(w) => *w,
+                    Mark::Idle(_) => i64::MAX,
+                };
+                tracing::debug!(topic = t.default_name(), partition = *p, watermark_ms = w, idle = matches!(mark, Mark::Idle(_)), "watermark announced (i64::MAX: exhausted)");
+                s.watermarks.insert((t.default_name(), *p), w);
             }
             _ => {}
         }
@@ -223,7 +229,7 @@ mod tests {
     #[test]
     fn watermarks_and_their_lag() {
         let an_hour_ago = now_millis() - 3_600_000;
-        observe_inputs(&[Input::Watermark(Topic::Agora, 97, an_hour_ago), Input::Watermark(Topic::Agora, 98, i64::MAX)]);
+        observe_inputs(&[Input::Watermark(Topic::Agora, 97, Mark::At(an_hour_ago)), Input::Watermark(Topic::Agora, 98, Mark::At(i64::MAX))]);
         let text = render();
         assert!(text.contains(&format!("edu_rtdw_watermark_ms{{source=\"agora_record\",partition=\"97\"}} {an_hour_ago}")), "{text}");
         assert!(text.contains("edu_rtdw_watermark_ms{source=\"agora_record\",partition=\"98\"} +Inf"), "{text}");

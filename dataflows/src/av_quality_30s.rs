@@ -24,9 +24,9 @@ use serde::{Deserialize, Serialize};
 use timely::dataflow::StreamVec;
 
 use crate::Text;
-use crate::ops::window::{split_late, tumbling, SumCount};
+use crate::ops::window::{split_late, tumbling, Mark, Origin, SumCount};
 use crate::topics::Agora;
-use crate::{DeadLetter, Diff, Metric, Pos, Rejection, Time, Topic};
+use crate::{DeadLetter, Diff, Metric, Rejection, Time, Topic};
 
 /// Window width: 30 seconds.
 pub const WIDTH_MS: i64 = 30_000;
@@ -126,10 +126,10 @@ fn state_event(event: &str, family: &str) -> Text {
 
 /// Final 30-second windows, given the facts and their topic's partition watermarks.
 pub fn dataflow<'s>(
-    facts: StreamVec<'s, Time, (AvKey, i64, i64, Pos)>,
-    watermarks: StreamVec<'s, Time, (u32, i64)>,
+    facts: StreamVec<'s, Time, (AvKey, i64, i64, Origin)>,
+    watermarks: StreamVec<'s, Time, (u32, Mark)>,
 ) -> (VecCollection<'s, Time, AvRow, Diff>, VecCollection<'s, Time, DeadLetter, Diff>) {
-    let (closed, late) = split_late(tumbling::<_, SumCount>(facts, watermarks, WIDTH_MS, "AvQuality30s"), Topic::Agora, Metric::AvQuality30s);
+    let (closed, late) = split_late(tumbling::<_, SumCount>(facts, watermarks, WIDTH_MS, Topic::Agora, "AvQuality30s"), Topic::Agora, Metric::AvQuality30s);
     (closed.map(|(start_time, key, (event_sum, event_count))| AvRow { start_time, key, event_sum, event_count }), late)
 }
 

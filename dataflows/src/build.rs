@@ -17,6 +17,7 @@ use crate::hourly_registrations_by_level::{self, RegistrationRow};
 use crate::ingest::Input;
 use crate::offline_study_time::{self, PlayFact, StudyRow};
 use crate::ops::inserts;
+use crate::ops::window::{Mark, Origin};
 use crate::student_signal_etl::{self, SignalRow};
 use crate::topics::{Student, User};
 use crate::{DeadLetter, Diff, Pos, Text, Time, Topic};
@@ -80,16 +81,16 @@ impl<'s> Outputs<'s> {
 /// The ingested input, split by kind into one stream per consumer.
 struct Split<'s> {
     signals: StreamVec<'s, Time, SignalRow>,
-    minutes: StreamVec<'s, Time, (MinuteKey, i64, (), Pos)>,
+    minutes: StreamVec<'s, Time, (MinuteKey, i64, (), Origin)>,
     channels: StreamVec<'s, Time, (Pos, ChannelRow)>,
     plays: StreamVec<'s, Time, (Pos, PlayFact)>,
-    av: StreamVec<'s, Time, (AvKey, i64, i64, Pos)>,
+    av: StreamVec<'s, Time, (AvKey, i64, i64, Origin)>,
     students: StreamVec<'s, Time, (Text, Pos, Student)>,
     users: StreamVec<'s, Time, (Text, Pos, User)>,
     orders: StreamVec<'s, Time, (OrderId, Pos, OrderState)>,
     dead: StreamVec<'s, Time, DeadLetter>,
-    timeline_marks: StreamVec<'s, Time, (u32, i64)>,
-    agora_marks: StreamVec<'s, Time, (u32, i64)>,
+    timeline_marks: StreamVec<'s, Time, (u32, Mark)>,
+    agora_marks: StreamVec<'s, Time, (u32, Mark)>,
 }
 
 /// Splits the input by kind in one pass, moving each record once into its
@@ -122,10 +123,10 @@ fn split(inputs: StreamVec<'_, Time, Input>) -> Split<'_> {
                 for input in data.flat_map(|batch| batch.drain(..)) {
                     match input {
                         Input::Signal(pos, clean) => signals.give((pos, clean)),
-                        Input::Minute(key, time, pos) => minutes.give((key, time, (), pos)),
+                        Input::Minute(key, time, origin) => minutes.give((key, time, (), origin)),
                         Input::Channel(pos, row) => channels.give((pos, *row)),
                         Input::Play(pos, fact) => plays.give((pos, fact)),
-                        Input::Av(key, time, value, pos) => av.give((key, time, value, pos)),
+                        Input::Av(key, time, value, origin) => av.give((key, time, value, origin)),
                         Input::Student(id, pos, s) => students.give((id, pos, s)),
                         Input::User(id, pos, u) => users.give((id, pos, u)),
                         Input::Order(id, pos, o) => orders.give((id, pos, o)),
@@ -228,41 +229,108 @@ mod tests {
     }
 
     #[test]
-    fn a_signal_behind_a_window_closed_while_its_partition_was_idle_is_a_late_dead_letter() {
-        let mut p = PartitionIngest::new(Topic::Timeline, 0, &Delays::default());
-        // Time 0: one signal at 100 s, then the (only) partition goes idle: every window closes.
+    fn when_every_partition_is_idle_windows_close_up_to_the_most_advanced_one() {
+        let (mut p0, mut p1) = (PartitionIngest::new(Topic::Timeline, 0, &Delays::default()), PartitionIngest::new(Topic::Timeline, 1, &Delays::default()));
+        // Time 0: p0 reads 100 s, p1 reads 300 s, then both go idle: the watermark is the larger
+        // W_p (295 s), so minute [60 s, 120 s) closes and [300 s, 360 s) stays open.
         let mut first = Vec::new();
-        p.ingest(0, &signal_at(100_000), &mut first);
-        first.extend(p.went_idle());
-        // Time 1: the partition resumes (W_p = 95 s) with a signal at 100.5 s: not late for its
-        // partition, but its minute [60 s, 120 s) was already written.
+        p0.ingest(0, &signal_at(100_000), &mut first);
+        p1.ingest(0, &signal_at(300_000), &mut first);
+        first.extend(p0.went_idle());
+        first.extend(p1.went_idle());
+        // Time 1: p0 resumes (W_p = 95 s) with a signal at 100.5 s: not late for its partition,
+        // but its minute was already written. p1 resumes at 300.5 s: its minute is still open.
         let mut second = Vec::new();
-        second.extend(p.watermark_resumed());
-        p.ingest(1, &signal_at(100_500), &mut second);
-        let out = run(vec![first, second]);
+        second.extend(p0.watermark_resumed(1));
+        p0.ingest(1, &signal_at(100_500), &mut second);
+        second.extend(p1.watermark_resumed(1));
+        p1.ingest(1, &signal_at(300_500), &mut second);
+        // Time 2: p1 is exhausted, p0 reads 400 s: minute 300 s closes (with both of p1's signals).
+        let mut third = Vec::new();
+        p0.ingest(2, &signal_at(400_000), &mut third);
+        third.extend(p0.watermark_update());
+        third.extend(p1.exhausted());
+        let out = run(vec![first, second, third]);
 
         let minutes: Vec<_> = out.iter().filter_map(|(r, t, d)| if let OutputRow::Minute(m) = r { Some((m.start_time, m.event_count, *t, *d)) } else { None }).collect();
-        assert_eq!(minutes, vec![(60_000, 1, 0, 1)], "the minute is written once, when it closed, and not changed");
+        assert_eq!(minutes, vec![(60_000, 1, 0, 1), (300_000, 2, 2, 1)], "each minute written once, when it closed, and not changed");
         let dead: Vec<_> = out.iter().filter_map(|(r, t, d)| if let OutputRow::Dead(x) = r { Some((x.clone(), *t, *d)) } else { None }).collect();
-        let expected = DeadLetter { source: Topic::Timeline, pos: Pos { partition: 0, offset: 1 }, metric: Some(Metric::ClassPerformance1m), reason: "late".to_string(), raw: Vec::new() };
+        let expected = DeadLetter { source: Topic::Timeline, pos: Pos { partition: 0, offset: 1 }, metric: Some(Metric::ClassPerformance1m), reason: "late".to_string(), raw: signal_at(100_500) };
         assert_eq!(dead, vec![(expected, 1, 1)]);
-        assert_eq!(out.iter().filter(|(r, _, _)| matches!(r, OutputRow::Signal(_))).count(), 2, "2.1 keeps both signals");
+        assert_eq!(out.iter().filter(|(r, _, _)| matches!(r, OutputRow::Signal(_))).count(), 5, "2.1 keeps every signal");
+    }
+
+    /// With the window operator running between the source's logical times (as in a job),
+    /// a resumed partition's late record keeps its message, and once the partition has
+    /// caught up its records carry positions only.
+    #[test]
+    fn a_resumed_partition_carries_messages_only_until_it_caught_up_with_the_windows() {
+        use timely::dataflow::operators::Probe;
+        let (send, recv) = mpsc::channel();
+        let sent = timely::execute_directly(move |worker| {
+            let mut input = InputHandle::<Time, CapacityContainerBuilder<Vec<Input>>>::new();
+            let probe = worker.dataflow::<Time, _, _>(|scope| {
+                let rows = build(scope.input_from(&mut input)).rows().inner;
+                rows.clone().capture_into(send.clone());
+                rows.probe().0
+            });
+            let (mut p0, mut p1) = (PartitionIngest::new(Topic::Timeline, 0, &Delays::default()), PartitionIngest::new(Topic::Timeline, 1, &Delays::default()));
+            let mut sent = Vec::new();
+            for time in 0..4u64 {
+                let mut batch = Vec::new();
+                match time {
+                    // p0 reads 100 s and goes idle; p1 runs ahead to 300 s: minutes up to 295 s close.
+                    0 => {
+                        p0.ingest(0, &signal_at(100_000), &mut batch);
+                        batch.extend(p0.went_idle());
+                        p1.ingest(0, &signal_at(300_000), &mut batch);
+                        batch.extend(p1.watermark_update());
+                    }
+                    // p0 resumes (W_p = 95 s): 100.5 s is not late for it, but its minute was written.
+                    1 => {
+                        batch.extend(p0.watermark_resumed(1));
+                        p0.ingest(1, &signal_at(100_500), &mut batch);
+                        batch.extend(p0.watermark_update());
+                    }
+                    // p0 jumps to 400 s (W_p becomes 395 s), then has caught up with the 295 s.
+                    _ => {
+                        p0.ingest(time, &signal_at(400_000 + time as i64), &mut batch);
+                        batch.extend(p0.watermark_update());
+                    }
+                }
+                sent.extend(batch.iter().filter_map(|i| if let Input::Minute(_, _, o) = i { Some((o.pos.offset, o.raw.is_some())) } else { None }));
+                for record in batch {
+                    input.send(record);
+                }
+                input.advance_to(time + 1);
+                worker.step_while(|| probe.less_than(&(time + 1)));
+            }
+            sent
+        });
+        assert_eq!(sent, vec![(0, false), (0, false), (1, true), (2, true), (3, false)], "(offset, carries its message) of each 2.3 fact");
+        let out: Vec<_> = recv.extract().into_iter().flat_map(|(_, updates)| updates).collect();
+        let dead: Vec<_> = out.iter().filter_map(|(r, t, d)| if let OutputRow::Dead(x) = r { Some((x.pos, x.raw.clone(), *t, *d)) } else { None }).collect();
+        assert_eq!(dead, vec![(Pos { partition: 0, offset: 1 }, signal_at(100_500), 1, 1)]);
     }
 
     #[test]
     fn a_late_sample_feeding_two_windows_is_one_dead_letter() {
         let sample = |ts: i64| format!(r#"{{"user_type":"student","event":"e","agora_audioState":{{"lost":1,"uid":3}},"agora_videoState":{{"fr":2,"uid":4}},"messageCreateTime":{ts}}}"#).into_bytes();
-        let mut p = PartitionIngest::new(Topic::Agora, 0, &Delays::default());
+        let (mut p0, mut p1) = (PartitionIngest::new(Topic::Agora, 0, &Delays::default()), PartitionIngest::new(Topic::Agora, 1, &Delays::default()));
+        // Time 0: p0 at 100 s goes idle; p1 at 200 s (W_p = 140 s) closes [90 s, 120 s).
         let mut first = Vec::new();
-        p.ingest(0, &sample(100_000), &mut first);
-        first.extend(p.went_idle());
+        p0.ingest(0, &sample(100_000), &mut first);
+        first.extend(p0.went_idle());
+        p1.ingest(0, &sample(200_000), &mut first);
+        first.extend(p1.watermark_update());
+        // Time 1: p0 resumes (W_p = 40 s) with a sample at 95 s, for both closed windows.
         let mut second = Vec::new();
-        second.extend(p.watermark_resumed());
-        p.ingest(1, &sample(95_000), &mut second);
+        second.extend(p0.watermark_resumed(1));
+        p0.ingest(1, &sample(95_000), &mut second);
         let out = run(vec![first, second]);
         let av = out.iter().filter(|(r, _, _)| matches!(r, OutputRow::Av(_))).count();
         assert_eq!(av, 2, "audio and video windows of the first sample");
-        let dead: Vec<_> = out.iter().filter_map(|(r, t, d)| if let OutputRow::Dead(x) = r { Some((x.pos.offset, x.metric, x.reason.clone(), *t, *d)) } else { None }).collect();
-        assert_eq!(dead, vec![(1, Some(Metric::AvQuality30s), "late".to_string(), 1, 1)]);
+        let dead: Vec<_> = out.iter().filter_map(|(r, t, d)| if let OutputRow::Dead(x) = r { Some((x.pos.offset, x.metric, x.reason.clone(), x.raw.clone(), *t, *d)) } else { None }).collect();
+        assert_eq!(dead, vec![(1, Some(Metric::AvQuality30s), "late".to_string(), sample(95_000), 1, 1)]);
     }
 }

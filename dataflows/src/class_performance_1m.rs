@@ -17,9 +17,9 @@ use serde::{Deserialize, Serialize};
 use timely::dataflow::StreamVec;
 
 use crate::Text;
-use crate::ops::window::{split_late, tumbling, Count};
+use crate::ops::window::{split_late, tumbling, Count, Mark, Origin};
 use crate::student_signal_etl::{CleanSignal, SignalEvent};
-use crate::{DeadLetter, Diff, Metric, Pos, Rejection, Time, Topic};
+use crate::{DeadLetter, Diff, Metric, Rejection, Time, Topic};
 
 /// Window width: one minute.
 pub const WIDTH_MS: i64 = 60_000;
@@ -80,9 +80,9 @@ pub fn fact(signal: &CleanSignal, late: bool) -> Result<(MinuteKey, i64), Reject
 /// watermarks; and a `late` dead letter for each signal that arrived, from a
 /// partition that had been idle, after its minute had been written.
 pub fn dataflow<'s>(
-    facts: StreamVec<'s, Time, (MinuteKey, i64, (), Pos)>,
-    watermarks: StreamVec<'s, Time, (u32, i64)>,
+    facts: StreamVec<'s, Time, (MinuteKey, i64, (), Origin)>,
+    watermarks: StreamVec<'s, Time, (u32, Mark)>,
 ) -> (VecCollection<'s, Time, MinuteRow, Diff>, VecCollection<'s, Time, DeadLetter, Diff>) {
-    let (closed, late) = split_late(tumbling::<_, Count>(facts, watermarks, WIDTH_MS, "ClassPerformance1m"), Topic::Timeline, Metric::ClassPerformance1m);
+    let (closed, late) = split_late(tumbling::<_, Count>(facts, watermarks, WIDTH_MS, Topic::Timeline, "ClassPerformance1m"), Topic::Timeline, Metric::ClassPerformance1m);
     (closed.map(|(start_time, key, event_count)| MinuteRow { start_time, key, event_count }), late)
 }

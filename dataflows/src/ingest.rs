@@ -9,6 +9,12 @@
 //! [`Input`]s: facts for the metrics, and a [`DeadLetter`] for every record and
 //! metric that rejects it (SPEC §4). Nothing here depends on other partitions
 //! or on timing, so the verdicts are the same on every replay.
+//!
+//! One exception that changes no verdict: a partition of a windowed topic that
+//! resumes after idleness attaches each record's message to its window facts
+//! ([`Origin::raw`]) until the window operator on this worker shows that the
+//! partition has caught up ([`crate::ops::window`] gives the argument), so that a
+//! record found late at the window becomes a dead letter with its `raw`.
 
 use serde::{Deserialize, Serialize};
 
@@ -20,9 +26,10 @@ use crate::daily_cc_confirmations::{self, OrderId, OrderState};
 use crate::hourly_registrations_by_level::{check_student, check_user};
 use crate::json::Reject;
 use crate::offline_study_time::{self, PlayFact};
+use crate::ops::window::{self, Mark, Origin};
 use crate::student_signal_etl::{self, CleanSignal};
 use crate::topics::{Agora, Channel, Order, Qos, Signal, Student, Topic, User};
-use crate::{DeadLetter, Metric, Pos, Rejection};
+use crate::{DeadLetter, Metric, Pos, Rejection, Time};
 
 /// Event-time settings of the windowed metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,13 +52,13 @@ pub enum Input {
     /// 2.1: a cleaned signal.
     Signal(Pos, Box<CleanSignal>),
     /// 2.3: a per-minute fact at an event time, and where its record was read.
-    Minute(MinuteKey, i64, Pos),
+    Minute(MinuteKey, i64, Origin),
     /// 2.2 (and 2.6): a dictionary row.
     Channel(Pos, Box<ChannelRow>),
     /// 2.4: a playback fact.
     Play(Pos, PlayFact),
     /// 2.5: a quality fact: key, event time, value, and where its record was read.
-    Av(AvKey, i64, i64, Pos),
+    Av(AvKey, i64, i64, Origin),
     /// 2.6: a student record, by id.
     Student(Text, Pos, Student),
     /// 2.6: a user record, by id.
@@ -60,8 +67,8 @@ pub enum Input {
     Order(OrderId, Pos, OrderState),
     /// A rejected record.
     Dead(DeadLetter),
-    /// A partition's watermark for a windowed topic: topic, partition, `W_p`.
-    Watermark(Topic, u32, i64),
+    /// A partition's watermark for a windowed topic: topic, partition, `W_p` (or idle).
+    Watermark(Topic, u32, Mark),
 }
 
 /// The event-time clock of one partition.
@@ -90,7 +97,10 @@ pub struct PartitionIngest {
     topic: Topic,
     partition: u32,
     clock: Option<EventClock>,
-    announced: Option<i64>,
+    announced: Option<Mark>,
+    /// The logical time at which this partition resumed after idleness, while its
+    /// records may still be late at the window (they carry their message meanwhile).
+    catching_up: Option<Time>,
 }
 
 impl PartitionIngest {
@@ -101,7 +111,7 @@ impl PartitionIngest {
             Topic::Agora => Some(delays.av_quality_ms),
             _ => None,
         };
-        PartitionIngest { topic, partition, clock: delay.map(|delay| EventClock { delay, max_event_time: None }), announced: None }
+        PartitionIngest { topic, partition, clock: delay.map(|delay| EventClock { delay, max_event_time: None }), announced: None, catching_up: None }
     }
 
     /// The topic this partition belongs to.
@@ -118,28 +128,48 @@ impl PartitionIngest {
     /// (the first call always announces a windowed partition).
     pub fn watermark_update(&mut self) -> Option<Input> {
         let mark = self.clock.as_ref()?.watermark();
-        self.announce(mark)
+        self.announce(Mark::At(mark))
     }
 
     /// A partition that went idle (SPEC §3) stops holding the watermark back.
     pub fn went_idle(&mut self) -> Option<Input> {
-        self.clock.as_ref()?;
-        self.announce(i64::MAX)
+        let mark = self.clock.as_ref()?.watermark();
+        self.announce(Mark::Idle(mark))
     }
 
-    /// An idle partition that receives records again holds the watermark at `W_p` again.
-    pub fn watermark_resumed(&mut self) -> Option<Input> {
+    /// An idle partition that receives records again, at logical time `at`, holds the
+    /// watermark at `W_p` again. Until it has caught up with the windows that closed
+    /// meanwhile, its window facts carry their messages.
+    pub fn watermark_resumed(&mut self, at: Time) -> Option<Input> {
         self.announced = None;
-        self.watermark_update()
+        let mark = self.watermark_update();
+        if mark.is_some() {
+            self.catching_up = Some(at);
+        }
+        mark
+    }
+
+    /// Where a windowed record was read; with its message while the partition catches up.
+    /// Call before the record moves the watermark.
+    fn origin(&mut self, pos: Pos, raw: &[u8]) -> Origin {
+        let Some(since) = self.catching_up else { return Origin::at(pos) };
+        let watermark = self.clock.as_ref().map_or(i64::MIN, EventClock::watermark);
+        match window::published(self.topic) {
+            Some((processed, closed_upto)) if processed >= since && watermark >= closed_upto => {
+                self.catching_up = None;
+                Origin::at(pos)
+            }
+            _ => Origin { pos, raw: Some(raw.into()) },
+        }
     }
 
     /// The end of a bounded partition: its watermark becomes +infinity.
     pub fn exhausted(&mut self) -> Option<Input> {
         self.clock.as_ref()?;
-        self.announce(i64::MAX)
+        self.announce(Mark::At(i64::MAX))
     }
 
-    fn announce(&mut self, mark: i64) -> Option<Input> {
+    fn announce(&mut self, mark: Mark) -> Option<Input> {
         if self.announced == Some(mark) {
             return None;
         }
@@ -158,10 +188,10 @@ impl PartitionIngest {
         let source = self.topic;
         let dead = |metric: Option<Metric>, reason: String| Input::Dead(DeadLetter { source, pos, metric, reason, raw: raw.to_vec() });
         let result = match self.topic {
-            Topic::Timeline => Signal::parse(raw).map(|s| self.signal(pos, key, s)),
+            Topic::Timeline => Signal::parse(raw).map(|s| self.signal(pos, raw, key, s)),
             Topic::Channel => Channel::parse(raw).map(|c| one(Metric::ChannelDim, channel_dim::row(&c).map(|row| Input::Channel(pos, Box::new(row))))),
             Topic::Qos => Qos::parse(raw).map(|q| one(Metric::OfflineStudyTime, offline_study_time::fact(&q).map(|f| f.map(|f| Input::Play(pos, f))))),
-            Topic::Agora => Agora::parse(raw).map(|a| self.agora(pos, a)),
+            Topic::Agora => Agora::parse(raw).map(|a| self.agora(pos, raw, a)),
             Topic::Student => Student::parse(raw).map(|s| one(Metric::HourlyRegistrationsByLevel, check_student(&s).map(|id| Input::Student(id, pos, s)))),
             Topic::User => User::parse(raw).map(|u| one(Metric::HourlyRegistrationsByLevel, check_user(&u).map(|id| Input::User(id, pos, u)))),
             Topic::Order => Order::parse(raw).map(|o| one(Metric::DailyCcConfirmations, daily_cc_confirmations::check(&o).map(|id| Input::Order(OrderId::new(&id), pos, OrderState::of(&o))))),
@@ -180,7 +210,8 @@ impl PartitionIngest {
     }
 
     /// 2.1 and 2.3 from one signal.
-    fn signal(&mut self, pos: Pos, key: Option<&[u8]>, s: Signal) -> Contributions {
+    fn signal(&mut self, pos: Pos, raw: &[u8], key: Option<&[u8]>, s: Signal) -> Contributions {
+        let origin = self.origin(pos, raw);
         let late = self.observe(s.timestamp.val().copied());
         match student_signal_etl::clean(&s) {
             Err(r) => vec![Err((Metric::StudentSignalEtl, r))],
@@ -188,7 +219,7 @@ impl PartitionIngest {
             Ok(Some(mut clean)) => {
                 clean.key = key.map(<[u8]>::to_vec);
                 let minute = class_performance_1m::fact(&clean, late)
-                    .map(|(key, event_time)| Input::Minute(key, event_time, pos))
+                    .map(|(key, event_time)| Input::Minute(key, event_time, origin))
                     .map_err(|r| (Metric::ClassPerformance1m, r));
                 vec![Ok(Input::Signal(pos, Box::new(clean))), minute]
             }
@@ -196,11 +227,12 @@ impl PartitionIngest {
     }
 
     /// 2.5 from one quality sample.
-    fn agora(&mut self, pos: Pos, a: Agora) -> Contributions {
+    fn agora(&mut self, pos: Pos, raw: &[u8], a: Agora) -> Contributions {
+        let origin = self.origin(pos, raw);
         let late = self.observe(a.message_create_time.val().copied());
         match av_quality_30s::facts(&a, late) {
             Err(r) => vec![Err((Metric::AvQuality30s, r))],
-            Ok((facts, event_time)) => facts.into_iter().map(|(key, value)| Ok(Input::Av(key, event_time, value, pos))).collect(),
+            Ok((facts, event_time)) => facts.into_iter().map(|(key, value)| Ok(Input::Av(key, event_time, value, origin.clone()))).collect(),
         }
     }
 
@@ -259,10 +291,47 @@ mod tests {
         let mut out = Vec::new();
         p.ingest(0, br#"{"data":{"timestamp":200000,"role":"1"}}"#, &mut out);
         assert!(out.is_empty());
-        assert_eq!(p.watermark_update(), Some(Input::Watermark(Topic::Timeline, 0, 195_000)));
+        assert_eq!(p.watermark_update(), Some(Input::Watermark(Topic::Timeline, 0, Mark::At(195_000))));
         assert_eq!(p.watermark_update(), None);
         p.ingest(1, &signal_at(100_000), &mut out);
         assert_eq!(reasons(&out), vec!["late".to_string()]);
+    }
+
+    /// The messages carried by the 2.3 facts in `out`, in order (`None`: position only).
+    fn carried(out: &[Input]) -> Vec<Option<Vec<u8>>> {
+        out.iter().filter_map(|i| if let Input::Minute(_, _, o) = i { Some(o.raw.as_deref().map(<[u8]>::to_vec)) } else { None }).collect()
+    }
+
+    #[test]
+    fn a_resumed_partition_carries_messages_until_the_windows_show_it_caught_up() {
+        // This test thread's "window operator" is played by `publish`.
+        window::publish(Topic::Timeline, None);
+        let mut p = PartitionIngest::new(Topic::Timeline, 0, &Delays::default());
+        let mut out = Vec::new();
+        p.ingest(0, &signal_at(100_000), &mut out);
+        assert!(p.went_idle().is_some());
+        assert_eq!(carried(&out), vec![None], "a partition that never idled carries nothing");
+
+        // Resumed at logical time 3 with W_p = 95 s, while windows closed up to 200 s meanwhile.
+        assert_eq!(p.watermark_resumed(3), Some(Input::Watermark(Topic::Timeline, 0, Mark::At(95_000))));
+        let mut out = Vec::new();
+        p.ingest(1, &signal_at(100_500), &mut out); // nothing published yet
+        window::publish(Topic::Timeline, Some((2, 200_000)));
+        p.ingest(2, &signal_at(101_000), &mut out); // published, but before the resume time
+        window::publish(Topic::Timeline, Some((3, 200_000)));
+        p.ingest(3, &signal_at(206_000), &mut out); // W_p (95.5 s) still below 200 s
+        p.ingest(4, &signal_at(207_000), &mut out); // W_p = 201 s >= 200 s: caught up
+        window::publish(Topic::Timeline, Some((4, 300_000)));
+        p.ingest(5, &signal_at(207_500), &mut out); // stays caught up
+        let raw = |ts| Some(signal_at(ts));
+        assert_eq!(carried(&out), vec![raw(100_500), raw(101_000), raw(206_000), None, None]);
+
+        // Idle and resumed again: carrying starts over.
+        p.went_idle();
+        p.watermark_resumed(9);
+        p.ingest(6, &signal_at(208_000), &mut out);
+        assert_eq!(carried(&out).last(), Some(&raw(208_000)));
+        window::publish(Topic::Timeline, None);
     }
 
     #[test]

@@ -2,21 +2,45 @@
 //!
 //! Semantics (SPEC §3): records arrive as `(key, event_time, value, pos)`,
 //! already stripped of late records by their source partition. Watermark updates
-//! arrive as `(partition, watermark)`; every source partition announces
-//! itself (with `i64::MIN`) at the first logical time, and an exhausted
-//! partition announces `i64::MAX`. At each logical time, once all of that
-//! time's records and watermark updates are in, the records are added to their
-//! windows `[start, start + width)` and then every window whose end is at or
-//! below the minimum watermark over all partitions is emitted, once, at that
-//! logical time, and forgotten. Because both the records and the watermarks of
+//! arrive as `(partition, Mark)`; every source partition announces
+//! itself (with `Mark::At(i64::MIN)`) at the first logical time, an exhausted
+//! partition announces `Mark::At(i64::MAX)`, and an idle one `Mark::Idle(W_p)`. At
+//! each logical time, once all of that time's records and watermark updates
+//! are in, the records are added to their windows `[start, start + width)` and
+//! then every window whose end is at or below the watermark is emitted, once,
+//! at that logical time, and forgotten.
+//!
+//! The watermark is the minimum of the last `W_p` of the partitions that are
+//! not idle (SPEC §3: idle partitions excepted). When every partition is idle
+//! it is the *largest* of their last `W_p`: a quiet input closes the windows
+//! that its most advanced partition has passed, as Flink does when all its
+//! inputs are idle; it does not close every future window (taking the minimum
+//! over no partition as +infinity would, and every record after a quiet spell
+//! would then be late). Windows never reopen: the watermark that closed them
+//! only grows. Because both the records and the watermarks of
 //! a logical time are deterministic functions of the input, so is the time at
 //! which each window is emitted.
 //!
 //! A record can still find its window closed: a partition that went idle stops
 //! holding the watermark back, and when it resumes, its records may be behind
 //! windows that closed meanwhile (Flink drops these; SPEC §4 wants them kept).
-//! Such a record is reported as [`WindowOut::Late`] with its position, at the
+//! Such a record is reported as [`WindowOut::Late`] with its [`Origin`], at the
 //! logical time it arrived, so the metric can turn it into a `late` dead letter.
+//!
+//! **Raw messages of late records.** A record carries its message (`Origin::raw`)
+//! only while it could still be late: a partition carries raw from the moment it
+//! resumes after idleness until it has caught up (see
+//! [`crate::ingest::PartitionIngest`]). To know when, the operator publishes, per
+//! worker thread, how far it has closed ([`published`]): after processing
+//! logical time `t`, `(t, closed_upto)`. The argument that this is enough: once the
+//! operator has processed the partition's resume time, the partition's own
+//! watermark is part of the minimum again, so windows close later only up to
+//! its watermark, and a record that is not late for its partition
+//! (`event_time >= W_p`) finds its window open. So once `W_p` reaches the
+//! published `closed_upto` (of a time at or after the resume), nothing from the
+//! partition can be late here, and carrying stops. Every instance of the
+//! operator sees the same records' times and the same watermarks, so the
+//! instance on the source's own worker speaks for all of them.
 //!
 //! Memory is bounded by open windows: closed windows are dropped.
 
@@ -33,6 +57,70 @@ use timely::dataflow::StreamVec;
 
 use super::Stash;
 use crate::{DeadLetter, Diff, Metric, Pos, Rejection, Time, Topic};
+
+/// A source partition's watermark announcement (SPEC §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Mark {
+    /// `W_p`: the partition sends no more records for windows ending at or below it
+    /// (`i64::MAX`: the partition is exhausted).
+    At(i64),
+    /// The partition went idle at `W_p`: it holds no window back until it announces `At`
+    /// again, and its `W_p` counts only when every partition is idle (module docs).
+    Idle(i64),
+}
+
+/// The watermark over every partition's last `(W_p, idle)` (module docs): the least `W_p` of
+/// the partitions that are not idle, or when all are idle, the largest.
+///
+/// ```
+/// use dataflows::ops::window::watermark;
+/// assert_eq!(watermark([(95, true), (295, false), (400, false)]), 295);
+/// assert_eq!(watermark([(95, true), (295, true)]), 295);
+/// assert_eq!(watermark([]), i64::MIN);
+/// ```
+pub fn watermark(partitions: impl IntoIterator<Item = (i64, bool)> + Clone) -> i64 {
+    let active = partitions.clone().into_iter().filter(|(_, idle)| !idle).map(|(w, _)| w).min();
+    active.unwrap_or_else(|| partitions.into_iter().map(|(w, _)| w).max().unwrap_or(i64::MIN))
+}
+
+/// Where a windowed record was read, and its message while it could still be late.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Origin {
+    /// The record's source position.
+    pub pos: Pos,
+    /// The record's message, carried only while it may be late (then a dead letter's `raw`).
+    pub raw: Option<Box<[u8]>>,
+}
+
+impl Origin {
+    /// A record that cannot be late at the window: its position alone.
+    pub fn at(pos: Pos) -> Self {
+        Origin { pos, raw: None }
+    }
+}
+
+std::thread_local! {
+    /// Per windowed topic: the last logical time this worker's window operator processed,
+    /// and how far its windows had closed then.
+    static PUBLISHED: std::cell::RefCell<Vec<(Topic, Time, i64)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// How far this worker thread's window operator over `topic` has closed: `(t, closed_upto)`
+/// after it processed logical time `t`; `None` before it processed any time.
+pub fn published(topic: Topic) -> Option<(Time, i64)> {
+    PUBLISHED.with(|p| p.borrow().iter().find(|(t, _, _)| *t == topic).map(|&(_, time, closed)| (time, closed)))
+}
+
+/// Sets (or, with `None`, forgets) what [`published`] answers for `topic` on this thread.
+pub(crate) fn publish(topic: Topic, progress: Option<(Time, i64)>) {
+    PUBLISHED.with(|p| {
+        let mut p = p.borrow_mut();
+        p.retain(|(t, _, _)| *t != topic);
+        if let Some((time, closed)) = progress {
+            p.push((topic, time, closed));
+        }
+    });
+}
 
 /// An aggregate maintained per window and key.
 pub trait Aggregate: Default + 'static {
@@ -79,14 +167,14 @@ pub type Closed<K, O> = (i64, K, O);
 pub enum WindowOut<K, O> {
     /// A final window.
     Closed(Closed<K, O>),
-    /// A record whose window had already been emitted: where it was read.
-    Late(Pos),
+    /// A record whose window had already been emitted: where it was read (and its message).
+    Late(Origin),
 }
 
 /// Splits the window operator's output into final windows and `late` dead
 /// letters of `metric`, one per late record of `source` (a 2.5 sample feeds two
-/// windows, so its position can come twice). Their `raw` is empty: the window
-/// operator keeps positions, not messages; the position names the record.
+/// windows, so its origin can come twice). Their `raw` is the record's message,
+/// which sources carry while a record may be late (module docs).
 #[allow(clippy::type_complexity)]
 pub fn split_late<'s, K: ExchangeData, O: ExchangeData>(
     out: VecCollection<'s, Time, WindowOut<K, O>, Diff>,
@@ -99,27 +187,30 @@ pub fn split_late<'s, K: ExchangeData, O: ExchangeData>(
     });
     let late = out
         .flat_map(|o| match o {
-            WindowOut::Late(pos) => Some(pos),
+            WindowOut::Late(origin) => Some(origin),
             WindowOut::Closed(_) => None,
         })
         .distinct()
-        .map(move |pos| DeadLetter { source, pos, metric: Some(metric), reason: Rejection::Late.reason(), raw: Vec::new() });
+        .map(move |Origin { pos, raw }| DeadLetter { source, pos, metric: Some(metric), reason: Rejection::Late.reason(), raw: raw.map(Vec::from).unwrap_or_default() });
     (closed, late)
 }
 
 /// Aggregates records into tumbling windows of `width` ms, emitting each window once it is final.
 ///
+/// `topic` is the records' source topic: the operator publishes its progress under it
+/// ([`published`]).
+///
 /// ```
 /// use timely::dataflow::operators::ToStream;
 /// use timely::dataflow::operators::capture::{Capture, Extract};
-/// use dataflows::ops::window::{tumbling, Count, WindowOut};
-/// use dataflows::Pos;
+/// use dataflows::ops::window::{tumbling, Count, Mark, Origin, WindowOut};
+/// use dataflows::{Pos, Topic};
 ///
-/// let at = |offset| Pos { partition: 0, offset };
+/// let at = |offset| Origin::at(Pos { partition: 0, offset });
 /// let captured = timely::example(move |scope| {
 ///     let records = vec![('a', 1_000, (), at(0)), ('a', 59_999, (), at(1)), ('a', 60_000, (), at(2))];
-///     let watermarks = vec![(0u32, i64::MIN), (0, i64::MAX)];
-///     tumbling::<_, Count>(records.to_stream(scope), watermarks.to_stream(scope), 60_000, "Minute")
+///     let watermarks = vec![(0u32, Mark::At(i64::MIN)), (0, Mark::At(i64::MAX))];
+///     tumbling::<_, Count>(records.to_stream(scope), watermarks.to_stream(scope), 60_000, Topic::Timeline, "Minute")
 ///         .inner
 ///         .capture()
 /// });
@@ -128,16 +219,17 @@ pub fn split_late<'s, K: ExchangeData, O: ExchangeData>(
 /// assert_eq!(rows, vec![(WindowOut::Closed((0, 'a', 2)), 1), (WindowOut::Closed((60_000, 'a', 1)), 1)]);
 /// ```
 pub fn tumbling<'s, K, A>(
-    records: StreamVec<'s, Time, (K, i64, A::In, Pos)>,
-    watermarks: StreamVec<'s, Time, (u32, i64)>,
+    records: StreamVec<'s, Time, (K, i64, A::In, Origin)>,
+    watermarks: StreamVec<'s, Time, (u32, Mark)>,
     width: i64,
+    topic: Topic,
     name: &str,
 ) -> VecCollection<'s, Time, WindowOut<K, A::Out>, Diff>
 where
     K: ExchangeData + Hash + Hashable<Output = u64>,
     A: Aggregate,
 {
-    let pact = Exchange::new(|(k, _, _, _): &(K, i64, A::In, Pos)| k.hashed());
+    let pact = Exchange::new(|(k, _, _, _): &(K, i64, A::In, Origin)| k.hashed());
     records
         .binary_frontier::<_, CapacityContainerBuilder<Vec<(WindowOut<K, A::Out>, Time, Diff)>>, _, _, _, _>(
             watermarks.broadcast(),
@@ -145,12 +237,14 @@ where
             Pipeline,
             name,
             |_cap, _info| {
+                publish(topic, None);
                 let mut records_by_time = Stash::new();
                 let mut marks_by_time = Stash::new();
                 // Open windows by start, then by key: few starts are open at once, so closing pops
                 // whole starts and a record costs one small ordered lookup and one hash lookup.
                 let mut open: BTreeMap<i64, HashMap<K, A>> = BTreeMap::new();
-                let mut marks: HashMap<u32, i64> = HashMap::default();
+                // Per partition: its last `W_p` and whether it is idle.
+                let mut marks: HashMap<u32, (i64, bool)> = HashMap::default();
                 let mut closed_upto = i64::MIN;
                 move |(input1, frontier1), (input2, frontier2), output| {
                     input1.for_each_stamp(|cap, data| {
@@ -175,14 +269,14 @@ where
                         }
                         if let Some((cap, batch)) = records_by_time.take(next) {
                             let mut late = output.session(&cap);
-                            for (key, event_time, value, pos) in batch {
+                            for (key, event_time, value, origin) in batch {
                                 let start = event_time.div_euclid(width) * width;
                                 // A window closes only when every partition's watermark passed it, and
                                 // sources drop records behind their partition's watermark, so a record
                                 // for a closed window cannot arrive from a live partition: only from one
                                 // that went idle (SPEC §3) and resumed.
                                 if start.saturating_add(width) <= closed_upto {
-                                    late.give((WindowOut::Late(pos), *cap.time(), 1));
+                                    late.give((WindowOut::Late(origin), *cap.time(), 1));
                                     continue;
                                 }
                                 open.entry(start).or_default().entry(key).or_default().add(value);
@@ -190,9 +284,13 @@ where
                         }
                         if let Some((cap, batch)) = marks_by_time.take(next) {
                             for (partition, mark) in batch {
-                                marks.insert(partition, mark);
+                                let entry = marks.entry(partition).or_insert((i64::MIN, false));
+                                *entry = match mark {
+                                    Mark::At(w) => (w, false),
+                                    Mark::Idle(w) => (w, true),
+                                };
                             }
-                            let watermark = marks.values().copied().min().unwrap_or(i64::MIN);
+                            let watermark = watermark(marks.values().copied());
                             closed_upto = closed_upto.max(watermark);
                             let mut session = output.session(&cap);
                             while let Some(entry) = open.first_entry() {
@@ -205,6 +303,7 @@ where
                                 }
                             }
                         }
+                        publish(topic, Some((next, closed_upto)));
                     }
                 }
             },
