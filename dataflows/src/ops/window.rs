@@ -1,6 +1,6 @@
 //! `tumbling`: event-time tumbling windows that are written only when final.
 //!
-//! Semantics (SPEC §3): records arrive as `(key, event_time, value, pos)`,
+//! Semantics (SPEC §3): records arrive as `(key, event_time, value, origin)`,
 //! already stripped of late records by their source partition. Watermark updates
 //! arrive as `(partition, Mark)`; every source partition announces
 //! itself (with `Mark::At(i64::MIN)`) at the first logical time, an exhausted
@@ -40,7 +40,9 @@
 //! published `closed_upto` (of a time at or after the resume), nothing from the
 //! partition can be late here, and carrying stops. Every instance of the
 //! operator sees the same records' times and the same watermarks, so the
-//! instance on the source's own worker speaks for all of them.
+//! instance on the source's own worker speaks for all of them (timely runs all
+//! of a worker's operators, its sources included, on the worker's thread; a
+//! source that sees nothing published keeps carrying, which is always safe).
 //!
 //! Memory is bounded by open windows: closed windows are dropped.
 
