@@ -210,10 +210,10 @@ struct Live {
     conn: rusqlite::Connection,
     /// Per partition: the first offset read in the open epoch.
     first: Vec<Option<u64>>,
-    /// Whether inputs without records (watermark changes: a partition going idle) were given
-    /// at the open epoch. They too need the epoch to close: when the whole input goes quiet,
-    /// the idle partitions' marks are what closes the last windows (SPEC §3).
-    marks: bool,
+    /// Whether any inputs were given at the open epoch, records or not. Watermark changes
+    /// alone (a partition going idle) need the epoch to close too: when the whole input goes
+    /// quiet, the idle partitions' marks are what closes the last windows (SPEC §3).
+    given: bool,
     /// Per partition: positions from here on get live times (before: the recorded clock).
     open_start: Vec<u64>,
     epoch_records: u64,
@@ -242,7 +242,7 @@ impl Live {
             self.positions.push((topic, partition, next, s.next_offset));
         }
         self.epoch = next;
-        self.marks = false;
+        self.given = false;
         self.next_close = Instant::now() + self.period;
     }
 
@@ -265,9 +265,10 @@ impl Live {
         self.first.iter().any(Option::is_some)
     }
 
-    /// Whether the open epoch holds anything the frontier has to pass: records or marks.
+    /// Whether the open epoch holds anything the frontier has to pass: records read in this
+    /// activation (`open`, before they are given) or inputs already given.
     fn holds_inputs(&self) -> bool {
-        self.marks || self.open()
+        self.given || self.open()
     }
 }
 
@@ -325,7 +326,7 @@ pub fn kafka_source<'s>(
                 epoch: clock.max_base(),
                 conn: Clock::open_cuts(&opts.state_path)?,
                 first: vec![None; partitions.len()],
-                marks: false,
+                given: false,
                 open_start: partitions.iter().map(|p| clock.open_start(p.topic, p.partition)).collect(),
                 epoch_records: clock.epoch_records(),
                 cuts: Vec::new(),
@@ -439,7 +440,7 @@ pub fn kafka_source<'s>(
             for (time, inputs) in std::mem::take(&mut by_time) {
                 crate::metrics::observe_inputs(&inputs);
                 if let Some(l) = live.as_mut().filter(|l| l.epoch == time && !inputs.is_empty()) {
-                    l.marks = true;
+                    l.given = true;
                 }
                 if !inputs.is_empty() {
                     output.session(&c.delayed(&time)).give_iterator(inputs.into_iter());

@@ -271,7 +271,7 @@ mod tests {
             let mut input = InputHandle::<Time, CapacityContainerBuilder<Vec<Input>>>::new();
             let probe = worker.dataflow::<Time, _, _>(|scope| {
                 let rows = build(scope.input_from(&mut input)).rows().inner;
-                rows.clone().capture_into(send.clone());
+                rows.clone().capture_into(send);
                 rows.probe().0
             });
             let (mut p0, mut p1) = (PartitionIngest::new(Topic::Timeline, 0, &Delays::default()), PartitionIngest::new(Topic::Timeline, 1, &Delays::default()));

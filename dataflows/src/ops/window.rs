@@ -286,11 +286,11 @@ where
                         }
                         if let Some((cap, batch)) = marks_by_time.take(next) {
                             for (partition, mark) in batch {
-                                let entry = marks.entry(partition).or_insert((i64::MIN, false));
-                                *entry = match mark {
+                                let state = match mark {
                                     Mark::At(w) => (w, false),
                                     Mark::Idle(w) => (w, true),
                                 };
+                                marks.insert(partition, state);
                             }
                             let watermark = watermark(marks.values().copied());
                             closed_upto = closed_upto.max(watermark);
