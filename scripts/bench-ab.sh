@@ -17,7 +17,7 @@ for round in $(seq "$ROUNDS"); do
         json=$("$bin" bench --scale "$SCALE" --runs 1 --workers "$WORKERS" | grep '^{')
         r=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1])["all_metrics"][0]; print(int(d["records_per_s"]), int(d["records_per_cpu_s"]))' "$json")
         echo "round $round $side: records/s ${r% *}, records per CPU-second ${r#* }"
-        rate[$side]+="${r% * } "
+        rate[$side]+="${r% *} "
         cpu[$side]+="${r#* } "
     done
 done
