@@ -601,6 +601,28 @@ mod fast {
         zero_byte(w ^ (ONES * u64::from(b'"'))) | zero_byte(w ^ (ONES * u64::from(b'\\'))) | below_space
     }
 
+    /// The bytes of `chunk` (16 of them) that are `"`, `\\` or below 0x20, as a bit mask
+    /// (bit `i` for byte `i`), with SSE2.
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    #[inline(always)]
+    fn special_bytes_16(chunk: &[u8]) -> u32 {
+        use std::arch::x86_64::{
+            _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+        };
+        assert!(chunk.len() >= 16);
+        // SAFETY: the build enables SSE2 (the cfg above; it is part of the x86_64 baseline),
+        // so the intrinsics' target feature is present; `chunk` holds at least 16 readable bytes, and `loadu`
+        // needs no alignment.
+        unsafe {
+            let v = _mm_loadu_si128(chunk.as_ptr().cast());
+            let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+            let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+            // Unsigned `b < 0x20` is `min(b, 0x1f) == b`.
+            let control = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
+            _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control)) as u32
+        }
+    }
+
     /// Deeper than this, serde_json's recursion limit could apply: give up.
     const MAX_DEPTH: u32 = 64;
 
@@ -803,10 +825,19 @@ mod fast {
             }
         }
 
-        /// Moves to the next `"`, `\\` or control byte, a word at a time, or to
-        /// the last few bytes of the input.
+        /// Moves to the next `"`, `\\` or control byte, 16 and then 8 bytes at a
+        /// time, or to the last few bytes of the input.
         #[inline(always)]
         fn plain_run(&mut self) {
+            #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+            while let Some(chunk) = self.b.get(self.i..self.i + 16) {
+                let special = special_bytes_16(chunk);
+                if special != 0 {
+                    self.i += special.trailing_zeros() as usize;
+                    return;
+                }
+                self.i += 16;
+            }
             while let Some(Ok(word)) = self.b.get(self.i..self.i + 8).map(<[u8; 8]>::try_from) {
                 let special = special_bytes(u64::from_le_bytes(word));
                 if special != 0 {
@@ -1240,6 +1271,33 @@ mod tests {
             assert_eq!(fast::read(text, &set).as_deref(), Some(&want[..]), "{text}");
             assert_eq!(slow_read(text, PATHS).as_deref(), Ok(&want[..]), "{text}");
         }
+    }
+
+    /// Every byte the string scanner must stop at (or pass), at every place in its 16- and
+    /// 8-byte steps, at escape levels 0 and 1: wherever the fast reader answers, it agrees with serde.
+    #[test]
+    fn string_scanner_stops_where_serde_would_at_every_offset() {
+        let paths: &[&[&str]] = &[&["s"], &["n", "s"], &["z"]];
+        let set = PathSet::new(paths);
+        let bytes: [&str; 10] = ["\u{0}", "\u{1}", "\u{1f}", " ", "\u{7f}", "\"", "\\", "\\\"", "é", "课"];
+        let mut answered = 0;
+        for len in [15, 16, 17, 40] {
+            for at in 0..len {
+                for b in bytes {
+                    let mut value = "v".repeat(len);
+                    value.replace_range(at..at + 1, b);
+                    let plain = format!(r#"{{"s":"{value}","z":1}}"#);
+                    let nested = format!(r#"{{"n":"{{\"s\":\"{value}\"}}","z":1}}"#);
+                    for text in [plain, nested] {
+                        if let Some(fast) = fast::read(&text, &set) {
+                            answered += 1;
+                            assert_eq!(Ok(fast), slow_read(&text, paths), "{text:?}");
+                        }
+                    }
+                }
+            }
+        }
+        assert!(answered > 700, "{answered}");
     }
 
     /// Seeded mutations of nested messages: wherever the fast reader answers, it agrees with serde.
