@@ -293,16 +293,41 @@ struct Edge<'p> {
     key: &'p str,
     /// The key's first (up to) eight bytes, as [`key_head`] reads them from a message.
     head: u64,
+    /// Its next (up to) eight bytes, likewise (zero for keys of at most eight bytes).
+    tail: u64,
     leaf: Option<usize>,
     child: Option<usize>,
 }
 
-impl Edge<'_> {
-    /// Whether the key `text[start..end]` is this edge's (compared a word at a time).
+/// A key of a message, read once for comparison with every expected key at its place.
+struct KeyProbe<'t> {
+    /// The key's raw text.
+    text: &'t [u8],
+    /// Its first and next (up to) eight bytes, as in [`Edge`].
+    head: u64,
+    tail: u64,
+}
+
+impl<'t> KeyProbe<'t> {
+    /// The key `text[start..end]`.
     #[inline]
-    fn is(&self, text: &[u8], start: usize, end: usize) -> bool {
+    fn new(text: &'t [u8], start: usize, end: usize) -> Self {
         let len = end - start;
-        self.key.len() == len && self.head == key_head(text, start, len) && (len <= 8 || self.key.as_bytes()[8..] == text[start + 8..end])
+        let tail = if len > 8 { key_head(text, start + 8, len - 8) } else { 0 };
+        KeyProbe { text: &text[start..end], head: key_head(text, start, len), tail }
+    }
+}
+
+impl Edge<'_> {
+    /// Whether `probe` is this edge's key (compared a word at a time; bytes past the
+    /// sixteenth, rare in keys, one by one).
+    #[inline]
+    fn is(&self, probe: &KeyProbe<'_>) -> bool {
+        let len = probe.text.len();
+        self.key.len() == len
+            && self.head == probe.head
+            && self.tail == probe.tail
+            && (len <= 16 || self.key.as_bytes()[16..] == probe.text[16..])
     }
 }
 
@@ -327,7 +352,13 @@ impl<'p> PathSet<'p> {
                 let edge = match nodes[node].edges.iter().position(|e| e.key == *key) {
                     Some(e) => e,
                     None => {
-                        nodes[node].edges.push(Edge { key, head: key_head(key.as_bytes(), 0, key.len()), leaf: None, child: None });
+                        nodes[node].edges.push(Edge {
+                            key,
+                            head: key_head(key.as_bytes(), 0, key.len()),
+                            tail: key.len().checked_sub(8).map_or(0, |rest| key_head(key.as_bytes(), 8, rest)),
+                            leaf: None,
+                            child: None,
+                        });
                         nodes[node].edges.len() - 1
                     }
                 };
@@ -587,7 +618,7 @@ fn into_owned(s: Scalar<'_>) -> Scalar<'static> {
 /// at their own level are decoded, by unescaping their raw text `L + 1`
 /// times.
 mod fast {
-    use super::{bits, Edge, PathSet, Scalar, Slot};
+    use super::{bits, Edge, KeyProbe, PathSet, Scalar, Slot};
 
     /// The bytes of the little-endian word `w` that are `"`, `\\` or below 0x20, as
     /// their top bits (SWAR: `(b - 1) & !b` has its top bit set when `b` is zero;
@@ -1061,7 +1092,8 @@ mod fast {
                 self.ws(lvl);
                 self.eat(b':')?;
                 self.ws(lvl);
-                match edges.iter().find(|e| e.is(self.b, start, end)) {
+                let probe = KeyProbe::new(self.b, start, end);
+                match edges.iter().find(|e| e.is(&probe)) {
                     Some(&Edge { leaf: Some(i), .. }) => self.leaf(lvl, i)?,
                     Some(&Edge { child: Some(child), .. }) => self.nested(set, child, lvl)?,
                     _ => self.skip(lvl)?,
@@ -1362,6 +1394,26 @@ mod tests {
                 assert_eq!(slots.text(i), Field::from_str_scalar(scalar.clone()), "{msg} text {i}");
                 assert_eq!(slots.int(i), Field::from_int_scalar(scalar), "{msg} int {i}");
             }
+        }
+    }
+
+    /// Keys are compared a word at a time: keys of 1 to 25 bytes match only themselves,
+    /// not a key that differs in any one byte, nor one a byte longer or shorter.
+    #[test]
+    fn keys_of_every_length_match_exactly() {
+        for len in 1..=25 {
+            let key: String = (0..len).map(|i| char::from(b'a' + i as u8)).collect();
+            let paths: &[&[&str]] = &[&[key.as_str()]];
+            let set = PathSet::new(paths);
+            let read_key = |k: &str| into_owned(read_path_set(format!(r#"{{"{k}": 7}}"#).as_bytes(), &set).unwrap()[0].clone());
+            assert_eq!(read_key(&key), Scalar::Int(7), "{key}");
+            for at in 0..len {
+                let mut other = key.clone().into_bytes();
+                other[at] = b'Z';
+                assert_eq!(read_key(std::str::from_utf8(&other).unwrap()), Scalar::Null, "{key} at {at}");
+            }
+            assert_eq!(read_key(&format!("{key}z")), Scalar::Null, "{key}z");
+            assert_eq!(read_key(&key[..len - 1]), Scalar::Null, "{key} shortened");
         }
     }
 
