@@ -352,13 +352,8 @@ impl<'p> PathSet<'p> {
                 let edge = match nodes[node].edges.iter().position(|e| e.key == *key) {
                     Some(e) => e,
                     None => {
-                        nodes[node].edges.push(Edge {
-                            key,
-                            head: key_head(key.as_bytes(), 0, key.len()),
-                            tail: key.len().checked_sub(8).map_or(0, |rest| key_head(key.as_bytes(), 8, rest)),
-                            leaf: None,
-                            child: None,
-                        });
+                        let KeyProbe { head, tail, .. } = KeyProbe::new(key.as_bytes(), 0, key.len());
+                        nodes[node].edges.push(Edge { key, head, tail, leaf: None, child: None });
                         nodes[node].edges.len() - 1
                     }
                 };
@@ -641,9 +636,9 @@ mod fast {
             _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
         };
         assert!(chunk.len() >= 16);
-        // SAFETY: the build enables SSE2 (the cfg above; it is part of the x86_64 baseline),
-        // so the intrinsics' target feature is present; `chunk` holds at least 16 readable bytes, and `loadu`
-        // needs no alignment.
+        // SAFETY: the build enables SSE2 (the cfg above; it is part of the x86_64
+        // baseline), so the intrinsics' target feature is present; `chunk` holds at
+        // least 16 readable bytes, and `loadu` needs no alignment.
         unsafe {
             let v = _mm_loadu_si128(chunk.as_ptr().cast());
             let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
