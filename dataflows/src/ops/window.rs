@@ -71,18 +71,27 @@ pub enum Mark {
     Idle(i64),
 }
 
-/// The watermark over every partition's last `(W_p, idle)` (module docs): the least `W_p` of
-/// the partitions that are not idle, or when all are idle, the largest.
+impl Mark {
+    /// The partition's `W_p`, idle or not.
+    pub fn w_p(self) -> i64 {
+        match self {
+            Mark::At(w) | Mark::Idle(w) => w,
+        }
+    }
+}
+
+/// The watermark over every partition's last mark (module docs): the least `W_p` of the
+/// partitions that are not idle, or when all are idle, the largest.
 ///
 /// ```
-/// use dataflows::ops::window::watermark;
-/// assert_eq!(watermark([(95, true), (295, false), (400, false)]), 295);
-/// assert_eq!(watermark([(95, true), (295, true)]), 295);
+/// use dataflows::ops::window::{watermark, Mark};
+/// assert_eq!(watermark([Mark::Idle(95), Mark::At(295), Mark::At(400)]), 295);
+/// assert_eq!(watermark([Mark::Idle(95), Mark::Idle(295)]), 295);
 /// assert_eq!(watermark([]), i64::MIN);
 /// ```
-pub fn watermark(partitions: impl IntoIterator<Item = (i64, bool)> + Clone) -> i64 {
-    let active = partitions.clone().into_iter().filter(|(_, idle)| !idle).map(|(w, _)| w).min();
-    active.unwrap_or_else(|| partitions.into_iter().map(|(w, _)| w).max().unwrap_or(i64::MIN))
+pub fn watermark(marks: impl IntoIterator<Item = Mark> + Clone) -> i64 {
+    let active = marks.clone().into_iter().filter_map(|m| if let Mark::At(w) = m { Some(w) } else { None }).min();
+    active.unwrap_or_else(|| marks.into_iter().map(Mark::w_p).max().unwrap_or(i64::MIN))
 }
 
 /// Where a windowed record was read, and its message while it could still be late.
@@ -245,8 +254,8 @@ where
                 // Open windows by start, then by key: few starts are open at once, so closing pops
                 // whole starts and a record costs one small ordered lookup and one hash lookup.
                 let mut open: BTreeMap<i64, HashMap<K, A>> = BTreeMap::new();
-                // Per partition: its last `W_p` and whether it is idle.
-                let mut marks: HashMap<u32, (i64, bool)> = HashMap::default();
+                // Per partition: its last mark.
+                let mut marks: HashMap<u32, Mark> = HashMap::default();
                 let mut closed_upto = i64::MIN;
                 move |(input1, frontier1), (input2, frontier2), output| {
                     input1.for_each_stamp(|cap, data| {
@@ -285,13 +294,7 @@ where
                             }
                         }
                         if let Some((cap, batch)) = marks_by_time.take(next) {
-                            for (partition, mark) in batch {
-                                let state = match mark {
-                                    Mark::At(w) => (w, false),
-                                    Mark::Idle(w) => (w, true),
-                                };
-                                marks.insert(partition, state);
-                            }
+                            marks.extend(batch);
                             let watermark = watermark(marks.values().copied());
                             closed_upto = closed_upto.max(watermark);
                             let mut session = output.session(&cap);
