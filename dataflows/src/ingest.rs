@@ -24,7 +24,7 @@ use crate::channel_dim::{self, ChannelRow};
 use crate::class_performance_1m::{self, MinuteKey};
 use crate::daily_cc_confirmations::{self, OrderId, OrderState};
 use crate::hourly_registrations_by_level::{check_student, check_user};
-use crate::json::Reject;
+use crate::json::{Reject, Scratch};
 use crate::offline_study_time::{self, PlayFact};
 use crate::ops::window::{self, Mark, Origin};
 use crate::student_signal_etl::{self, CleanSignal};
@@ -101,6 +101,8 @@ pub struct PartitionIngest {
     /// The logical time at which this partition resumed after idleness, while its
     /// records may still be late at the window (they carry their message meanwhile).
     catching_up: Option<Time>,
+    /// Reading buffers kept from message to message.
+    scratch: Scratch,
 }
 
 impl PartitionIngest {
@@ -111,7 +113,7 @@ impl PartitionIngest {
             Topic::Agora => Some(delays.av_quality_ms),
             _ => None,
         };
-        PartitionIngest { topic, partition, clock: delay.map(|delay| EventClock { delay, max_event_time: None }), announced: None, catching_up: None }
+        PartitionIngest { topic, partition, clock: delay.map(|delay| EventClock { delay, max_event_time: None }), announced: None, catching_up: None, scratch: Scratch::default() }
     }
 
     /// The topic this partition belongs to.
@@ -185,54 +187,59 @@ impl PartitionIngest {
     /// Ingests the message at `offset` with its Kafka key (carried to the 2.1 output).
     pub fn ingest_keyed(&mut self, offset: u64, key: Option<&[u8]>, raw: &[u8], out: &mut Vec<Input>) {
         let pos = Pos { partition: self.partition, offset };
-        let source = self.topic;
-        let dead = |metric: Option<Metric>, reason: String| Input::Dead(DeadLetter { source, pos, metric, reason, raw: raw.to_vec() });
-        let result = match self.topic {
-            Topic::Timeline => Signal::parse(raw).map(|s| self.signal(pos, raw, key, s)),
-            Topic::Channel => Channel::parse(raw).map(|c| one(Metric::ChannelDim, channel_dim::row(&c).map(|row| Input::Channel(pos, Box::new(row))))),
-            Topic::Qos => Qos::parse(raw).map(|q| one(Metric::OfflineStudyTime, offline_study_time::fact(&q).map(|f| f.map(|f| Input::Play(pos, f))))),
-            Topic::Agora => Agora::parse(raw).map(|a| self.agora(pos, raw, a)),
-            Topic::Student => Student::parse(raw).map(|s| one(Metric::HourlyRegistrationsByLevel, check_student(&s).map(|id| Input::Student(id, pos, s)))),
-            Topic::User => User::parse(raw).map(|u| one(Metric::HourlyRegistrationsByLevel, check_user(&u).map(|id| Input::User(id, pos, u)))),
-            Topic::Order => Order::parse(raw).map(|o| one(Metric::DailyCcConfirmations, daily_cc_confirmations::check(&o).map(|id| Input::Order(OrderId::new(&id), pos, OrderState::of(&o))))),
+        let mut emit = Emit { out, source: self.topic, pos, raw };
+        let parsed = match self.topic {
+            Topic::Timeline => Signal::parse_with(raw, &mut self.scratch).map(|s| self.signal(&mut emit, key, s)),
+            Topic::Channel => Channel::parse_with(raw, &mut self.scratch).map(|c| {
+                emit.verdict(Metric::ChannelDim, channel_dim::row(&c).map(|row| Input::Channel(pos, Box::new(row))))
+            }),
+            Topic::Qos => Qos::parse_with(raw, &mut self.scratch).map(|q| {
+                emit.verdict(Metric::OfflineStudyTime, offline_study_time::fact(&q).map(|f| f.map(|f| Input::Play(pos, f))))
+            }),
+            Topic::Agora => Agora::parse_with(raw, &mut self.scratch).map(|a| self.agora(&mut emit, a)),
+            Topic::Student => Student::parse_with(raw, &mut self.scratch).map(|s| {
+                emit.verdict(Metric::HourlyRegistrationsByLevel, check_student(&s).map(|id| Input::Student(id, pos, s)))
+            }),
+            Topic::User => User::parse_with(raw, &mut self.scratch).map(|u| {
+                emit.verdict(Metric::HourlyRegistrationsByLevel, check_user(&u).map(|id| Input::User(id, pos, u)))
+            }),
+            Topic::Order => Order::parse_with(raw, &mut self.scratch).map(|o| {
+                let order = daily_cc_confirmations::check(&o).map(|id| Input::Order(OrderId::new(&id), pos, OrderState::of(&o)));
+                emit.verdict(Metric::DailyCcConfirmations, order)
+            }),
         };
-        match result {
-            Ok(contributions) => {
-                for c in contributions {
-                    out.push(match c {
-                        Ok(input) => input,
-                        Err((metric, rejection)) => dead(Some(metric), rejection.reason()),
-                    });
-                }
-            }
-            Err(reject) => out.push(dead(None, reject_reason(reject))),
+        if let Err(reject) = parsed {
+            emit.dead(None, reject_reason(reject));
         }
     }
 
     /// 2.1 and 2.3 from one signal.
-    fn signal(&mut self, pos: Pos, raw: &[u8], key: Option<&[u8]>, s: Signal) -> Contributions {
-        let origin = self.origin(pos, raw);
+    fn signal(&mut self, emit: &mut Emit<'_, '_>, key: Option<&[u8]>, s: Signal) {
+        let origin = self.origin(emit.pos, emit.raw);
         let late = self.observe(s.timestamp.val().copied());
-        match student_signal_etl::clean(&s) {
-            Err(r) => vec![Err((Metric::StudentSignalEtl, r))],
-            Ok(None) => vec![],
+        match student_signal_etl::clean(s) {
+            Err(r) => emit.reject(Metric::StudentSignalEtl, r),
+            Ok(None) => {}
             Ok(Some(mut clean)) => {
                 clean.key = key.map(<[u8]>::to_vec);
-                let minute = class_performance_1m::fact(&clean, late)
-                    .map(|(key, event_time)| Input::Minute(key, event_time, origin))
-                    .map_err(|r| (Metric::ClassPerformance1m, r));
-                vec![Ok(Input::Signal(pos, Box::new(clean))), minute]
+                let minute = class_performance_1m::fact(&clean, late).map(|(key, event_time)| Input::Minute(key, event_time, origin));
+                emit.input(Input::Signal(emit.pos, Box::new(clean)));
+                emit.verdict(Metric::ClassPerformance1m, minute);
             }
         }
     }
 
     /// 2.5 from one quality sample.
-    fn agora(&mut self, pos: Pos, raw: &[u8], a: Agora) -> Contributions {
-        let origin = self.origin(pos, raw);
+    fn agora(&mut self, emit: &mut Emit<'_, '_>, a: Agora) {
+        let origin = self.origin(emit.pos, emit.raw);
         let late = self.observe(a.message_create_time.val().copied());
         match av_quality_30s::facts(&a, late) {
-            Err(r) => vec![Err((Metric::AvQuality30s, r))],
-            Ok((facts, event_time)) => facts.into_iter().map(|(key, value)| Ok(Input::Av(key, event_time, value, origin.clone()))).collect(),
+            Err(r) => emit.reject(Metric::AvQuality30s, r),
+            Ok((facts, event_time)) => {
+                for (key, value) in facts.into_iter().flatten() {
+                    emit.input(Input::Av(key, event_time, value, origin.clone()));
+                }
+            }
         }
     }
 
@@ -244,13 +251,35 @@ impl PartitionIngest {
     }
 }
 
-type Contributions = Vec<Result<Input, (Metric, Rejection)>>;
+/// Where one message's contributions go: facts as they are, and a dead letter
+/// (SPEC §4) for every metric that rejects the record, in the order given.
+struct Emit<'o, 'r> {
+    out: &'o mut Vec<Input>,
+    source: Topic,
+    pos: Pos,
+    raw: &'r [u8],
+}
 
-/// A metric's single verdict on a record as contributions.
-fn one(metric: Metric, verdict: Result<impl Into<Option<Input>>, Rejection>) -> Contributions {
-    match verdict {
-        Ok(input) => input.into().into_iter().map(Ok).collect(),
-        Err(r) => vec![Err((metric, r))],
+impl Emit<'_, '_> {
+    fn input(&mut self, input: Input) {
+        self.out.push(input);
+    }
+
+    fn dead(&mut self, metric: Option<Metric>, reason: String) {
+        let Emit { source, pos, raw, .. } = *self;
+        self.out.push(Input::Dead(DeadLetter { source, pos, metric, reason, raw: raw.to_vec() }));
+    }
+
+    fn reject(&mut self, metric: Metric, rejection: Rejection) {
+        self.dead(Some(metric), rejection.reason());
+    }
+
+    /// A metric's single verdict on the record: a fact, nothing, or a rejection.
+    fn verdict(&mut self, metric: Metric, verdict: Result<impl Into<Option<Input>>, Rejection>) {
+        match verdict {
+            Ok(input) => self.out.extend(input.into()),
+            Err(r) => self.reject(metric, r),
+        }
     }
 }
 

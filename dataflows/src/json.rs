@@ -89,6 +89,15 @@ impl<T> Field<T> {
         }
     }
 
+    /// [`Self::read`], by value.
+    pub fn into_read(self, name: &'static str) -> Result<Option<T>, &'static str> {
+        match self {
+            Field::Val(v) => Ok(Some(v)),
+            Field::Null => Ok(None),
+            Field::Bad => Err(name),
+        }
+    }
+
     /// A non-NULL readable value, or `Err(name)` (NULL counts as bad here).
     pub fn require(&self, name: &'static str) -> Result<&T, &'static str> {
         match self {
@@ -205,6 +214,13 @@ impl<'a> Slots<'a> {
         }
     }
 
+    /// Gives the slot buffer back to `scratch` for the next message.
+    pub fn recycle(self, scratch: &mut Scratch) {
+        if let SlotsRepr::Fast(slots, _) = self.0 {
+            scratch.slots = relabel(slots);
+        }
+    }
+
     /// Every slot as a [`Scalar`].
     pub fn into_scalars(self) -> Vec<Scalar<'a>> {
         match self.0 {
@@ -218,21 +234,42 @@ impl<'a> Slots<'a> {
 
 /// [`read_path_set`] as [`Slots`], for typed records.
 pub fn read_slots<'a>(bytes: &'a [u8], set: &PathSet<'_>) -> Result<Slots<'a>, Reject> {
+    read_slots_with(bytes, set, &mut Scratch::default())
+}
+
+/// [`read_slots`] into the slot buffer that `scratch` keeps from an earlier message
+/// (give it back with [`Slots::recycle`]), so that reading a message allocates nothing.
+pub fn read_slots_with<'a>(bytes: &'a [u8], set: &PathSet<'_>, scratch: &mut Scratch) -> Result<Slots<'a>, Reject> {
     // Messages are UTF-8 JSON: invalid bytes anywhere (even in a skipped value) make it not JSON.
     // (simdutf8 validates 32 bytes at a time where the CPU allows; same verdict as `std`.)
     let text = simdutf8::basic::from_utf8(bytes).map_err(|_| Reject::NotJson)?;
     // The common case (an object of plain strings, integers and nesting) is read by a borrowed
     // hand-rolled scanner; anything it is not sure about (floats, big numbers, surrogate escapes,
     // malformed input) is read again by the serde walker below, which has the last word.
-    if let Some((slots, owned)) = fast::read_slots(text, set) {
+    if let Some((slots, owned)) = fast::read_slots(text, set, relabel(std::mem::take(&mut scratch.slots))) {
         return Ok(Slots(SlotsRepr::Fast(slots, owned)));
     }
     slow_read(text, set.paths).map(|scalars| Slots(SlotsRepr::Slow(scalars)))
 }
 
+/// Buffers kept from one message to the next by a reader of many (one per source
+/// partition): the slot vector's allocation.
+#[derive(Clone, Debug, Default)]
+pub struct Scratch {
+    slots: Vec<Slot<'static>>,
+}
+
+/// `slots`' allocation, emptied, for slots that borrow from another message. (An
+/// empty vector collected in place: no allocation and no `unsafe`; were std ever to
+/// stop collecting in place, this would only allocate again per message.)
+fn relabel<'a, 'b>(mut slots: Vec<Slot<'a>>) -> Vec<Slot<'b>> {
+    slots.clear();
+    slots.into_iter().map(|_| Slot::Null).collect()
+}
+
 /// A slot while reading: like [`Scalar`] but `Copy` (no drop glue), so that
 /// filling one is a plain store; decoded strings wait in the reader's `owned`.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) enum Slot<'a> {
     Null,
     Str(&'a str),
@@ -656,13 +693,14 @@ mod fast {
     const MAX_LEVEL: u32 = 8;
 
     pub(super) fn read<'a>(text: &'a str, set: &PathSet<'_>) -> Option<Vec<Scalar<'a>>> {
-        let (slots, owned) = read_slots(text, set)?;
+        let (slots, owned) = read_slots(text, set, Vec::new())?;
         Some(super::Slots(super::SlotsRepr::Fast(slots, owned)).into_scalars())
     }
 
-    /// The slots and the decoded strings they point into.
-    pub(super) fn read_slots<'a>(text: &'a str, set: &PathSet<'_>) -> Option<(Vec<Slot<'a>>, Vec<String>)> {
-        let slots = vec![Slot::Null; set.paths.len()];
+    /// The slots and the decoded strings they point into; the slots are written into `slots`
+    /// (an empty buffer, kept for its allocation).
+    pub(super) fn read_slots<'a>(text: &'a str, set: &PathSet<'_>, mut slots: Vec<Slot<'a>>) -> Option<(Vec<Slot<'a>>, Vec<String>)> {
+        slots.resize(set.paths.len(), Slot::Null);
         let mut r = Reader { s: text, b: text.as_bytes(), i: 0, depth: 0, slots, written: 0, owned: Vec::new() };
         r.ws(0);
         if r.peek()? != b'{' {
@@ -1199,6 +1237,34 @@ mod tests {
 
     fn read(s: &str) -> Result<Vec<Scalar<'_>>, Reject> {
         read_paths(s.as_bytes(), PATHS)
+    }
+
+    #[test]
+    fn a_kept_slot_buffer_reads_each_message_afresh() {
+        let set = PathSet::new(PATHS);
+        let mut scratch = Scratch::default();
+        let messages = [
+            r#"{"a": "1", "n": {"x": 2, "m": "{\"y\": \"t\\n\"}"}}"#,
+            r#"{"z": 0}"#,
+            r#"{"a": 1.5}"#,
+            r#"{"n": "{\"m\": 7}", "a": null}"#,
+            "not json",
+            r#"{"a": "x"}"#,
+        ];
+        for text in messages {
+            let fresh = read_path_set(text.as_bytes(), &set);
+            let kept = read_slots_with(text.as_bytes(), &set, &mut scratch).map(|slots| {
+                let scalars = (0..PATHS.len()).map(|i| into_owned(slots.view(i))).collect::<Vec<_>>();
+                slots.recycle(&mut scratch);
+                scalars
+            });
+            assert_eq!(kept, fresh, "{text}");
+        }
+        // The buffer came back each time, with its allocation.
+        assert!(scratch.slots.is_empty() && scratch.slots.capacity() >= PATHS.len());
+        let before = scratch.slots.as_ptr();
+        read_slots_with(br#"{"a": 1}"#, &set, &mut scratch).unwrap().recycle(&mut scratch);
+        assert_eq!(scratch.slots.as_ptr(), before, "the slot buffer is reused, not reallocated");
     }
 
     #[test]

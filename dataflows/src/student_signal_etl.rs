@@ -122,34 +122,36 @@ pub struct CleanSignal {
 /// One row of `timeline_analysis_student`, keyed by its source position.
 pub type SignalRow = (Pos, Box<CleanSignal>);
 
-/// Cleans one raw signal: `Ok(None)` if the business rules drop it.
-pub fn clean(s: &Signal) -> Result<Option<CleanSignal>, Rejection> {
-    let msg_id = s.msg_id.read("msgId")?;
-    let msg_type = s.msg_type.read("msgType")?;
-    let role = s.role.read("role")?;
-    if msg_id.map(Text::as_str) != Some("305") || msg_type.map(Text::as_str) != Some("116") || role.map(Text::as_str) != Some("2") {
+/// Cleans one raw signal: `Ok(None)` if the business rules drop it. The signal's
+/// texts move into the clean record (no copies).
+pub fn clean(s: Signal) -> Result<Option<CleanSignal>, Rejection> {
+    let Signal { create_time, user_id, room_id, timestamp, role, msg_id, msg_type, target_id, target_type, action, sub_action, page_index } = s;
+    let msg_id = msg_id.into_read("msgId")?;
+    let msg_type = msg_type.into_read("msgType")?;
+    let role = role.into_read("role")?;
+    if msg_id.as_deref() != Some("305") || msg_type.as_deref() != Some("116") || role.as_deref() != Some("2") {
         return Ok(None);
     }
-    let target_id = s.target_id.read("targetId")?.cloned();
-    let target_type = s.target_type.read("targetType")?.cloned();
-    let action = s.action.read("action")?.cloned();
-    let sub_action = s.sub_action.read("subAction")?.cloned();
+    let target_id = target_id.into_read("targetId")?;
+    let target_type = target_type.into_read("targetType")?;
+    let action = action.into_read("action")?;
+    let sub_action = sub_action.into_read("subAction")?;
     let Some(event) = classify(target_id.as_deref(), target_type.as_deref(), action.as_deref(), sub_action.as_deref()) else {
         return Ok(None);
     };
     Ok(Some(CleanSignal {
-        message_create_time: s.create_time.read("createTime")?.cloned(),
-        message_time_stamp: s.timestamp.read("timestamp")?.copied(),
-        user_id: s.user_id.read("userId")?.cloned(),
-        room_id: s.room_id.read("roomId")?.cloned(),
-        role: role.cloned(),
-        msg_id: msg_id.cloned(),
-        msg_type: msg_type.cloned(),
+        message_create_time: create_time.into_read("createTime")?,
+        message_time_stamp: timestamp.into_read("timestamp")?,
+        user_id: user_id.into_read("userId")?,
+        room_id: room_id.into_read("roomId")?,
+        role,
+        msg_id,
+        msg_type,
         target_id,
         target_type,
         action,
         sub_action,
-        page_index: s.page_index.read("pageIndex")?.cloned(),
+        page_index: page_index.into_read("pageIndex")?,
         event,
         key: None,
     }))
@@ -170,7 +172,7 @@ mod tests {
     }
 
     fn event_of(extra: &str) -> Option<&'static str> {
-        clean(&signal(extra)).unwrap().map(|c| c.event.name())
+        clean(signal(extra)).unwrap().map(|c| c.event.name())
     }
 
     /// `(event, targetId, targetType, action, subAction)`, as in the module's table;
@@ -247,16 +249,16 @@ mod tests {
     #[test]
     fn filter_on_ids_and_role() {
         let teacher = Signal::parse(br#"{"data":{"role":"1","msgid":"305","msg":{"msgtype":"116","msg_data":{"target_type":"shape","action":"move"}}}}"#).unwrap();
-        assert_eq!(clean(&teacher), Ok(None));
+        assert_eq!(clean(teacher), Ok(None));
         let numeric = Signal::parse(br#"{"data":{"role":2,"msgid":305,"msg":{"msgtype":116,"msg_data":{"target_type":"shape","action":"move"}}}}"#).unwrap();
-        assert_eq!(clean(&numeric).unwrap().map(|c| c.event), Some(SignalEvent::MoveImage));
+        assert_eq!(clean(numeric).unwrap().map(|c| c.event), Some(SignalEvent::MoveImage));
     }
 
     #[test]
     fn unreadable_fields_reject() {
         let s = signal(r#""target_type":"shape","action":{"x":1}"#);
-        assert_eq!(clean(&s), Err(Rejection::BadField("action")));
+        assert_eq!(clean(s), Err(Rejection::BadField("action")));
         let s = Signal::parse(br#"{"data":{"timestamp":"soon","role":"2","msgid":"305","msg":{"msgtype":"116","msg_data":{"target_type":"shape","action":"move"}}}}"#).unwrap();
-        assert_eq!(clean(&s), Err(Rejection::BadField("timestamp")));
+        assert_eq!(clean(s), Err(Rejection::BadField("timestamp")));
     }
 }

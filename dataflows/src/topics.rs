@@ -2,13 +2,13 @@
 //!
 //! Each record type lists its fields with their JSON path and type; the
 //! `topic_record!` macro generates the struct and its `parse`, which reads a
-//! message value once through [`crate::json::read_slots`]. Every field is a
+//! message value once through [`crate::json::read_slots_with`]. Every field is a
 //! [`Field`]: NULL, a value, or `Bad` (present but unreadable), so that a bad
 //! field only rejects the record for the metrics that read it.
 
 use serde::{Deserialize, Serialize};
 
-use crate::json::{read_slots, Field, PathSet, Reject};
+use crate::json::{read_slots_with, Field, PathSet, Reject, Scratch};
 
 /// The source topics, in a fixed order (their index is stable and small).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -71,9 +71,16 @@ macro_rules! topic_record {
 
             /// Reads one message value; fails only if it is not a JSON object.
             pub fn parse(bytes: &[u8]) -> Result<Self, Reject> {
-                let slots = read_slots(bytes, Self::path_set())?;
+                Self::parse_with(bytes, &mut Scratch::default())
+            }
+
+            /// [`Self::parse`] with buffers kept from message to message.
+            pub fn parse_with(bytes: &[u8], scratch: &mut Scratch) -> Result<Self, Reject> {
+                let slots = read_slots_with(bytes, Self::path_set(), scratch)?;
                 let mut index = 0..;
-                Ok(Self { $( $field: topic_record!(@read $ty, slots, index.next().unwrap_or_default()), )* })
+                let record = Self { $( $field: topic_record!(@read $ty, slots, index.next().unwrap_or_default()), )* };
+                slots.recycle(scratch);
+                Ok(record)
             }
         }
     };
