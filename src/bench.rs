@@ -35,6 +35,7 @@ use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
 use timely::dataflow::operators::Probe;
+use timely::scheduling::Activator;
 
 use connectors::sample::{messages, GenOptions};
 use connectors::sink::{sink, SinkWriter};
@@ -153,6 +154,15 @@ fn synthetic_order(i: u64) -> Vec<u8> {
     .into_bytes()
 }
 
+/// What a worker's source waits for before it is scheduled again.
+#[derive(Clone, Copy)]
+enum Wait {
+    /// The probe to pass this time (at most `--max-inflight` epochs in flight).
+    Probe(Time),
+    /// The worker loop to have measured the live state.
+    Release,
+}
+
 /// One run of the dataflow over `feed` with `workers` workers.
 fn run_once(feed: &Feed, workers: usize, args: &BenchArgs, sqlite: Option<PathBuf>) -> anyhow::Result<RunResult> {
     let epoch_records = args.epoch_records.max(1);
@@ -178,14 +188,20 @@ fn run_once(feed: &Feed, workers: usize, args: &BenchArgs, sqlite: Option<PathBu
         let emitted: Rc<RefCell<VecDeque<(Time, Instant)>>> = Rc::new(RefCell::new(VecDeque::new()));
         let hold: Rc<Cell<Option<Time>>> = Rc::new(Cell::new(None));
         let release = Rc::new(Cell::new(false));
+        // The source does not spin while it waits (for the probe, or for the release): it
+        // leaves its activator here and the loop below wakes it when what it waits for happens.
+        let waiting: Rc<Cell<Option<Wait>>> = Rc::new(Cell::new(None));
+        let source_activator: Rc<RefCell<Option<Activator>>> = Rc::new(RefCell::new(None));
         let mut local_rows = 0u64;
         let count = Rc::new(Cell::new(0u64));
         worker.dataflow::<Time, _, _>(|scope| {
             let (probe_s, emitted_s, hold_s, release_s) = (probe.clone(), Rc::clone(&emitted), Rc::clone(&hold), Rc::clone(&release));
+            let (waiting_s, activator_s) = (Rc::clone(&waiting), Rc::clone(&source_activator));
             let feed = feed_w.clone();
             let delays = Delays::default();
             let inputs = source::<_, CapacityContainerBuilder<Vec<Input>>, _, _>(scope, "MemorySource", move |cap, info| {
-                let activator = scope.activator_for(info.address);
+                let activator = scope.activator_for(Rc::clone(&info.address));
+                *activator_s.borrow_mut() = Some(scope.activator_for(info.address));
                 let mut cap = Some(cap);
                 // (ingest, messages or synthetic count, next offset, done)
                 let mut parts: Vec<SourcePart> = match &feed {
@@ -217,12 +233,12 @@ fn run_once(feed: &Feed, workers: usize, args: &BenchArgs, sqlite: Option<PathBu
                         if release_s.get() {
                             cap = None;
                         } else {
-                            activator.activate();
+                            waiting_s.set(Some(Wait::Release));
                         }
                         return;
                     }
                     if epoch >= max_inflight && probe_s.less_than(&(epoch - max_inflight)) {
-                        activator.activate();
+                        waiting_s.set(Some(Wait::Probe(epoch - max_inflight)));
                         return;
                     }
                     emitted_s.borrow_mut().push_back((epoch, Instant::now()));
@@ -263,7 +279,7 @@ fn run_once(feed: &Feed, workers: usize, args: &BenchArgs, sqlite: Option<PathBu
         });
         let mut hist = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("histogram");
         loop {
-            let alive = worker.step();
+            let alive = worker.step_or_park(None);
             let now = Instant::now();
             let mut emitted = emitted.borrow_mut();
             while let Some(&(epoch, at)) = emitted.front() {
@@ -281,6 +297,17 @@ fn run_once(feed: &Feed, workers: usize, args: &BenchArgs, sqlite: Option<PathBu
                         *live2.lock().expect("rss") = Some(status_kb("VmRSS:"));
                     }
                     release.set(true);
+                }
+            }
+            let wake = match waiting.get() {
+                Some(Wait::Probe(time)) => !probe.less_than(&time),
+                Some(Wait::Release) => release.get(),
+                None => false,
+            };
+            if wake {
+                waiting.set(None);
+                if let Some(activator) = source_activator.borrow().as_ref() {
+                    activator.activate();
                 }
             }
             if !alive {
