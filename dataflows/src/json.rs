@@ -803,15 +803,46 @@ mod fast {
         }
 
         /// The quote that opens or closes a string at level `lvl`.
-        #[inline]
+        #[inline(always)]
         fn quote(&mut self, lvl: u32) -> Option<()> {
             if lvl == 0 {
                 return self.eat(b'"');
             }
+            if self.level_quote(lvl) {
+                return Some(());
+            }
+            self.quote_run(lvl)
+        }
+
+        /// [`Self::quote`] past levels 0–2's common spelling.
+        #[inline(never)]
+        fn quote_run(&mut self, lvl: u32) -> Option<()> {
             if self.peek()? != b'\\' {
                 return None;
             }
             matches!(self.run(lvl)?, (0, b'"')).then_some(())
+        }
+
+        /// Moves past the quote of level 1 or 2 if it is here, spelled out: a run of
+        /// exactly `2^lvl - 1` backslashes (the run cannot start earlier: callers stand
+        /// on its first backslash) and `"`, which [`Self::run`] reads as `(0, b'"')`.
+        /// `false` leaves the general case to `run`.
+        #[inline(always)]
+        fn level_quote(&mut self, lvl: u32) -> bool {
+            let len = match lvl {
+                1 if self.looking_at(br#"\""#) => 2,
+                2 if self.looking_at(br#"\\\""#) => 4,
+                _ => return false,
+            };
+            self.i += len;
+            true
+        }
+
+        /// Whether the input continues with `pattern` (of a length known when compiled,
+        /// so the comparison is one or two integer compares, not a `memcmp` call).
+        #[inline(always)]
+        fn looking_at<const N: usize>(&self, pattern: &[u8; N]) -> bool {
+            self.b.get(self.i..self.i + N).is_some_and(|here| here == pattern)
         }
 
         /// Four hex digits of a `\u` escape; surrogates are left to serde.
@@ -839,6 +870,9 @@ mod fast {
                 }
                 Some(b'\\') if lvl > 0 => {
                     let at = self.i;
+                    if self.level_quote(lvl) {
+                        return Some((start, at, false));
+                    }
                     if let Some((0, b'"')) = self.run(lvl) {
                         return Some((start, at, false));
                     }
