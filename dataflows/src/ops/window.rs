@@ -254,6 +254,9 @@ where
                 // Open windows by start, then by key: few starts are open at once, so closing pops
                 // whole starts and a record costs one small ordered lookup and one hash lookup.
                 let mut open: BTreeMap<i64, HashMap<K, A>> = BTreeMap::new();
+                // Keys in the window closed last: a new window's map starts at that size, which
+                // spares it most of its regrowth (rehashing was ~0.75 % of a worker's instructions).
+                let mut last_keys = 0;
                 // Per partition: its last mark.
                 let mut marks: HashMap<u32, Mark> = HashMap::default();
                 let mut closed_upto = i64::MIN;
@@ -290,7 +293,11 @@ where
                                     late.give((WindowOut::Late(origin), *cap.time(), 1));
                                     continue;
                                 }
-                                open.entry(start).or_default().entry(key).or_default().add(value);
+                                open.entry(start)
+                                    .or_insert_with(|| HashMap::with_capacity_and_hasher(last_keys, Default::default()))
+                                    .entry(key)
+                                    .or_default()
+                                    .add(value);
                             }
                         }
                         if let Some((cap, batch)) = marks_by_time.take(next) {
@@ -303,6 +310,7 @@ where
                                     break;
                                 }
                                 let (start, keys) = entry.remove_entry();
+                                last_keys = keys.len();
                                 for (key, agg) in keys {
                                     session.give((WindowOut::Closed((start, key, agg.finish())), *cap.time(), 1));
                                 }
