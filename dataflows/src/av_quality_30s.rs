@@ -75,9 +75,12 @@ impl AvRow {
     }
 }
 
-/// What one record contributes: zero, one or two `(key, value)` facts at its event time
-/// (audio, then video; an array rather than a vector, so that nothing is allocated).
-pub fn facts(a: &Agora, late: bool) -> Result<([Option<(AvKey, i64)>; 2], i64), Rejection> {
+/// A sample's audio and video facts, each `(key, value)` if present (an array rather
+/// than a vector, so that nothing is allocated).
+pub type AvFacts = [Option<(AvKey, i64)>; 2];
+
+/// What one record contributes: zero, one or two `(key, value)` facts at its event time.
+pub fn facts(a: &Agora, late: bool) -> Result<(AvFacts, i64), Rejection> {
     if a.user_type.read("user_type")?.map(Text::as_str) != Some("student") {
         return Ok(([None, None], 0));
     }
