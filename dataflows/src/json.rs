@@ -121,9 +121,9 @@ impl Field<crate::Text> {
         match s {
             Scalar::Null => Field::Null,
             Scalar::Str(s) => Field::Val(crate::Text::from(&*s)),
-            Scalar::Int(i) => Field::Val(crate::Text::new(itoa::Buffer::new().format(i))),
+            Scalar::Int(i) => Field::Val(int_text(i)),
             Scalar::Num(n) => Field::Val(crate::Text::from(n)),
-            Scalar::Bool(b) => Field::Val(crate::Text::const_new(if b { "true" } else { "false" })),
+            Scalar::Bool(b) => Field::Val(bool_text(b)),
             Scalar::Bad => Field::Bad,
         }
     }
@@ -132,6 +132,16 @@ impl Field<crate::Text> {
     pub fn as_str(&self) -> Option<&str> {
         self.val().map(crate::Text::as_str)
     }
+}
+
+/// An integer read as text (`305` becomes `"305"`).
+fn int_text(i: i64) -> crate::Text {
+    crate::Text::new(itoa::Buffer::new().format(i))
+}
+
+/// A boolean read as text.
+fn bool_text(b: bool) -> crate::Text {
+    crate::Text::const_new(if b { "true" } else { "false" })
 }
 
 impl Field<i64> {
@@ -192,9 +202,20 @@ enum SlotsRepr<'a> {
 }
 
 impl<'a> Slots<'a> {
-    /// Slot `i` as text ([`Field::from_str_scalar`]).
+    /// Slot `i` as text ([`Field::from_str_scalar`]; from the fast reader's slots
+    /// directly, without an intermediate [`Scalar`]).
     pub fn text(&self, i: usize) -> Field<crate::Text> {
-        Field::from_str_scalar(self.view(i))
+        let SlotsRepr::Fast(slots, owned) = &self.0 else {
+            return Field::from_str_scalar(self.view(i));
+        };
+        match slots[i] {
+            Slot::Null => Field::Null,
+            Slot::Str(s) => Field::Val(crate::Text::from(s)),
+            Slot::Owned(j) => Field::Val(crate::Text::from(owned[j].as_str())),
+            Slot::Int(v) => Field::Val(int_text(v)),
+            Slot::Bool(b) => Field::Val(bool_text(b)),
+            Slot::Bad => Field::Bad,
+        }
     }
 
     /// Slot `i` as an integer ([`Field::from_int_scalar`]).
@@ -1271,6 +1292,22 @@ mod tests {
 
     fn read(s: &str) -> Result<Vec<Scalar<'_>>, Reject> {
         read_paths(s.as_bytes(), PATHS)
+    }
+
+    #[test]
+    fn typed_text_from_every_kind_of_slot() {
+        let set = PathSet::new(PATHS);
+        let texts = |msg: &str| {
+            let slots = read_slots(msg.as_bytes(), &set).unwrap();
+            (0..PATHS.len()).map(|i| slots.text(i)).collect::<Vec<_>>()
+        };
+        let val = |s: &str| Field::Val(crate::Text::from(s));
+        // Literal, escaped string (decoded), negative integer.
+        assert_eq!(texts(r#"{"a": true, "n": {"x": "q\"w", "m": {"y": -12}}}"#), vec![val("true"), val("q\"w"), val("-12")]);
+        // Object where text is wanted, null, plain string nested as a string.
+        assert_eq!(texts(r#"{"a": {"k": 1}, "n": {"x": null, "m": "{\"y\": \"plain\"}"}}"#), vec![Field::Bad, Field::Null, val("plain")]);
+        // A float is read by the reference reader: its text as serde writes it; missing keys are NULL.
+        assert_eq!(texts(r#"{"a": 1.5, "n": {"x": false}}"#), vec![val("1.5"), val("false"), Field::Null]);
     }
 
     #[test]
