@@ -23,6 +23,10 @@ use std::fmt;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
+mod memo;
+
+pub use memo::KeyMemo;
+
 /// Why a message could not be read at all (SPEC §4 reasons).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reject {
@@ -267,17 +271,18 @@ pub fn read_slots_with<'a>(bytes: &'a [u8], set: &PathSet<'_>, scratch: &mut Scr
     // The common case (an object of plain strings, integers and nesting) is read by a borrowed
     // hand-rolled scanner; anything it is not sure about (floats, big numbers, surrogate escapes,
     // malformed input) is read again by the serde walker below, which has the last word.
-    if let Some((slots, owned)) = fast::read_slots(text, set, relabel(std::mem::take(&mut scratch.slots))) {
+    if let Some((slots, owned)) = fast::read_slots(text, set, relabel(std::mem::take(&mut scratch.slots)), &mut scratch.keys) {
         return Ok(Slots(SlotsRepr::Fast(slots, owned)));
     }
     slow_read(text, set.paths).map(|scalars| Slots(SlotsRepr::Slow(scalars)))
 }
 
 /// Buffers kept from one message to the next by a reader of many (one per source
-/// partition): the slot vector's allocation.
+/// partition): the slot vector's allocation, and the keys learned so far ([`KeyMemo`]).
 #[derive(Clone, Debug, Default)]
 pub struct Scratch {
     slots: Vec<Slot<'static>>,
+    keys: KeyMemo,
 }
 
 /// `slots`' allocation, emptied, for slots that borrow from another message. (An
@@ -335,6 +340,8 @@ pub fn read_paths_fast<'a>(text: &'a str, set: &PathSet<'_>) -> Option<Vec<Scala
 pub struct PathSet<'p> {
     paths: &'p [&'p [&'p str]],
     nodes: Vec<Node<'p>>,
+    /// Unique per compiled set: what a [`KeyMemo`] learned from.
+    id: u64,
 }
 
 /// A trie node: the keys expected in one object, and the paths below it.
@@ -431,7 +438,9 @@ impl<'p> PathSet<'p> {
                 }
             }
         }
-        PathSet { paths, nodes }
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        PathSet { paths, nodes, id }
     }
 
     /// The paths, in slot order.
@@ -670,7 +679,14 @@ fn into_owned(s: Scalar<'_>) -> Scalar<'static> {
 /// its quotes: it is borrowed, never copied. Only values that hold escapes
 /// at their own level are decoded, by unescaping their raw text `L + 1`
 /// times.
+///
+/// **Keys are guessed from earlier messages.** Given a [`KeyMemo`] (a source
+/// partition keeps one in its [`Scratch`]), the reader first compares each
+/// member with the key that came next last time in the same object at the
+/// same level, and reads the key in full only when that guess fails
+/// ([`memo`] states why a guess never changes what is read).
 mod fast {
+    use super::memo::{KeyMemo, Prev};
     use super::{bits, Edge, KeyProbe, PathSet, Scalar, Slot};
 
     /// The bytes of the little-endian word `w` that are `"`, `\\` or below 0x20, as
@@ -711,18 +727,19 @@ mod fast {
     const MAX_DEPTH: u32 = 64;
 
     /// At most this many escape levels are read in place.
-    const MAX_LEVEL: u32 = 8;
+    pub(super) const MAX_LEVEL: u32 = 8;
 
     pub(super) fn read<'a>(text: &'a str, set: &PathSet<'_>) -> Option<Vec<Scalar<'a>>> {
-        let (slots, owned) = read_slots(text, set, Vec::new())?;
+        let (slots, owned) = read_slots(text, set, Vec::new(), &mut KeyMemo::default())?;
         Some(super::Slots(super::SlotsRepr::Fast(slots, owned)).into_scalars())
     }
 
     /// The slots and the decoded strings they point into; the slots are written into `slots`
-    /// (an empty buffer, kept for its allocation).
-    pub(super) fn read_slots<'a>(text: &'a str, set: &PathSet<'_>, mut slots: Vec<Slot<'a>>) -> Option<(Vec<Slot<'a>>, Vec<String>)> {
+    /// (an empty buffer, kept for its allocation). Keys are guessed from, and learned into, `memo`.
+    pub(super) fn read_slots<'a>(text: &'a str, set: &PathSet<'_>, mut slots: Vec<Slot<'a>>, memo: &mut KeyMemo) -> Option<(Vec<Slot<'a>>, Vec<String>)> {
         slots.resize(set.paths.len(), Slot::Null);
-        let mut r = Reader { s: text, b: text.as_bytes(), i: 0, depth: 0, slots, written: 0, owned: Vec::new() };
+        memo.prepare(set);
+        let mut r = Reader { s: text, b: text.as_bytes(), i: 0, depth: 0, slots, written: 0, owned: Vec::new(), memo };
         r.ws(0);
         if r.peek()? != b'{' {
             return None;
@@ -735,7 +752,7 @@ mod fast {
         Some((r.slots, r.owned))
     }
 
-    struct Reader<'a> {
+    struct Reader<'a, 'm> {
         s: &'a str,
         b: &'a [u8],
         i: usize,
@@ -745,9 +762,11 @@ mod fast {
         owned: Vec<String>,
         /// The slots that are not NULL.
         written: u64,
+        /// Keys learned from earlier messages.
+        memo: &'m mut KeyMemo,
     }
 
-    impl<'a> Reader<'a> {
+    impl<'a> Reader<'a, '_> {
         /// Whitespace at level `lvl`: nested text keeps only plain spaces (an
         /// escaped newline there is left to serde).
         #[inline(always)]
@@ -1163,6 +1182,21 @@ mod fast {
             }
         }
 
+        /// A member's key and its colon, read in full at level `lvl` in the object of trie node
+        /// `node`: which expected key it is, and the span of its bytes from the opening quote
+        /// through the colon if it can be learned ([`super::memo`]: no escapes, no whitespace).
+        #[allow(clippy::type_complexity)]
+        fn member_key(&mut self, set: &PathSet<'_>, node: usize, lvl: u32) -> Option<(Option<usize>, Option<(usize, usize)>)> {
+            let from = self.i;
+            let (start, end) = self.key(lvl)?;
+            let closed = self.i;
+            self.ws(lvl);
+            self.eat(b':')?;
+            let probe = KeyProbe::new(self.b, start, end);
+            let edge = set.nodes[node].edges.iter().position(|e| e.is(&probe));
+            Some((edge, (self.i == closed + 1).then_some((from, self.i))))
+        }
+
         /// An object at `{` on level `lvl`, filling the slots of the paths below trie node `node`.
         fn object(&mut self, set: &PathSet<'_>, node: usize, lvl: u32) -> Option<()> {
             self.enter()?;
@@ -1174,14 +1208,29 @@ mod fast {
                 return Some(());
             }
             let edges = &set.nodes[node].edges;
+            let table = KeyMemo::table(node, lvl);
+            let mut prev = Prev::Start;
             loop {
                 self.ws(lvl);
-                let (start, end) = self.key(lvl)?;
+                let edge = match self.memo.guess(table, prev) {
+                    Some((here, key)) if key.starts(&self.b[self.i..]) => {
+                        self.i += key.len();
+                        prev = here;
+                        let edge = key.edge();
+                        #[cfg(test)]
+                        {
+                            self.memo.hits += 1;
+                        }
+                        edge
+                    }
+                    _ => {
+                        let (edge, learned) = self.member_key(set, node, lvl)?;
+                        prev = self.memo.learn(table, prev, learned.map(|(from, to)| &self.b[from..to]), edge);
+                        edge
+                    }
+                };
                 self.ws(lvl);
-                self.eat(b':')?;
-                self.ws(lvl);
-                let probe = KeyProbe::new(self.b, start, end);
-                match edges.iter().find(|e| e.is(&probe)) {
+                match edge.map(|e| &edges[e]) {
                     Some(&Edge { leaf: Some(i), .. }) => self.leaf(lvl, i)?,
                     Some(&Edge { child: Some(child), .. }) => self.nested(set, child, lvl)?,
                     _ => self.skip(lvl)?,
@@ -1464,17 +1513,19 @@ mod tests {
         assert!(answered > 700, "{answered}");
     }
 
-    /// Seeded mutations of nested messages: wherever the fast reader answers, it agrees with serde.
-    #[test]
-    fn fast_reader_agrees_with_serde_on_mutations() {
-        let paths: &[&[&str]] = &[&["t"], &["d", "u"], &["d", "m", "k"], &["d", "m", "g", "a"], &["d", "m", "g", "b"]];
-        let set = PathSet::new(paths);
-        let bases = [
-            r#"{"t":"2025-12-02 08:00:00.725","d":{"m":"{\"g\":\"{\\\"a\\\":\\\"move\\\",\\\"b\\\":\\\"15\\\",\\\"c\\\":\\\"x\\\"}\",\"k\":116}","u":"900022"}}"#,
-            r#"{"t":"x","d":"{\"m\":\"{\\\"g\\\":\\\"{\\\\\\\"a\\\\\\\":\\\\\\\"m\\\\\\\",\\\\\\\"b\\\\\\\":\\\\\\\"3\\\\\\\"}\\\",\\\"k\\\":\\\"116\\\"}\",\"u\":\"100185\"}"}"#,
-            r#"{"t": "y", "d": "{\"m\": {\"g\": {\"a\": \"q\\\"r\", \"b\": 11}, \"k\": \"116\"}, \"u\": 100181}"}"#,
-            r#"{"d":{"m":{"g":{"a":"add","b":"2"},"k":116},"u":100156},"t":"2025"}"#,
-        ];
+    const MUTATION_PATHS: &[&[&str]] = &[&["t"], &["d", "u"], &["d", "m", "k"], &["d", "m", "g", "a"], &["d", "m", "g", "b"]];
+
+    /// Nested messages in the shapes of the timeline topic, objects and strings at every level.
+    const MUTATION_BASES: [&str; 4] = [
+        r#"{"t":"2025-12-02 08:00:00.725","d":{"m":"{\"g\":\"{\\\"a\\\":\\\"move\\\",\\\"b\\\":\\\"15\\\",\\\"c\\\":\\\"x\\\"}\",\"k\":116}","u":"900022"}}"#,
+        r#"{"t":"x","d":"{\"m\":\"{\\\"g\\\":\\\"{\\\\\\\"a\\\\\\\":\\\\\\\"m\\\\\\\",\\\\\\\"b\\\\\\\":\\\\\\\"3\\\\\\\"}\\\",\\\"k\\\":\\\"116\\\"}\",\"u\":\"100185\"}"}"#,
+        r#"{"t": "y", "d": "{\"m\": {\"g\": {\"a\": \"q\\\"r\", \"b\": 11}, \"k\": \"116\"}, \"u\": 100181}"}"#,
+        r#"{"d":{"m":{"g":{"a":"add","b":"2"},"k":116},"u":100156},"t":"2025"}"#,
+    ];
+
+    /// `per_base` seeded mutations (one to three bytes removed, inserted or replaced) of each
+    /// base, round-robin over the bases; those that are still UTF-8.
+    fn mutations(per_base: usize) -> Vec<String> {
         let alphabet = b"\\\"{}[],: nu0/\n9a";
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = move |n: usize| {
@@ -1483,10 +1534,9 @@ mod tests {
             state ^= state << 17;
             (state % n as u64) as usize
         };
-        let (mut answered, mut total) = (0, 0);
-        for base in bases {
-            assert!(fast::read(base, &set).is_some(), "{base}");
-            for _ in 0..3000 {
+        let mut out = Vec::new();
+        for _ in 0..per_base {
+            for base in MUTATION_BASES {
                 let mut bytes = base.as_bytes().to_vec();
                 for _ in 0..1 + next(3) {
                     let at = next(bytes.len());
@@ -1498,16 +1548,95 @@ mod tests {
                         _ => bytes[at] = alphabet[next(alphabet.len())],
                     }
                 }
-                let Ok(text) = std::str::from_utf8(&bytes) else { continue };
-                total += 1;
-                if let Some(fast) = fast::read(text, &set) {
-                    answered += 1;
-                    assert_eq!(Ok(fast), slow_read(text, paths), "{text}");
-                }
+                out.extend(String::from_utf8(bytes).ok());
+            }
+        }
+        out
+    }
+
+    /// Seeded mutations of nested messages: wherever the fast reader answers, it agrees with serde.
+    #[test]
+    fn fast_reader_agrees_with_serde_on_mutations() {
+        let set = PathSet::new(MUTATION_PATHS);
+        for base in MUTATION_BASES {
+            assert!(fast::read(base, &set).is_some(), "{base}");
+        }
+        let texts = mutations(3000);
+        let mut answered = 0;
+        for text in &texts {
+            if let Some(fast) = fast::read(text, &set) {
+                answered += 1;
+                assert_eq!(Ok(fast), slow_read(text, MUTATION_PATHS), "{text}");
             }
         }
         // The mutations must leave the fast reader enough to answer for the test to mean anything.
-        assert!(answered * 20 > total, "fast reader answered {answered} of {total}");
+        assert!(answered * 20 > texts.len(), "fast reader answered {answered} of {}", texts.len());
+    }
+
+    /// `text` read through `scratch` (with what it learned before), as owned scalars.
+    fn read_kept(text: &str, set: &PathSet<'_>, scratch: &mut Scratch) -> Result<Vec<Scalar<'static>>, Reject> {
+        read_slots_with(text.as_bytes(), set, scratch).map(|slots| {
+            let scalars = (0..set.paths.len()).map(|i| into_owned(slots.view(i))).collect();
+            slots.recycle(scratch);
+            scalars
+        })
+    }
+
+    /// The same mutations read one after another through one kept scratch, so that every
+    /// message is read with the keys learned from the others (mostly wrong guesses, and right
+    /// ones on bytes that differ just after the key): each reads as it does afresh, and as
+    /// serde reads it.
+    #[test]
+    fn learned_keys_never_change_what_is_read() {
+        let set = PathSet::new(MUTATION_PATHS);
+        let mut scratch = Scratch::default();
+        let texts = mutations(1500);
+        for text in &texts {
+            let kept = read_kept(text, &set, &mut scratch);
+            assert_eq!(kept, read_path_set(text.as_bytes(), &set).map(|v| v.into_iter().map(into_owned).collect()), "{text}");
+            assert_eq!(kept, slow_read(text, MUTATION_PATHS).map(|v| v.into_iter().map(into_owned).collect()), "{text}");
+        }
+        // The guesses were taken (the memo was used, so the comparison means something).
+        assert!(scratch.keys.hits > texts.len(), "{} hits over {} messages", scratch.keys.hits, texts.len());
+    }
+
+    /// Learned keys against keys that extend them, share their prefix, come in another order,
+    /// with whitespace, at another level or object, repeated, escaped, near the end of the
+    /// message, and at the longest pattern learned; values by hand.
+    #[test]
+    fn learned_keys_match_only_themselves() {
+        let long = "k".repeat(super::memo::PATTERN - 3); // `"k…k":` is exactly PATTERN bytes
+        let longer = "k".repeat(super::memo::PATTERN - 2); // one byte too long to learn
+        let paths: &[&[&str]] = &[&["ab"], &["abc"], &["n", "ab"], &[long.as_str()], &[longer.as_str()]];
+        let set = PathSet::new(paths);
+        let mut scratch = Scratch::default();
+        let int = Scalar::Int;
+        let null = || Scalar::Null;
+        let cases: Vec<(String, Vec<Scalar<'static>>)> = vec![
+            (r#"{"ab":1,"abc":2}"#.into(), vec![int(1), int(2), null(), null(), null()]),
+            (r#"{"abc":3,"ab":4}"#.into(), vec![int(4), int(3), null(), null(), null()]),
+            (r#"{"ab":5,"abc":6}"#.into(), vec![int(5), int(6), null(), null(), null()]),
+            (r#"{"ab" :7,"abc": 8}"#.into(), vec![int(7), int(8), null(), null(), null()]),
+            (r#"{"abd":1,"ab":2,"abcd":3}"#.into(), vec![int(2), null(), null(), null(), null()]),
+            (r#"{"n":"{\"ab\":9}","ab":10}"#.into(), vec![int(10), null(), int(9), null(), null()]),
+            (r#"{"n":{"ab":11},"ab":12}"#.into(), vec![int(12), null(), int(11), null(), null()]),
+            (r#"{"n":{"abc":11},"ab":12}"#.into(), vec![int(12), null(), null(), null(), null()]),
+            (r#"{"ab":1,"ab":2}"#.into(), vec![int(2), null(), null(), null(), null()]),
+            (r#"{"a\u0062":13}"#.into(), vec![int(13), null(), null(), null(), null()]),
+            (r#"{"ab":14}"#.into(), vec![int(14), null(), null(), null(), null()]),
+            (r#"{"ab":15}"#.into(), vec![int(15), null(), null(), null(), null()]),
+            (r#"{"abc":16}"#.into(), vec![null(), int(16), null(), null(), null()]),
+            (format!(r#"{{"{long}":1,"{longer}":2}}"#), vec![null(), null(), null(), int(1), int(2)]),
+            (format!(r#"{{"{long}":3,"{longer}":4}}"#), vec![null(), null(), null(), int(3), int(4)]),
+            (format!(r#"{{"{long}k":5,"{long}":6}}"#), vec![null(), null(), null(), int(6), int(5)]),
+            // Same length as the learned key, one byte different at its end.
+            (format!(r#"{{"{}j":5}}"#, &long[1..]), vec![null(), null(), null(), null(), null()]),
+            (format!(r#"{{"{longer}":7,"{long}":8,"ab":9}}"#), vec![int(9), null(), null(), int(8), int(7)]),
+        ];
+        for (text, want) in &cases {
+            assert_eq!(read_kept(text, &set, &mut scratch).as_ref(), Ok(want), "{text}");
+        }
+        assert!(scratch.keys.hits >= 8, "{} hits", scratch.keys.hits);
     }
 
     /// Typed fields made from slots equal the conversions of the same values as scalars.
