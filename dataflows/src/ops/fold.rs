@@ -67,7 +67,7 @@ where
                     group_by_key(&mut batch);
                     let time = *cap.time();
                     let mut session = output.session(&cap);
-                    let mut records = batch.into_iter().peekable();
+                    let mut records = batch.drain(..).peekable();
                     while let Some((key, _, first)) = records.next() {
                         // One clone of the old state (to compare and retract) and one of the new (to emit).
                         match state.get_mut(&key) {
@@ -94,6 +94,8 @@ where
                             }
                         }
                     }
+                    drop(records);
+                    stash.recycle(batch);
                 }
             }
         })

@@ -58,11 +58,23 @@ pub fn inserts<'s, D: Clone + 'static>(stream: StreamVec<'s, Time, D>) -> VecCol
 /// so that all of a time's records are seen together, in a deterministic order.
 pub(crate) struct Stash<D> {
     pending: BTreeMap<Time, (Capability<Time>, Vec<D>)>,
+    /// A drained buffer given back ([`Self::recycle`]), for the next new time: a time's
+    /// records then land in a buffer already grown to about their number.
+    spare: Vec<D>,
 }
 
 impl<D> Stash<D> {
     pub(crate) fn new() -> Self {
-        Stash { pending: BTreeMap::new() }
+        Stash { pending: BTreeMap::new(), spare: Vec::new() }
+    }
+
+    /// Gives back a buffer that [`Self::take`] or [`Self::pop_complete`] returned, once
+    /// drained, so that the next time's records do not grow a new one from empty.
+    pub(crate) fn recycle(&mut self, mut buffer: Vec<D>) {
+        buffer.clear();
+        if buffer.capacity() > self.spare.capacity() {
+            self.spare = buffer;
+        }
     }
 
     /// Adds the records of `containers`, received under `cap`, leaving the containers empty
@@ -73,7 +85,8 @@ impl<D> Stash<D> {
     where
         D: 'c,
     {
-        let (_, stashed) = self.pending.entry(*cap.time()).or_insert_with(|| (cap, Vec::new()));
+        let spare = &mut self.spare;
+        let (_, stashed) = self.pending.entry(*cap.time()).or_insert_with(|| (cap, std::mem::take(spare)));
         for container in containers {
             stashed.append(container);
         }

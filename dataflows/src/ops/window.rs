@@ -281,9 +281,9 @@ where
                         if frontier1.less_equal(&next) || frontier2.less_equal(&next) {
                             break;
                         }
-                        if let Some((cap, batch)) = records_by_time.take(next) {
+                        if let Some((cap, mut batch)) = records_by_time.take(next) {
                             let mut late = output.session(&cap);
-                            for (key, event_time, value, origin) in batch {
+                            for (key, event_time, value, origin) in batch.drain(..) {
                                 let start = event_time.div_euclid(width) * width;
                                 // A window closes only when every partition's watermark passed it, and
                                 // sources drop records behind their partition's watermark, so a record
@@ -299,6 +299,7 @@ where
                                     .or_default()
                                     .add(value);
                             }
+                            records_by_time.recycle(batch);
                         }
                         if let Some((cap, batch)) = marks_by_time.take(next) {
                             marks.extend(batch);
