@@ -1222,7 +1222,8 @@ mod fast {
             let table = KeyMemo::table(node, lvl);
             let mut prev = Prev::Start;
             loop {
-                self.ws(lvl);
+                // A learned key starts with its quote: whitespace before it makes the guess
+                // fail, and the full reading below skips it.
                 let edge = match self.memo.guess(table, prev) {
                     Some((here, key)) if key.starts(&self.b[self.i..]) => {
                         self.i += key.len();
@@ -1235,6 +1236,7 @@ mod fast {
                         edge
                     }
                     _ => {
+                        self.ws(lvl);
                         let (edge, learned) = self.member_key(set, node, lvl)?;
                         prev = self.memo.learn(table, prev, learned.map(|(from, to)| &self.b[from..to]), edge);
                         edge
