@@ -222,6 +222,26 @@ impl<'a> Slots<'a> {
         }
     }
 
+    /// Whether slot `i`, as text ([`Self::text`]), is `want`: NULL and unreadable
+    /// values stay so. Compares without making the text.
+    pub fn text_is(&self, i: usize, want: &str) -> Field<bool> {
+        let SlotsRepr::Fast(slots, owned) = &self.0 else {
+            return match Field::from_str_scalar(self.view(i)) {
+                Field::Val(text) => Field::Val(text == want),
+                Field::Null => Field::Null,
+                Field::Bad => Field::Bad,
+            };
+        };
+        match slots[i] {
+            Slot::Null => Field::Null,
+            Slot::Str(s) => Field::Val(s == want),
+            Slot::Owned(j) => Field::Val(owned[j] == want),
+            Slot::Int(v) => Field::Val(itoa::Buffer::new().format(v) == want),
+            Slot::Bool(b) => Field::Val(bool_text(b) == want),
+            Slot::Bad => Field::Bad,
+        }
+    }
+
     /// Slot `i` as an integer ([`Field::from_int_scalar`]; from the fast reader's slots
     /// directly).
     pub fn int(&self, i: usize) -> Field<i64> {
@@ -1650,6 +1670,33 @@ mod tests {
             assert_eq!(read_kept(text, &set, &mut scratch).as_ref(), Ok(want), "{text}");
         }
         assert!(scratch.keys.hits >= 8, "{} hits", scratch.keys.hits);
+    }
+
+    /// `text_is` agrees with comparing the text made by `text`, for every kind of slot and
+    /// from both readers (a float sends the message to the reference reader).
+    #[test]
+    fn text_is_agrees_with_the_text() {
+        let paths: &[&[&str]] = &[&["v"]];
+        let set = PathSet::new(paths);
+        let values = [
+            "305", r#""305""#, r#""0305""#, "-305", r#""30""#, r#""\u0033\u00305""#, "true", r#""true""#, "null", r#""""#,
+            "{}", "[305]", "305.0", r#""课""#,
+        ];
+        for value in values {
+            for tail in ["", r#", "f": 1.5"#] {
+                let msg = format!(r#"{{"v": {value}{tail}}}"#);
+                let slots = read_slots(msg.as_bytes(), &set).unwrap();
+                for want in ["305", "true", "30", "305.0", "课", ""] {
+                    let text = slots.text(0);
+                    let expected = match &text {
+                        Field::Val(t) => Field::Val(t == want),
+                        Field::Null => Field::Null,
+                        Field::Bad => Field::Bad,
+                    };
+                    assert_eq!(slots.text_is(0, want), expected, "{msg} is {want:?} (text {text:?})");
+                }
+            }
+        }
     }
 
     /// Typed fields made from slots equal the conversions of the same values as scalars.

@@ -30,6 +30,13 @@ use crate::ops::inserts;
 use crate::topics::Signal;
 use crate::{Diff, Pos, Rejection, Time};
 
+/// The `msgId` of the signals kept.
+pub const MSG_ID: &str = "305";
+/// The `msgType` of the signals kept.
+pub const MSG_TYPE: &str = "116";
+/// The `role` of the signals kept (students).
+pub const ROLE: &str = "2";
+
 /// The classroom action a kept signal stands for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum SignalEvent {
@@ -123,13 +130,15 @@ pub struct CleanSignal {
 pub type SignalRow = (Pos, Box<CleanSignal>);
 
 /// Cleans one raw signal: `Ok(None)` if the business rules drop it. The signal's
-/// texts move into the clean record (no copies).
+/// texts move into the clean record (no copies); its `msgId`, `msgType` and `role`
+/// were only compared with [`MSG_ID`], [`MSG_TYPE`] and [`ROLE`], which a kept
+/// record holds.
 pub fn clean(s: Signal) -> Result<Option<CleanSignal>, Rejection> {
     let Signal { create_time, user_id, room_id, timestamp, role, msg_id, msg_type, target_id, target_type, action, sub_action, page_index } = s;
     let msg_id = msg_id.into_read("msgId")?;
     let msg_type = msg_type.into_read("msgType")?;
     let role = role.into_read("role")?;
-    if msg_id.as_deref() != Some("305") || msg_type.as_deref() != Some("116") || role.as_deref() != Some("2") {
+    if msg_id != Some(true) || msg_type != Some(true) || role != Some(true) {
         return Ok(None);
     }
     let target_id = target_id.into_read("targetId")?;
@@ -144,9 +153,9 @@ pub fn clean(s: Signal) -> Result<Option<CleanSignal>, Rejection> {
         message_time_stamp: timestamp.into_read("timestamp")?,
         user_id: user_id.into_read("userId")?,
         room_id: room_id.into_read("roomId")?,
-        role,
-        msg_id,
-        msg_type,
+        role: Some(Text::const_new(ROLE)),
+        msg_id: Some(Text::const_new(MSG_ID)),
+        msg_type: Some(Text::const_new(MSG_TYPE)),
         target_id,
         target_type,
         action,

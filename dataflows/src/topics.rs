@@ -4,7 +4,10 @@
 //! `topic_record!` macro generates the struct and its `parse`, which reads a
 //! message value once through [`crate::json::read_slots_with`]. Every field is a
 //! [`Field`]: NULL, a value, or `Bad` (present but unreadable), so that a bad
-//! field only rejects the record for the metrics that read it.
+//! field only rejects the record for the metrics that read it. A field's type is
+//! `str` (any scalar as text), `int` (an integer, or a string holding one) or
+//! `is(TEXT)` (whether the field, as text, is `TEXT`: for fields a metric only
+//! compares with a constant, so that no text is made for them).
 
 use serde::{Deserialize, Serialize};
 
@@ -54,7 +57,7 @@ impl Topic {
 }
 
 macro_rules! topic_record {
-    ($(#[$meta:meta])* $name:ident { $( $(#[$fmeta:meta])* $field:ident : $ty:ident = [$($seg:literal),+] ),* $(,)? }) => {
+    ($(#[$meta:meta])* $name:ident { $( $(#[$fmeta:meta])* $field:ident : $ty:ident $(($want:expr))? = [$($seg:literal),+] ),* $(,)? }) => {
         $(#[$meta])*
         #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         pub struct $name { $( $(#[$fmeta])* pub $field: Field<topic_record!(@ty $ty)>, )* }
@@ -78,7 +81,7 @@ macro_rules! topic_record {
             pub fn parse_with(bytes: &[u8], scratch: &mut Scratch) -> Result<Self, Reject> {
                 let slots = read_slots_with(bytes, Self::path_set(), scratch)?;
                 let mut index = 0..;
-                let record = Self { $( $field: topic_record!(@read $ty, slots, index.next().unwrap_or_default()), )* };
+                let record = Self { $( $field: topic_record!(@read $ty, $($want,)? slots, index.next().unwrap_or_default()), )* };
                 slots.recycle(scratch);
                 Ok(record)
             }
@@ -86,8 +89,10 @@ macro_rules! topic_record {
     };
     (@ty str) => { crate::Text };
     (@ty int) => { i64 };
+    (@ty is) => { bool };
     (@read str, $slots:ident, $i:expr) => { $slots.text($i) };
     (@read int, $slots:ident, $i:expr) => { $slots.int($i) };
+    (@read is, $want:expr, $slots:ident, $i:expr) => { $slots.text_is($i, $want) };
 }
 
 topic_record! {
@@ -98,9 +103,10 @@ topic_record! {
         room_id: str = ["data", "roomId"],
         /// Event time of 2.3, ms.
         timestamp: int = ["data", "timestamp"],
-        role: str = ["data", "role"],
-        msg_id: str = ["data", "msgid"],
-        msg_type: str = ["data", "msg", "msgtype"],
+        /// 2.1 keeps only students' signals of one id and type: these three are only compared.
+        role: is(crate::student_signal_etl::ROLE) = ["data", "role"],
+        msg_id: is(crate::student_signal_etl::MSG_ID) = ["data", "msgid"],
+        msg_type: is(crate::student_signal_etl::MSG_TYPE) = ["data", "msg", "msgtype"],
         target_id: str = ["data", "msg", "msg_data", "target_id"],
         target_type: str = ["data", "msg", "msg_data", "target_type"],
         action: str = ["data", "msg", "msg_data", "action"],
@@ -223,9 +229,7 @@ mod tests {
         let s = Signal::parse(raw).unwrap();
         assert_eq!(s.user_id, Field::Val("7".into()));
         assert_eq!(s.timestamp, Field::Val(1_764_662_400_000));
-        assert_eq!(s.role, Field::Val("2".into()));
-        assert_eq!(s.msg_id, Field::Val("305".into()));
-        assert_eq!(s.msg_type, Field::Val("116".into()));
+        assert_eq!((s.role, s.msg_id, s.msg_type), (Field::Val(true), Field::Val(true), Field::Val(true)));
         assert_eq!(s.target_type, Field::Val("shape".into()));
         assert_eq!(s.action, Field::Val("move".into()));
         assert_eq!(s.sub_action, Field::Null);
