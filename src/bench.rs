@@ -1,7 +1,8 @@
 //! `edu-rtdw bench`: the in-memory throughput harness.
 //!
 //! The seeded sample (`connectors::sample::messages`, byte for byte what `gen`
-//! writes) is generated once into memory, grouped by topic and partition. Each
+//! writes) is generated once into memory, grouped by topic and partition, each
+//! partition's values back to back in one buffer (as a source holds them). Each
 //! run builds the full dataflow of all seven metrics (`dataflows::build`) over
 //! an in-memory source that feeds the raw bytes through
 //! `dataflows::ingest::PartitionIngest` exactly as the file source does
@@ -82,7 +83,34 @@ pub struct BenchArgs {
 struct Part {
     topic: Topic,
     partition: u32,
-    values: Arc<Vec<Vec<u8>>>,
+    values: Arc<Messages>,
+}
+
+/// A partition's message values back to back in one buffer, as a source holds them
+/// (a file's read buffer, a Kafka fetch), not one allocation per message: reading
+/// them walks memory in order, as the file and Kafka sources do.
+#[derive(Default)]
+struct Messages {
+    bytes: Vec<u8>,
+    /// Where each message ends in `bytes`.
+    ends: Vec<usize>,
+}
+
+impl Messages {
+    fn push(&mut self, value: &[u8]) {
+        self.bytes.extend_from_slice(value);
+        self.ends.push(self.bytes.len());
+    }
+
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Message `i` (`i < len`).
+    fn get(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.bytes[start..self.ends[i]]
+    }
 }
 
 /// Where a source gets its messages from.
@@ -95,7 +123,7 @@ enum Feed {
 }
 
 /// A source partition: its ingest state, its messages (`None`: synthetic orders), length, next offset, done.
-type SourcePart = (PartitionIngest, Option<Arc<Vec<Vec<u8>>>>, u64, u64, bool);
+type SourcePart = (PartitionIngest, Option<Arc<Messages>>, u64, u64, bool);
 
 /// What one run measured.
 struct RunResult {
@@ -246,7 +274,7 @@ fn run_once(feed: &Feed, workers: usize, args: &BenchArgs, sqlite: Option<PathBu
                     for (ingest, values, len, next, done) in parts.iter_mut() {
                         while *next < end.min(*len) {
                             match values {
-                                Some(v) => ingest.ingest(*next, &v[*next as usize], &mut out),
+                                Some(v) => ingest.ingest(*next, v.get(*next as usize), &mut out),
                                 None => ingest.ingest(*next, &synthetic_order(*next * partitions + u64::from(ingest.partition())), &mut out),
                             }
                             *next += 1;
@@ -467,12 +495,12 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     let generated = Instant::now();
     let opts = GenOptions { scale: args.scale, seed: args.seed, partitions: args.partitions };
-    let mut by_part: std::collections::BTreeMap<(usize, u32), Vec<Vec<u8>>> = Default::default();
+    let mut by_part: std::collections::BTreeMap<(usize, u32), Messages> = Default::default();
     let mut bytes = 0usize;
     for m in messages(&opts) {
         let topic = Topic::from_name(m.topic).ok_or_else(|| anyhow!("unknown topic {}", m.topic))?;
         bytes += m.value.len();
-        by_part.entry((topic as usize, m.partition)).or_default().push(m.value);
+        by_part.entry((topic as usize, m.partition)).or_default().push(&m.value);
     }
     let parts: Vec<Part> = by_part
         .into_iter()
