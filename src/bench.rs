@@ -150,14 +150,17 @@ fn reset_peak() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
-/// CPU time of the whole process so far (user + system), in seconds.
+/// CPU time of the whole process so far (user + system, every thread, those that ended
+/// included), in seconds, to the microsecond (`getrusage`; `/proc/self/stat` counts in
+/// 10 ms ticks, too coarse for the short per-metric runs). 0 if the call fails.
 fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: `getrusage` fills the `rusage` it is pointed at (a valid, writable one here)
+    // and reports failure by its return value; `rusage` is plain data, so the zeroed value
+    // is a valid one to read even if it did not.
+    let (ok, usage) = unsafe { (libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) == 0, usage.assume_init()) };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    if ok { seconds(usage.ru_utime) + seconds(usage.ru_stime) } else { 0.0 }
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {
@@ -385,7 +388,7 @@ impl Runs {
 
     fn add(&mut self, r: &RunResult) -> anyhow::Result<()> {
         self.rates.push(r.records as f64 / r.seconds);
-        self.per_cpu.push(r.records as f64 / r.cpu.max(0.01));
+        self.per_cpu.push(r.records as f64 / r.cpu.max(1e-6));
         self.latency.add(&r.latency)?;
         self.peak = self.peak.max(r.peak_rss);
         self.records = r.records;
