@@ -499,10 +499,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let generated = Instant::now();
     let opts = GenOptions { scale: args.scale, seed: args.seed, partitions: args.partitions };
     let mut by_part: std::collections::BTreeMap<(usize, u32), Messages> = Default::default();
-    let mut bytes = 0usize;
     for m in messages(&opts) {
         let topic = Topic::from_name(m.topic).ok_or_else(|| anyhow!("unknown topic {}", m.topic))?;
-        bytes += m.value.len();
         by_part.entry((topic as usize, m.partition)).or_default().push(&m.value);
     }
     let parts: Vec<Part> = by_part
@@ -510,6 +508,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         .map(|((t, partition), values)| Part { topic: Topic::ALL[t], partition, values: Arc::new(values) })
         .collect();
     let total: usize = parts.iter().map(|p| p.values.len()).sum();
+    let bytes: usize = parts.iter().map(|p| p.values.bytes.len()).sum();
     println!(
         "edu-rtdw bench: {total} messages ({:.1} MiB of JSON) from gen --scale {} --seed {} --partitions {} in {:.1} s; epoch {} records/partition, {} runs each, sink {}",
         mib(bytes as u64),

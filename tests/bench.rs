@@ -7,20 +7,11 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// Runs `edu-rtdw` with `args` in `dir` (bounded), panicking unless it exits 0.
 fn run(args: &[&str], dir: &Path) -> String {
-    let child = Command::new(env!("CARGO_BIN_EXE_edu-rtdw"))
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run edu-rtdw");
-    let out = common::wait_within(child, &format!("edu-rtdw {}", args.join(" ")), Duration::from_secs(300));
+    let out = common::edu_rtdw_within(args, dir, Duration::from_secs(300));
     assert!(out.status.success(), "edu-rtdw {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

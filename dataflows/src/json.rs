@@ -110,6 +110,15 @@ impl<T> Field<T> {
         }
     }
 
+    /// The value changed by `f`; NULL and unreadable stay so.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Field<U> {
+        match self {
+            Field::Val(v) => Field::Val(f(v)),
+            Field::Null => Field::Null,
+            Field::Bad => Field::Bad,
+        }
+    }
+
     /// Per-column LAST_VALUE: a later non-NULL value replaces, a later NULL keeps.
     pub fn merge_last(&mut self, later: Field<T>) {
         if let Field::Val(_) = later {
@@ -226,11 +235,7 @@ impl<'a> Slots<'a> {
     /// values stay so. Compares without making the text.
     pub fn text_is(&self, i: usize, want: &str) -> Field<bool> {
         let SlotsRepr::Fast(slots, owned) = &self.0 else {
-            return match Field::from_str_scalar(self.view(i)) {
-                Field::Val(text) => Field::Val(text == want),
-                Field::Null => Field::Null,
-                Field::Bad => Field::Bad,
-            };
+            return Field::from_str_scalar(self.view(i)).map(|text| text == want);
         };
         match slots[i] {
             Slot::Null => Field::Null,
@@ -1406,12 +1411,7 @@ mod tests {
         ];
         for text in messages {
             let fresh = read_path_set(text.as_bytes(), &set);
-            let kept = read_slots_with(text.as_bytes(), &set, &mut scratch).map(|slots| {
-                let scalars = (0..PATHS.len()).map(|i| into_owned(slots.view(i))).collect::<Vec<_>>();
-                slots.recycle(&mut scratch);
-                scalars
-            });
-            assert_eq!(kept, fresh, "{text}");
+            assert_eq!(read_kept(text, &set, &mut scratch), fresh, "{text}");
         }
         // The buffer came back each time, with its allocation.
         assert!(scratch.slots.is_empty() && scratch.slots.capacity() >= PATHS.len());
@@ -1688,11 +1688,7 @@ mod tests {
                 let slots = read_slots(msg.as_bytes(), &set).unwrap();
                 for want in ["305", "true", "30", "305.0", "课", ""] {
                     let text = slots.text(0);
-                    let expected = match &text {
-                        Field::Val(t) => Field::Val(t == want),
-                        Field::Null => Field::Null,
-                        Field::Bad => Field::Bad,
-                    };
+                    let expected = text.clone().map(|t| t == want);
                     assert_eq!(slots.text_is(0, want), expected, "{msg} is {want:?} (text {text:?})");
                 }
             }

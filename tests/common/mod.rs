@@ -68,6 +68,11 @@ pub fn wait_within(child: Child, what: &str, limit: Duration) -> Output {
 
 /// Runs `edu-rtdw` with `args` and returns its output (bounded by [`run_limit`]).
 pub fn edu_rtdw(args: &[&str], cwd: &Path) -> Output {
+    edu_rtdw_within(args, cwd, run_limit())
+}
+
+/// [`edu_rtdw`] with an explicit limit.
+pub fn edu_rtdw_within(args: &[&str], cwd: &Path, limit: Duration) -> Output {
     let child = Command::new(env!("CARGO_BIN_EXE_edu-rtdw"))
         .args(args)
         .current_dir(cwd)
@@ -76,7 +81,7 @@ pub fn edu_rtdw(args: &[&str], cwd: &Path) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("run edu-rtdw");
-    wait_bounded(child, &format!("edu-rtdw {}", args.join(" ")))
+    wait_within(child, &format!("edu-rtdw {}", args.join(" ")), limit)
 }
 
 /// Runs a file replay of `input` into `db` with `workers` workers; panics unless it exits 0.
