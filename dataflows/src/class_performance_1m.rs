@@ -18,7 +18,7 @@ use timely::dataflow::StreamVec;
 
 use crate::Text;
 use crate::ops::window::{split_late, tumbling, Count, Mark, Origin};
-use crate::student_signal_etl::{CleanSignal, SignalEvent};
+use crate::student_signal_etl::{CleanSignal, SignalEvent, ROLE};
 use crate::{DeadLetter, Diff, Metric, Rejection, Time, Topic};
 
 /// Window width: one minute.
@@ -57,6 +57,9 @@ impl MinuteRow {
     }
 }
 
+/// [`ROLE`] as a number.
+const ROLE_NUMBER: i8 = 2;
+
 fn integer(text: Option<&Text>, name: &'static str) -> Result<i64, Rejection> {
     text.and_then(|t| t.parse::<i64>().ok()).ok_or(Rejection::BadField(name))
 }
@@ -68,7 +71,11 @@ fn integer(text: Option<&Text>, name: &'static str) -> Result<i64, Rejection> {
 pub fn fact(signal: &CleanSignal, late: bool) -> Result<(MinuteKey, i64), Rejection> {
     let user_id = integer(signal.user_id.as_ref(), "userId")?;
     let webserver_id = integer(signal.room_id.as_ref(), "roomId")?;
-    let role = i8::try_from(integer(signal.role.as_ref(), "role")?).map_err(|_| Rejection::BadField("role"))?;
+    let role = match signal.role.as_deref() {
+        // What 2.1 keeps (`clean` sets it): no need to parse it again.
+        Some(ROLE) => ROLE_NUMBER,
+        _ => i8::try_from(integer(signal.role.as_ref(), "role")?).map_err(|_| Rejection::BadField("role"))?,
+    };
     let event_time = signal.message_time_stamp.ok_or(Rejection::BadField("timestamp"))?;
     if late {
         return Err(Rejection::Late);
@@ -85,4 +92,14 @@ pub fn dataflow<'s>(
 ) -> (VecCollection<'s, Time, MinuteRow, Diff>, VecCollection<'s, Time, DeadLetter, Diff>) {
     let (closed, late) = split_late(tumbling::<_, Count>(facts, watermarks, WIDTH_MS, Topic::Timeline, "ClassPerformance1m"), Topic::Timeline, Metric::ClassPerformance1m);
     (closed.map(|(start_time, key, event_count)| MinuteRow { start_time, key, event_count }), late)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kept_role_as_a_number() {
+        assert_eq!(ROLE.parse::<i8>(), Ok(ROLE_NUMBER));
+    }
 }

@@ -189,7 +189,9 @@ impl PartitionIngest {
         let pos = Pos { partition: self.partition, offset };
         let mut emit = Emit { out, source: self.topic, pos, raw };
         let parsed = match self.topic {
-            Topic::Timeline => Signal::parse_with(raw, &mut self.scratch).map(|s| self.signal(&mut emit, key, s)),
+            // 2.1 drops a signal whose role, msgId or msgType is not its constant before it
+            // looks at any text (`student_signal_etl::clean`), and 2.3 reads only what 2.1 keeps.
+            Topic::Timeline => Signal::parse_gated_with(raw, &mut self.scratch).map(|s| self.signal(&mut emit, key, s)),
             Topic::Channel => Channel::parse_with(raw, &mut self.scratch).map(|c| {
                 emit.verdict(Metric::ChannelDim, channel_dim::row(&c).map(|row| Input::Channel(pos, Box::new(row))))
             }),

@@ -1680,13 +1680,15 @@ mod tests {
         let set = PathSet::new(paths);
         let values = [
             "305", r#""305""#, r#""0305""#, "-305", r#""30""#, r#""\u0033\u00305""#, "true", r#""true""#, "null", r#""""#,
-            "{}", "[305]", "305.0", r#""课""#,
+            "{}", "[305]", "305.0", r#""课""#, "0", "-0", "9223372036854775807", "-9223372036854775808", "10", "99",
         ];
         for value in values {
             for tail in ["", r#", "f": 1.5"#] {
                 let msg = format!(r#"{{"v": {value}{tail}}}"#);
                 let slots = read_slots(msg.as_bytes(), &set).unwrap();
-                for want in ["305", "true", "30", "305.0", "课", ""] {
+                let wants = ["305", "true", "30", "305.0", "课", "", "+305", "0305", "-305", "0", "-0", "+0", "00", "10", "010", "99"];
+                let extremes = ["9223372036854775807", "-9223372036854775808", "09223372036854775807", "-09223372036854775808"];
+                for want in wants.into_iter().chain(extremes) {
                     let text = slots.text(0);
                     let expected = text.clone().map(|t| t == want);
                     assert_eq!(slots.text_is(0, want), expected, "{msg} is {want:?} (text {text:?})");

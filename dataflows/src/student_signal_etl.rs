@@ -263,6 +263,51 @@ mod tests {
         assert_eq!(clean(numeric).unwrap().map(|c| c.event), Some(SignalEvent::MoveImage));
     }
 
+    /// The gated parse (`Signal::parse_gated_with`, what ingestion uses) leaves the texts
+    /// of a signal NULL when its role, msgId or msgType is not the constant. Over every
+    /// combination of those three (constant as string and number, other values, NULL,
+    /// missing, unreadable) and of readable, unreadable and missing texts, `clean` must
+    /// give what it gives on the full parse, and the event time must be the same.
+    #[test]
+    fn gated_parse_cleans_like_the_full_parse() {
+        let roles = [r#""role":"2","#, r#""role":2,"#, r#""role":"1","#, r#""role":null,"#, "", r#""role":{"x":2},"#, r#""role":"02","#];
+        let ids = [r#""msgid":"305","#, r#""msgid":305,"#, r#""msgid":"306","#, r#""msgid":"","#, "", r#""msgid":[305],"#];
+        let types = [r#""msgtype":"116","#, r#""msgtype":116,"#, r#""msgtype":117,"#, "", r#""msgtype":true,"#];
+        let texts = [
+            r#""userid":"7","roomId":9,"msg_data":{"target_type":"shape","action":"move"}"#,
+            r#""userid":{"a":1},"roomId":9,"msg_data":{"target_type":"shape","action":"move"}"#,
+            r#""userid":"7","msg_data":{"target_type":"shape","action":[1]}"#,
+            r#""userid":"7","msg_data":"{\"target_type\":\"template\",\"action\":\"match\",\"sub_action\":\"drop:wrong\",\"target_id\":\"match\"}""#,
+        ];
+        let (mut scratch, mut outcomes) = (crate::json::Scratch::default(), [0; 3]);
+        for role in roles {
+            for id in ids {
+                for ty in types {
+                    for text in texts {
+                        let (data, msg) = text.split_once(r#","msg_data""#).unwrap_or((text, ""));
+                        let raw = format!(r#"{{"createTime":"c","data":{{{role}{id}"timestamp":1000,{data},"msg":{{{ty}"msg_data"{msg}}}}}}}"#);
+                        let full = Signal::parse(raw.as_bytes()).unwrap();
+                        let gated = Signal::parse_gated_with(raw.as_bytes(), &mut scratch).unwrap();
+                        assert_eq!(gated.timestamp, full.timestamp, "{raw}");
+                        let passes = [&gated.role, &gated.msg_id, &gated.msg_type].iter().all(|f| **f == crate::json::Field::Val(true));
+                        if passes {
+                            assert_eq!(gated, full, "{raw}");
+                        }
+                        let cleaned = clean(full);
+                        assert_eq!(clean(gated), cleaned, "{raw}");
+                        outcomes[match cleaned {
+                            Ok(Some(_)) => 0,
+                            Ok(None) => 1,
+                            Err(_) => 2,
+                        }] += 1;
+                    }
+                }
+            }
+        }
+        // Every outcome occurs, the texts' own rejections among them.
+        assert!(outcomes.iter().all(|&n| n > 4), "{outcomes:?}");
+    }
+
     #[test]
     fn unreadable_fields_reject() {
         let s = signal(r#""target_type":"shape","action":{"x":1}"#);

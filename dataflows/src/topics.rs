@@ -7,7 +7,9 @@
 //! field only rejects the record for the metrics that read it. A field's type is
 //! `str` (any scalar as text), `int` (an integer, or a string holding one) or
 //! `is(TEXT)` (whether the field, as text, is `TEXT`: for fields a metric only
-//! compares with a constant, so that no text is made for them).
+//! compares with a constant, so that no text is made for them). A reader that
+//! drops every record whose `is` fields are not all true, before looking at its
+//! texts, can parse with `parse_gated_with`, which then leaves those texts NULL.
 
 use serde::{Deserialize, Serialize};
 
@@ -85,6 +87,23 @@ macro_rules! topic_record {
                 slots.recycle(scratch);
                 Ok(record)
             }
+
+            /// [`Self::parse_with`] for a reader that drops a record unless every `is` field
+            /// is `Val(true)`, without looking at its texts: the `str` fields of a record
+            /// that fails this gate are left NULL instead of made (its `int` and `is`
+            /// fields are read as always). A record that passes is exactly
+            /// [`Self::parse_with`]'s.
+            pub fn parse_gated_with(bytes: &[u8], scratch: &mut Scratch) -> Result<Self, Reject> {
+                let slots = read_slots_with(bytes, Self::path_set(), scratch)?;
+                let mut index = 0..;
+                let mut record = Self { $( $field: topic_record!(@cheap $ty, $($want,)? slots, index.next().unwrap_or_default()), )* };
+                if true $( && topic_record!(@passes $ty, record.$field) )* {
+                    let mut index = 0..;
+                    $( topic_record!(@texts $ty, record.$field, slots, index.next().unwrap_or_default()); )*
+                }
+                slots.recycle(scratch);
+                Ok(record)
+            }
         }
     };
     (@ty str) => { crate::Text };
@@ -93,6 +112,13 @@ macro_rules! topic_record {
     (@read str, $slots:ident, $i:expr) => { $slots.text($i) };
     (@read int, $slots:ident, $i:expr) => { $slots.int($i) };
     (@read is, $want:expr, $slots:ident, $i:expr) => { $slots.text_is($i, $want) };
+    (@cheap str, $slots:ident, $i:expr) => {{ let _ = $i; Field::Null }};
+    (@cheap int, $slots:ident, $i:expr) => { $slots.int($i) };
+    (@cheap is, $want:expr, $slots:ident, $i:expr) => { $slots.text_is($i, $want) };
+    (@passes is, $value:expr) => { $value == Field::Val(true) };
+    (@passes $ty:ident, $value:expr) => { true };
+    (@texts str, $field:expr, $slots:ident, $i:expr) => { $field = $slots.text($i) };
+    (@texts $ty:ident, $field:expr, $slots:ident, $i:expr) => { let _ = $i; };
 }
 
 topic_record! {
