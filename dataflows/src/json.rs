@@ -152,6 +152,57 @@ fn int_text(i: i64) -> crate::Text {
     crate::Text::new(itoa::Buffer::new().format(i))
 }
 
+/// A constant text that [`Slots::text_is`] compares with, and the integer it is the
+/// text of, if any (worked out once, when compiled, where the constant is known then).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Wanted {
+    text: &'static str,
+    /// `Some(v)` exactly when `text` is how the integer `v` reads as text: `-` for a
+    /// negative number, then its digits, without a leading zero.
+    int: Option<i64>,
+}
+
+impl Wanted {
+    /// `text`, and the integer it spells.
+    pub const fn new(text: &'static str) -> Self {
+        Wanted { text, int: integer_spelled(text.as_bytes()) }
+    }
+}
+
+/// The integer whose text (`int_text`) is `text`, if any. Other spellings that
+/// `str::parse` accepts (`+5`, `05`, `-0`) spell none.
+const fn integer_spelled(text: &[u8]) -> Option<i64> {
+    let negative = !text.is_empty() && text[0] == b'-';
+    let first = negative as usize;
+    let digits = text.len() - first;
+    if digits == 0 || digits > 19 || (text[first] == b'0' && (digits > 1 || negative)) {
+        return None;
+    }
+    // Summed negatively, so that i64::MIN fits.
+    let mut value: i64 = 0;
+    let mut i = first;
+    while i < text.len() {
+        let d = text[i];
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        value = match value.checked_mul(10) {
+            Some(v) => v,
+            None => return None,
+        };
+        value = match value.checked_sub((d - b'0') as i64) {
+            Some(v) => v,
+            None => return None,
+        };
+        i += 1;
+    }
+    if negative {
+        Some(value)
+    } else {
+        value.checked_neg()
+    }
+}
+
 /// A boolean read as text.
 fn bool_text(b: bool) -> crate::Text {
     crate::Text::const_new(if b { "true" } else { "false" })
@@ -232,17 +283,18 @@ impl<'a> Slots<'a> {
     }
 
     /// Whether slot `i`, as text ([`Self::text`]), is `want`: NULL and unreadable
-    /// values stay so. Compares without making the text.
-    pub fn text_is(&self, i: usize, want: &str) -> Field<bool> {
+    /// values stay so. Compares without making the text (an integer slot, without
+    /// writing its digits either).
+    pub fn text_is(&self, i: usize, want: &Wanted) -> Field<bool> {
         let SlotsRepr::Fast(slots, owned) = &self.0 else {
-            return Field::from_str_scalar(self.view(i)).map(|text| text == want);
+            return Field::from_str_scalar(self.view(i)).map(|text| text == want.text);
         };
         match slots[i] {
             Slot::Null => Field::Null,
-            Slot::Str(s) => Field::Val(s == want),
-            Slot::Owned(j) => Field::Val(owned[j] == want),
-            Slot::Int(v) => Field::Val(itoa::Buffer::new().format(v) == want),
-            Slot::Bool(b) => Field::Val(bool_text(b) == want),
+            Slot::Str(s) => Field::Val(s == want.text),
+            Slot::Owned(j) => Field::Val(owned[j] == want.text),
+            Slot::Int(v) => Field::Val(want.int == Some(v)),
+            Slot::Bool(b) => Field::Val(bool_text(b) == want.text),
             Slot::Bad => Field::Bad,
         }
     }
@@ -1691,9 +1743,29 @@ mod tests {
                 for want in wants.into_iter().chain(extremes) {
                     let text = slots.text(0);
                     let expected = text.clone().map(|t| t == want);
-                    assert_eq!(slots.text_is(0, want), expected, "{msg} is {want:?} (text {text:?})");
+                    assert_eq!(slots.text_is(0, &Wanted::new(want)), expected, "{msg} is {want:?} (text {text:?})");
                 }
             }
+        }
+    }
+
+    /// The integer a wanted text spells is the one whose digits `itoa` writes as that text.
+    #[test]
+    fn wanted_integers_are_exactly_their_digits() {
+        let values = (-1100..=1100).chain([i64::MIN, i64::MIN + 1, i64::MAX, i64::MAX - 1, 9_999_999_999, -10_000_000_000]);
+        for v in values {
+            let plain = itoa::Buffer::new().format(v).to_owned();
+            let digits = plain.trim_start_matches('-').to_owned();
+            let spellings = [plain.clone(), format!("+{plain}"), format!("0{digits}"), format!("-0{digits}"), format!("{plain}0"), format!("{plain} "), digits];
+            for text in spellings {
+                let text: &'static str = Box::leak(text.into_boxed_str());
+                let expected = text.parse::<i64>().ok().filter(|w| itoa::Buffer::new().format(*w) == text);
+                assert_eq!(Wanted::new(text).int, expected, "{text:?}");
+            }
+        }
+        for text in ["", "-", "+", "0", "-0", "00", "9223372036854775808", "-9223372036854775809", "99999999999999999999", "1e3", "١٢"] {
+            let expected = text.parse::<i64>().ok().filter(|w| itoa::Buffer::new().format(*w) == text);
+            assert_eq!(Wanted::new(text).int, expected, "{text:?}");
         }
     }
 

@@ -111,10 +111,10 @@ macro_rules! topic_record {
     (@ty is) => { bool };
     (@read str, $slots:ident, $i:expr) => { $slots.text($i) };
     (@read int, $slots:ident, $i:expr) => { $slots.int($i) };
-    (@read is, $want:expr, $slots:ident, $i:expr) => { $slots.text_is($i, $want) };
+    (@read is, $want:expr, $slots:ident, $i:expr) => { $slots.text_is($i, &const { crate::json::Wanted::new($want) }) };
     (@cheap str, $slots:ident, $i:expr) => {{ let _ = $i; Field::Null }};
     (@cheap int, $slots:ident, $i:expr) => { $slots.int($i) };
-    (@cheap is, $want:expr, $slots:ident, $i:expr) => { $slots.text_is($i, $want) };
+    (@cheap is, $want:expr, $slots:ident, $i:expr) => { topic_record!(@read is, $want, $slots, $i) };
     (@passes is, $value:expr) => { $value == Field::Val(true) };
     (@passes $ty:ident, $value:expr) => { true };
     (@texts str, $field:expr, $slots:ident, $i:expr) => { $field = $slots.text($i) };
