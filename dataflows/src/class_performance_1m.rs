@@ -61,7 +61,7 @@ impl MinuteRow {
 const ROLE_NUMBER: i8 = 2;
 
 fn integer(text: Option<&Text>, name: &'static str) -> Result<i64, Rejection> {
-    text.and_then(|t| t.parse::<i64>().ok()).ok_or(Rejection::BadField(name))
+    text.and_then(|t| crate::json::parse_int(t)).ok_or(Rejection::BadField(name))
 }
 
 /// What a cleaned signal contributes: its group and event time.

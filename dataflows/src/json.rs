@@ -152,6 +152,49 @@ fn int_text(i: i64) -> crate::Text {
     crate::Text::new(itoa::Buffer::new().format(i))
 }
 
+/// `text` as an `i64`, exactly as `str::parse` reads it. A text of at most 18 plain
+/// digits (too few to overflow), the common case of a number sent as a string, is
+/// read eight digits at a time; anything else is left to `str::parse`.
+pub fn parse_int(text: &str) -> Option<i64> {
+    let bytes = text.as_bytes();
+    if bytes.is_empty() || bytes.len() > 18 {
+        return text.parse().ok();
+    }
+    let mut value = 0u64;
+    let (chunks, rest) = bytes.as_chunks::<8>();
+    for chunk in chunks {
+        match eight_digits(u64::from_le_bytes(*chunk)) {
+            Some(digits) => value = value * 100_000_000 + digits,
+            None => return text.parse().ok(),
+        }
+    }
+    for &c in rest {
+        if !c.is_ascii_digit() {
+            return text.parse().ok();
+        }
+        value = value * 10 + u64::from(c - b'0');
+    }
+    // At most 18 digits: below 10^18 < i64::MAX.
+    Some(value as i64)
+}
+
+/// The value of eight ASCII digits loaded little-endian (the first digit in the lowest
+/// byte), or `None` if any byte is not a digit (the SWAR check and conversion of
+/// simdjson's `parse_eight_digits_unrolled`).
+#[inline]
+fn eight_digits(word: u64) -> Option<u64> {
+    // A digit is 0x30..=0x39: its high nibble is 3, and adding 6 keeps it 3. (A carry out
+    // of a byte needs the byte at 0xFA or above, whose own high nibble already fails.)
+    let high = word & 0xF0F0_F0F0_F0F0_F0F0;
+    let high_after_six = (word.wrapping_add(0x0606_0606_0606_0606) & 0xF0F0_F0F0_F0F0_F0F0) >> 4;
+    if high | high_after_six != 0x3333_3333_3333_3333 {
+        return None;
+    }
+    let pairs = ((word & 0x0F0F_0F0F_0F0F_0F0F).wrapping_mul(2561)) >> 8;
+    let quads = ((pairs & 0x00FF_00FF_00FF_00FF).wrapping_mul(6_553_601)) >> 16;
+    Some(((quads & 0x0000_FFFF_0000_FFFF).wrapping_mul(42_949_672_960_001)) >> 32)
+}
+
 /// A constant text that [`Slots::text_is`] compares with, and the integer it is the
 /// text of, if any (worked out once, when compiled, where the constant is known then).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -305,7 +348,7 @@ impl<'a> Slots<'a> {
         let SlotsRepr::Fast(slots, owned) = &self.0 else {
             return Field::from_int_scalar(self.view(i));
         };
-        let int = |text: &str| text.parse::<i64>().map_or(Field::Bad, Field::Val);
+        let int = |text: &str| parse_int(text).map_or(Field::Bad, Field::Val);
         match slots[i] {
             Slot::Null => Field::Null,
             Slot::Int(v) => Field::Val(v),
@@ -1746,6 +1789,41 @@ mod tests {
                     assert_eq!(slots.text_is(0, &Wanted::new(want)), expected, "{msg} is {want:?} (text {text:?})");
                 }
             }
+        }
+    }
+
+    /// `parse_int` reads what `str::parse` reads, for every length around the eight-digit
+    /// chunks and the 18-digit limit, with a stray byte (the neighbours of the digits
+    /// among them) at every position.
+    #[test]
+    fn parse_int_agrees_with_std() {
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let strays = ["/", ":", "+", "-", " ", "a", "\0", "é", "\u{ff}", "0", "9", "\u{fa}"];
+        let mut cases: Vec<String> = ["", "+", "-", "+0", "-0", "007", "9223372036854775807", "9223372036854775808", "-9223372036854775808"]
+            .map(String::from)
+            .to_vec();
+        for len in 1..=21 {
+            for _ in 0..200 {
+                let digits: String = (0..len).map(|_| char::from(b'0' + next(10) as u8)).collect();
+                cases.push(digits.clone());
+                cases.push(format!("-{digits}"));
+                cases.push(format!("+{digits}"));
+                let at = next(len as u64 + 1) as usize;
+                let stray = strays[next(strays.len() as u64) as usize];
+                cases.push(format!("{}{stray}{}", &digits[..at], &digits[at..]));
+                let at = next(len as u64) as usize;
+                cases.push(format!("{}{stray}{}", &digits[..at], &digits[at + 1..]));
+            }
+            cases.push("9".repeat(len));
+        }
+        for text in &cases {
+            assert_eq!(parse_int(text), text.parse::<i64>().ok(), "{text:?}");
         }
     }
 
