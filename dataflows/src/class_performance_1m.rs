@@ -58,7 +58,10 @@ impl MinuteRow {
 }
 
 /// [`ROLE`] as a number.
-const ROLE_NUMBER: i8 = 2;
+const ROLE_NUMBER: i8 = match i8::from_str_radix(ROLE, 10) {
+    Ok(role) => role,
+    Err(_) => panic!("2.1's ROLE is a number"),
+};
 
 fn integer(text: Option<&Text>, name: &'static str) -> Result<i64, Rejection> {
     text.and_then(|t| crate::json::parse_int(t)).ok_or(Rejection::BadField(name))

@@ -208,41 +208,21 @@ pub struct Wanted {
 impl Wanted {
     /// `text`, and the integer it spells.
     pub const fn new(text: &'static str) -> Self {
-        Wanted { text, int: integer_spelled(text.as_bytes()) }
+        Wanted { text, int: integer_spelled(text) }
     }
 }
 
-/// The integer whose text (`int_text`) is `text`, if any. Other spellings that
-/// `str::parse` accepts (`+5`, `05`, `-0`) spell none.
-const fn integer_spelled(text: &[u8]) -> Option<i64> {
-    let negative = !text.is_empty() && text[0] == b'-';
-    let first = negative as usize;
-    let digits = text.len() - first;
-    if digits == 0 || digits > 19 || (text[first] == b'0' && (digits > 1 || negative)) {
+/// The integer whose text (`int_text`) is `text`, if any: what `str::parse` reads,
+/// except for the other spellings it accepts (`+5`, `05`, `-0`), which spell none.
+const fn integer_spelled(text: &str) -> Option<i64> {
+    let bytes = text.as_bytes();
+    let first = matches!(bytes.first(), Some(b'-')) as usize;
+    if bytes.len() <= first || bytes[first] == b'+' || (bytes[first] == b'0' && (bytes.len() > 1 || first == 1)) {
         return None;
     }
-    // Summed negatively, so that i64::MIN fits.
-    let mut value: i64 = 0;
-    let mut i = first;
-    while i < text.len() {
-        let d = text[i];
-        if !d.is_ascii_digit() {
-            return None;
-        }
-        value = match value.checked_mul(10) {
-            Some(v) => v,
-            None => return None,
-        };
-        value = match value.checked_sub((d - b'0') as i64) {
-            Some(v) => v,
-            None => return None,
-        };
-        i += 1;
-    }
-    if negative {
-        Some(value)
-    } else {
-        value.checked_neg()
+    match i64::from_str_radix(text, 10) {
+        Ok(value) => Some(value),
+        Err(_) => None,
     }
 }
 

@@ -92,7 +92,8 @@ macro_rules! topic_record {
             /// is `Val(true)`, without looking at its texts: the `str` fields of a record
             /// that fails this gate are left NULL instead of made (its `int` and `is`
             /// fields are read as always). A record that passes is exactly
-            /// [`Self::parse_with`]'s.
+            /// [`Self::parse_with`]'s. (Written apart from it: reading every topic in
+            /// these two passes cost 0.44 % more instructions than `parse_with`'s one.)
             pub fn parse_gated_with(bytes: &[u8], scratch: &mut Scratch) -> Result<Self, Reject> {
                 let slots = read_slots_with(bytes, Self::path_set(), scratch)?;
                 let mut index = 0..;
