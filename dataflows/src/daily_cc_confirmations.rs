@@ -17,6 +17,7 @@
 //! output), with `confirm_date_time` kept as its parsed day, under a compact
 //! [`OrderId`] (canonical decimal ids, the common case, need no allocation).
 
+use differential_dataflow::operators::CountTotal;
 use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::StreamVec;
@@ -179,7 +180,7 @@ pub fn attribution(o: &Order) -> Option<(String, i64)> {
 pub fn dataflow<'s>(orders: StreamVec<'s, Time, (OrderId, Pos, OrderState)>) -> VecCollection<'s, Time, StaffIndexRow, Diff> {
     fold_by_key(orders, "OrderLastValue", OrderState::merge_last)
         .flat_map(|(_, order)| order.attribution())
-        .count()
+        .count_total()
         .map(|((attribution_time, cc_id), count)| StaffIndexRow { cc_id, attribution_time, cc_index: count as i64 })
 }
 

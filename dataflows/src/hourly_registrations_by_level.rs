@@ -17,9 +17,18 @@
 //! the current state: a later change of a channel's level or of a user's status
 //! or name re-attributes past registrations.
 //!
+//! How it is computed: both logs are folded to one state per id, so the join
+//! holds at most one registration per id, and `COUNT(DISTINCT t.id)` is the
+//! number of registrations in the group. A registration counts as `other`
+//! until a channel row matches it; since 2.2 keeps one row per rowkey, at most
+//! one does, and the match moves the registration to the row's level (a left
+//! join without an antijoin). Counts use `count_total` (logical time is totally
+//! ordered), which keeps no arrangement of its output.
+//!
 //! Dead letters: a record without `id` (`bad_field:id`) or with a field that is
 //! not text (`bad_field:<name>`); it does not take part in the deduplication.
 
+use differential_dataflow::operators::CountTotal;
 use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::StreamVec;
@@ -100,23 +109,25 @@ pub fn dataflow<'s>(
     let students = fold_by_key(students, "StudentLastValue", Student::merge_last)
         .map(|(id, s)| (id, s.channel_id.val().map(|c| Text::from(rowkey(c)))));
     let users = fold_by_key(users, "UserLastValue", User::merge_last).flat_map(|(id, u)| registration_hour(&u).map(|hour| (id, hour)));
+    // One row per id: each side keeps one state per id, and `users` drops those that do not count.
     let registered = students.join(users);
 
-    let no_channel = registered.clone().flat_map(|(id, (channel, hour))| channel.is_none().then_some((id, hour, "other")));
-    let by_channel = registered.flat_map(|(id, (channel, hour))| channel.map(|key| (key, (id, hour))));
-    let known = by_channel
-        .clone()
-        .join(channel_levels.clone())
-        .map(|(_, ((id, hour), level))| (id, hour, normalize_level(level.as_deref())));
-    let unknown = by_channel.antijoin(channel_levels.map(|(key, _)| key).distinct()).map(|(_, (id, hour))| (id, hour, "other"));
+    // Every registration counts as `other` unless its channel has a row, which moves it to that
+    // row's level (the seed's left join). 2.2 keeps one row per rowkey, so a registration matches
+    // at most once and the move is exact: no antijoin, which would arrange the registrations again.
+    // Only the hour matters from here: ids are counted, not listed.
+    let as_other = registered.clone().map(|(_, (_, hour))| (hour, "other"));
+    let matched = registered
+        .flat_map(|(_, (channel, hour))| channel.map(|key| (key, hour)))
+        .join_map(channel_levels, |_, hour, level| (*hour, normalize_level(level.as_deref())));
+    let moved_from_other = matched.clone().map(|(hour, _)| (hour, "other")).negate();
 
-    no_channel
-        .concat(known)
-        .concat(unknown)
-        .map(|(id, hour, level)| ((hour, Text::from(level)), id))
-        .distinct()
-        .map(|(group, _)| group)
-        .count()
+    // Still one row per id, so COUNT(DISTINCT t.id) is the number of rows.
+    as_other
+        .concat(matched)
+        .concat(moved_from_other)
+        .map(|(hour, level)| (hour, Text::from(level)))
+        .count_total()
         .map(|((reg_date, level), leads)| RegistrationRow { reg_date, level, leads: leads as i64 })
 }
 

@@ -49,6 +49,7 @@
 use std::collections::BTreeMap;
 use std::hash::Hash;
 
+use differential_dataflow::operators::ThresholdTotal;
 use differential_dataflow::{AsCollection, ExchangeData, Hashable, VecCollection};
 use foldhash::HashMap;
 use timely::container::CapacityContainerBuilder;
@@ -201,7 +202,7 @@ pub fn split_late<'s, K: ExchangeData, O: ExchangeData>(
             WindowOut::Late(origin) => Some(origin),
             WindowOut::Closed(_) => None,
         })
-        .distinct()
+        .distinct_total()
         .map(move |Origin { pos, raw }| DeadLetter { source, pos, metric: Some(metric), reason: Rejection::Late.reason(), raw: raw.map(Vec::from).unwrap_or_default() });
     (closed, late)
 }
