@@ -11,16 +11,15 @@
 //! The first play per key is a [`fold_by_key`] minimum, so an earlier play that
 //! arrives late replaces it and every row of that key is updated (retracted and
 //! re-inserted), never duplicated. Successes are deduplicated by key and
-//! `success_time`, so two successes at the same instant give one row (with
-//! `distinct_total`: logical time is totally ordered, so it needs no arrangement
-//! of its output). State is one play per key plus the distinct successes,
+//! `success_time`, so two successes at the same instant give one row (the log
+//! is append-only, so [`distinct_inserts`] does this with a hash set instead of
+//! an arrangement). State is one play per key plus the distinct successes,
 //! which are the output rows.
 //!
 //! Records with a NULL `user_id`, `classroom_id` or `extra.data_time` never
 //! match and are filtered out. Dead letters: any of the fields read present but
 //! unreadable (`bad_field:<name>`).
 
-use differential_dataflow::operators::ThresholdTotal;
 use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::operators::vec::{Filter, Map};
@@ -28,7 +27,7 @@ use timely::dataflow::StreamVec;
 
 use crate::Text;
 use crate::ops::fold::fold_by_key;
-use crate::ops::inserts;
+use crate::ops::distinct_inserts;
 use crate::topics::Qos;
 use crate::{Diff, Pos, Rejection, Time};
 
@@ -100,7 +99,7 @@ pub fn dataflow<'s>(facts: StreamVec<'s, Time, (Pos, PlayFact)>) -> VecCollectio
             }
         },
     );
-    let successes = inserts(facts.filter(|(_, f)| f.success).map(|(_, f)| (f.key, f.play.data_time))).distinct_total();
+    let successes = distinct_inserts(facts.filter(|(_, f)| f.success).map(|(_, f)| (f.key, f.play.data_time)), "DistinctSuccesses");
     first_play.join(successes).flat_map(|((user_id, classroom_id), (a, success_time))| {
         (a.data_time < success_time).then(|| StudyRow {
             user_id,
