@@ -17,9 +17,11 @@
 //! the current state: a later change of a channel's level or of a user's status
 //! or name re-attributes past registrations.
 //!
-//! How it is computed: both logs are folded to one state per id, so the join
-//! holds at most one registration per id, and `COUNT(DISTINCT t.id)` is the
-//! number of registrations in the group. A registration counts as `other`
+//! How it is computed: both logs are folded into one state per id that holds
+//! the id's student and user records side by side ([`Account`]). That is the
+//! inner join on id, without arranging either log, and it gives at most one
+//! registration per id, so `COUNT(DISTINCT t.id)` is the number of
+//! registrations in the group. A registration counts as `other`
 //! until a channel row matches it; since 2.2 keeps one row per rowkey, at most
 //! one does, and the match moves the registration to the row's level (a left
 //! join without an antijoin). Counts use `count_total` (logical time is totally
@@ -31,6 +33,8 @@
 use differential_dataflow::operators::CountTotal;
 use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
+use timely::dataflow::operators::vec::Map;
+use timely::dataflow::operators::Concat;
 use timely::dataflow::StreamVec;
 
 use crate::Text;
@@ -99,6 +103,39 @@ pub fn normalize_level(level: Option<&str>) -> &'static str {
     }
 }
 
+/// One id's student and user records, each folded with LAST_VALUE semantics: the join of
+/// the two logs on id, kept as one state per id.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Account {
+    /// The id's student record, once one was read.
+    pub student: Option<Student>,
+    /// The id's user record, once one was read.
+    pub user: Option<User>,
+}
+
+impl Account {
+    /// Folds a later record of the same id into this one, side by side.
+    pub fn merge_last(&mut self, later: Account) {
+        fn merge<R: LastValue>(current: &mut Option<R>, later: Option<R>) {
+            match (current.as_mut(), later) {
+                (Some(current), Some(later)) => current.merge_last(later),
+                (None, later @ Some(_)) => *current = later,
+                (_, None) => {}
+            }
+        }
+        merge(&mut self.student, later.student);
+        merge(&mut self.user, later.user);
+    }
+
+    /// The registration this account counts as, if it counts: the rowkey of the student's
+    /// channel (if any) and the user's registration hour.
+    pub fn registration(&self) -> Option<(Option<Text>, i64)> {
+        let (student, user) = (self.student.as_ref()?, self.user.as_ref()?);
+        let hour = registration_hour(user)?;
+        Some((student.channel_id.val().map(|c| Text::from(rowkey(c))), hour))
+    }
+}
+
 /// Hourly registrations per level, from the student and user logs (keyed by id)
 /// and the channel dimension `(rowkey, level)` of 2.2.
 pub fn dataflow<'s>(
@@ -106,19 +143,20 @@ pub fn dataflow<'s>(
     users: StreamVec<'s, Time, (Text, Pos, User)>,
     channel_levels: VecCollection<'s, Time, (Text, Option<Text>), Diff>,
 ) -> VecCollection<'s, Time, RegistrationRow, Diff> {
-    let students = fold_by_key(students, "StudentLastValue", Student::merge_last)
-        .map(|(id, s)| (id, s.channel_id.val().map(|c| Text::from(rowkey(c)))));
-    let users = fold_by_key(users, "UserLastValue", User::merge_last).flat_map(|(id, u)| registration_hour(&u).map(|hour| (id, hour)));
-    // One row per id: each side keeps one state per id, and `users` drops those that do not count.
-    let registered = students.join(users);
+    // Both logs folded into one state per id (the two sides never touch each other's half,
+    // so the order between a student and a user record does not matter): the inner join on
+    // id without arranging either side. One registration per id at most.
+    let students = students.map(|(id, pos, student)| (id, pos, Account { student: Some(student), user: None }));
+    let users = users.map(|(id, pos, user)| (id, pos, Account { student: None, user: Some(user) }));
+    let registered = fold_by_key(students.concat(users), "AccountLastValue", Account::merge_last).flat_map(|(_, account)| account.registration());
 
     // Every registration counts as `other` unless its channel has a row, which moves it to that
     // row's level (the seed's left join). 2.2 keeps one row per rowkey, so a registration matches
     // at most once and the move is exact: no antijoin, which would arrange the registrations again.
     // Only the hour matters from here: ids are counted, not listed.
-    let as_other = registered.clone().map(|(_, (_, hour))| (hour, "other"));
+    let as_other = registered.clone().map(|(_, hour)| (hour, "other"));
     let matched = registered
-        .flat_map(|(_, (channel, hour))| channel.map(|key| (key, hour)))
+        .flat_map(|(channel, hour)| channel.map(|key| (key, hour)))
         .join_map(channel_levels, |_, hour, level| (*hour, normalize_level(level.as_deref())));
     let moved_from_other = matched.clone().map(|(hour, _)| (hour, "other")).negate();
 
@@ -150,6 +188,22 @@ mod tests {
         assert_eq!(normalize_level(Some("E")), "other");
         assert_eq!(normalize_level(Some("a")), "other");
         assert_eq!(normalize_level(None), "other");
+    }
+
+    #[test]
+    fn an_account_folds_each_side_by_last_value_and_counts_once_both_are_there() {
+        let student = |raw: &str| Account { student: Some(Student::parse(raw.as_bytes()).unwrap()), user: None };
+        let user = |raw: &str| Account { student: None, user: Some(User::parse(raw.as_bytes()).unwrap()) };
+        let mut account = user(r#"{"id":"1","name":"Ann","status":"NORMAL","register_date_time":"2025-12-02 08:30:00"}"#);
+        assert_eq!(account.registration(), None, "no student yet");
+        account.merge_last(student(r#"{"id":"1","channel_id":"c1"}"#));
+        assert_eq!(account.registration(), Some((Some(Text::from(rowkey("c1"))), 2025120208)));
+        // A NULL keeps the older value on its own side; the other side is untouched.
+        account.merge_last(student(r#"{"id":"1","channel_id":null,"update_time":"x"}"#));
+        account.merge_last(user(r#"{"id":"1","name":null,"register_date_time":"2025-12-02 09:00:00"}"#));
+        assert_eq!(account.registration(), Some((Some(Text::from(rowkey("c1"))), 2025120209)));
+        account.merge_last(user(r#"{"id":"1","status":"FROZEN"}"#));
+        assert_eq!(account.registration(), None, "no longer NORMAL");
     }
 
     #[test]
