@@ -177,4 +177,31 @@ pub struct GenArgs {
     /// With --brokers: prefix added to every topic name.
     #[arg(long, default_value = "")]
     pub topic_prefix: String,
+    /// With --brokers: a librdkafka producer property, `KEY=VALUE` (repeatable), e.g.
+    /// `linger.ms=100` to batch as a Kafka Streams application does. Idempotence, `acks=all`
+    /// and the delivery timeout stay as they are; `linger.ms` defaults to 5.
+    #[arg(long = "kafka-property", value_name = "KEY=VALUE", value_parser = parse_property)]
+    pub kafka_properties: Vec<(String, String)>,
+}
+
+/// `KEY=VALUE`, both non-empty after trimming.
+fn parse_property(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() && !value.trim().is_empty() => Ok((key.trim().to_string(), value.trim().to_string())),
+        _ => Err(format!("expected KEY=VALUE, got `{text}`")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_property;
+
+    #[test]
+    fn properties_are_key_equals_value() {
+        assert_eq!(parse_property("linger.ms=100"), Ok(("linger.ms".to_string(), "100".to_string())));
+        assert_eq!(parse_property(" a = b=c "), Ok(("a".to_string(), "b=c".to_string())));
+        for bad in ["linger.ms", "=100", "linger.ms=", " = "] {
+            assert!(parse_property(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -40,7 +40,8 @@ fn generate(args: &GenArgs) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     let opts = GenOptions { scale: args.scale, seed: args.seed, partitions: args.partitions };
     if let Some(brokers) = &args.brokers {
-        let cfg = KafkaConfig { brokers: brokers.clone(), properties: Default::default(), group_id: "edu-rtdw-gen".to_string() };
+        let properties = args.kafka_properties.iter().cloned().collect();
+        let cfg = KafkaConfig { brokers: brokers.clone(), properties, group_id: "edu-rtdw-gen".to_string() };
         let started = Instant::now();
         let produced = kafka::produce_sample(&cfg, &opts, |t| format!("{}{t}", args.topic_prefix), args.rate)?;
         let (sent, secs) = (produced.sent, started.elapsed().as_secs_f64());

@@ -93,10 +93,19 @@ impl KafkaConfig {
 
     /// An idempotent producer with `acks=all` whose messages never time out
     /// (`message.timeout.ms=0`): while the broker is away, flushes wait and retry.
+    /// Those three override the properties; `linger.ms` is 5 unless the properties set it.
     pub fn producer(&self) -> anyhow::Result<BaseProducer<LogContext>> {
+        self.producer_config().create_with_context(LogContext::default()).map_err(|e| anyhow!("cannot create Kafka producer: {e}"))
+    }
+
+    /// The configuration of [`Self::producer`].
+    fn producer_config(&self) -> ClientConfig {
         let mut c = self.client_config();
-        c.set("enable.idempotence", "true").set("acks", "all").set("linger.ms", "5").set("message.timeout.ms", "0");
-        c.create_with_context(LogContext::default()).map_err(|e| anyhow!("cannot create Kafka producer: {e}"))
+        if !self.properties.contains_key("linger.ms") {
+            c.set("linger.ms", "5");
+        }
+        c.set("enable.idempotence", "true").set("acks", "all").set("message.timeout.ms", "0");
+        c
     }
 }
 
@@ -857,4 +866,26 @@ pub fn produce_sample(
     }
     producer.flush(Duration::from_secs(120)).map_err(|e| anyhow!("flush to Kafka failed: {e}"))?;
     Ok(Produced { sent, max_behind })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::KafkaConfig;
+
+    fn with(properties: &[(&str, &str)]) -> KafkaConfig {
+        let properties = properties.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        KafkaConfig { brokers: "127.0.0.1:1".into(), properties, group_id: "g".into() }
+    }
+
+    #[test]
+    fn the_producer_batches_as_told_but_stays_idempotent() {
+        let default = with(&[]).producer_config();
+        assert_eq!(default.get("linger.ms"), Some("5"));
+        let told = with(&[("linger.ms", "100"), ("enable.idempotence", "false"), ("acks", "1"), ("batch.size", "65536")]).producer_config();
+        assert_eq!(told.get("linger.ms"), Some("100"));
+        assert_eq!(told.get("batch.size"), Some("65536"));
+        assert_eq!(told.get("enable.idempotence"), Some("true"));
+        assert_eq!(told.get("acks"), Some("all"));
+        assert_eq!(told.get("message.timeout.ms"), Some("0"));
+    }
 }
