@@ -6,7 +6,10 @@
 //! `fold(&mut state, value)`; the first record of a key becomes its state as
 //! is. The output collection holds exactly one `(key, state)` per key seen,
 //! updated by a retraction of the old state and an insertion of the new one
-//! whenever the state changes. Ties cannot occur: positions are unique.
+//! whenever the state changes. Ties cannot occur within one log: positions are
+//! unique there. A stream that merges two logs (2.6's students and users) can
+//! hold two records of one key at one position, in either order; its fold must
+//! not depend on their order (2.6's fold puts them into separate halves of its state).
 //!
 //! Memory is one state per key (never per record), which is what makes the
 //! LAST_VALUE deduplications of SPEC §2.6/2.7 bounded by distinct ids.
