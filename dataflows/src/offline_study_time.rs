@@ -125,6 +125,39 @@ mod tests {
         assert!(p(1, Some(1), None) < p(1, Some(1), Some("a")));
     }
 
+    /// The same success read twice (at two positions and logical times) is one row, not a
+    /// row with multiplicity two (which a keyed sink would not show).
+    #[test]
+    fn a_success_read_twice_is_one_row() {
+        use std::collections::BTreeMap;
+        use timely::container::CapacityContainerBuilder;
+        use timely::dataflow::operators::capture::{Capture, Extract};
+        use timely::dataflow::operators::Input;
+        use timely::dataflow::InputHandle;
+
+        let read = |raw: &str| fact(&Qos::parse(raw.as_bytes()).unwrap()).unwrap().unwrap();
+        let play = read(r#"{"user_id":5,"classroom_id":"r","sub_event":"PPT_PLAY","extra":{"data_time":10}}"#);
+        let success = read(r#"{"user_id":5,"classroom_id":"r","sub_event":"PPT_SUCCESS","extra":{"data_time":20}}"#);
+        let at = |offset| Pos { partition: 0, offset };
+        let batches = vec![vec![(at(0), play), (at(1), success.clone())], vec![(at(2), success)]];
+        let (send, recv) = std::sync::mpsc::channel();
+        timely::execute_directly(move |worker| {
+            let mut input = InputHandle::<Time, CapacityContainerBuilder<Vec<(Pos, PlayFact)>>>::new();
+            worker.dataflow::<Time, _, _>(|scope| dataflow(scope.input_from(&mut input)).inner.capture_into(send));
+            for (time, batch) in batches.into_iter().enumerate() {
+                input.advance_to(time as Time);
+                for record in batch {
+                    input.send(record);
+                }
+            }
+        });
+        let mut net: BTreeMap<(i64, i64), Diff> = BTreeMap::new();
+        for (row, _, diff) in recv.extract().into_iter().flat_map(|(_, updates)| updates) {
+            *net.entry((row.success_time, row.spend_time)).or_default() += diff;
+        }
+        assert_eq!(net, BTreeMap::from([((20, 10), 1)]));
+    }
+
     #[test]
     fn reading_facts() {
         let f = fact(&Qos::parse(br#"{"user_id":"5","classroom_id":"r","sub_event":"PPT_SUCCESS","extra":"{\"data_time\":20}"}"#).unwrap()).unwrap().unwrap();

@@ -98,7 +98,6 @@ where
                             first.insert(());
                         }
                     }
-                    drop(session);
                     stash.recycle(batch);
                 }
             }
