@@ -14,6 +14,7 @@ fn main() {
     if args.is_empty() {
         args = ["--scale", "30", "--runs", "5", "--per-metric", "--dedup-keys", "1000000"].map(String::from).to_vec();
     }
-    let status = Command::new(env!("CARGO_BIN_EXE_edu-rtdw")).arg("bench").args(&args).status().expect("run edu-rtdw bench");
+    let status =
+        Command::new(env!("CARGO_BIN_EXE_edu-rtdw")).arg("bench").args(&args).status().expect("run edu-rtdw bench");
     assert!(status.success(), "edu-rtdw bench failed");
 }

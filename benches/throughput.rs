@@ -40,7 +40,10 @@ fn main() {
             .map(|run| {
                 let db = format!("w{workers}-{run}.db");
                 let started = Instant::now();
-                let out = edu_rtdw(&["run", "--input-dir", "input", "--sqlite", &db, "-q", "-w", &workers.to_string()], tmp.path());
+                let out = edu_rtdw(
+                    &["run", "--input-dir", "input", "--sqlite", &db, "-q", "-w", &workers.to_string()],
+                    tmp.path(),
+                );
                 assert!(out.status.success(), "run failed: {}", String::from_utf8_lossy(&out.stderr));
                 records / started.elapsed().as_secs_f64()
             })

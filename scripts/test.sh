@@ -13,6 +13,7 @@ if ! command -v cargo >/dev/null 2>&1; then
     exit 1
 fi
 
+cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # Kafka protocol broker for tests/kafka.rs.
 bash scripts/kafka-up.sh

@@ -92,7 +92,11 @@ impl Ops {
             }
             serve(addr, shared.clone())?;
         }
-        let dump = args.snapshot_dir.as_ref().map(|dir| DumpOptions { dir: dir.clone(), every: args.snapshot_every, keep: args.snapshot_keep });
+        let dump = args.snapshot_dir.as_ref().map(|dir| DumpOptions {
+            dir: dir.clone(),
+            every: args.snapshot_every,
+            keep: args.snapshot_keep,
+        });
         let linger = args.admin.map(|_| Duration::from_secs(args.admin_linger_s));
         Ok(Ops { enabled, shared, dump, linger })
     }
@@ -117,7 +121,8 @@ impl Ops {
 
 /// The address of process `process`: the port plus the process index.
 fn process_addr(mut addr: SocketAddr, process: usize) -> anyhow::Result<SocketAddr> {
-    let port = u16::try_from(usize::from(addr.port()) + process).context("--admin port plus the process index exceeds 65535")?;
+    let port = u16::try_from(usize::from(addr.port()) + process)
+        .context("--admin port plus the process index exceeds 65535")?;
     addr.set_port(port);
     Ok(addr)
 }
@@ -150,7 +155,11 @@ fn handle(mut stream: TcpStream, shared: Option<&Shared>) -> std::io::Result<()>
     }
     let path = request.split_whitespace().nth(1).unwrap_or("/");
     let (status, content_type, body) = route(path, shared);
-    write!(stream, "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len())?;
+    write!(
+        stream,
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )?;
     stream.write_all(body.as_bytes())?;
     stream.flush()
 }
@@ -168,7 +177,11 @@ fn route(path: &str, shared: Option<&Shared>) -> Response {
         return snapshot(metric, shared);
     }
     if path == "/" {
-        return ("200 OK", "text/plain", format!("edu-rtdw admin\n/metrics\n/snapshot/METRIC (METRIC: {})\n", metric_names().join(", ")));
+        return (
+            "200 OK",
+            "text/plain",
+            format!("edu-rtdw admin\n/metrics\n/snapshot/METRIC (METRIC: {})\n", metric_names().join(", ")),
+        );
     }
     ("404 Not Found", "text/plain", format!("no route {path}\n"))
 }
@@ -178,7 +191,11 @@ fn snapshot_sizes(shared: Option<&Shared>) -> String {
     let Some(contents) = shared.and_then(|s| s.lock().ok()) else { return String::new() };
     let mut text = String::from("# HELP edu_rtdw_snapshot_rows Rows per metric in the snapshot, consistent at edu_rtdw_snapshot_upper.\n# TYPE edu_rtdw_snapshot_rows gauge\n");
     for index in 0..ALL.len() {
-        text.push_str(&format!("edu_rtdw_snapshot_rows{{metric=\"{}\"}} {}\n", metric_name(index), contents.len(index)));
+        text.push_str(&format!(
+            "edu_rtdw_snapshot_rows{{metric=\"{}\"}} {}\n",
+            metric_name(index),
+            contents.len(index)
+        ));
     }
     text.push_str(&format!("# HELP edu_rtdw_snapshot_upper Logical frontier of the snapshot.\n# TYPE edu_rtdw_snapshot_upper gauge\nedu_rtdw_snapshot_upper {}\n", contents.upper));
     text
@@ -186,10 +203,18 @@ fn snapshot_sizes(shared: Option<&Shared>) -> String {
 
 fn snapshot(metric: &str, shared: Option<&Shared>) -> Response {
     let Some(index) = metric_index(metric) else {
-        return ("404 Not Found", "text/plain", format!("unknown metric `{metric}` (one of: {})\n", metric_names().join(", ")));
+        return (
+            "404 Not Found",
+            "text/plain",
+            format!("unknown metric `{metric}` (one of: {})\n", metric_names().join(", ")),
+        );
     };
     let Some(shared) = shared else {
-        return ("404 Not Found", "text/plain", "snapshots are served by process 0 of the cluster, with --admin or --snapshot-dir\n".into());
+        return (
+            "404 Not Found",
+            "text/plain",
+            "snapshots are served by process 0 of the cluster, with --admin or --snapshot-dir\n".into(),
+        );
     };
     let Ok(contents) = shared.lock() else {
         return ("500 Internal Server Error", "text/plain", "snapshot state unavailable\n".into());

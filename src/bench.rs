@@ -140,7 +140,9 @@ struct RunResult {
 fn status_kb(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
         .unwrap_or(0)
         * 1024
 }
@@ -160,7 +162,11 @@ fn cpu_seconds() -> f64 {
     // is a valid one to read even if it did not.
     let (ok, usage) = unsafe { (libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) == 0, usage.assume_init()) };
     let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    if ok { seconds(usage.ru_utime) + seconds(usage.ru_stime) } else { 0.0 }
+    if ok {
+        seconds(usage.ru_utime) + seconds(usage.ru_stime)
+    } else {
+        0.0
+    }
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {
@@ -226,76 +232,98 @@ fn run_once(feed: &Feed, workers: usize, args: &BenchArgs, sqlite: Option<PathBu
         let mut local_rows = 0u64;
         let count = Rc::new(Cell::new(0u64));
         worker.dataflow::<Time, _, _>(|scope| {
-            let (probe_s, emitted_s, hold_s, release_s) = (probe.clone(), Rc::clone(&emitted), Rc::clone(&hold), Rc::clone(&release));
+            let (probe_s, emitted_s, hold_s, release_s) =
+                (probe.clone(), Rc::clone(&emitted), Rc::clone(&hold), Rc::clone(&release));
             let (waiting_s, activator_s) = (Rc::clone(&waiting), Rc::clone(&source_activator));
             let feed = feed_w.clone();
             let delays = Delays::default();
-            let inputs = source::<_, CapacityContainerBuilder<Vec<Input>>, _, _>(scope, "MemorySource", move |cap, info| {
-                let activator = scope.activator_for(Rc::clone(&info.address));
-                *activator_s.borrow_mut() = Some(scope.activator_for(info.address));
-                let mut cap = Some(cap);
-                // (ingest, messages or synthetic count, next offset, done)
-                let mut parts: Vec<SourcePart> = match &feed {
-                    Feed::Memory(all, topics) => all
-                        .iter()
-                        .filter(|p| topics.contains(&p.topic))
-                        .enumerate()
-                        .filter(|(i, _)| i % peers == index)
-                        .map(|(_, p)| (PartitionIngest::new(p.topic, p.partition, &delays), Some(Arc::clone(&p.values)), p.values.len() as u64, 0, false))
-                        .collect(),
-                    Feed::Orders(n, partitions) => (0..*partitions)
-                        .filter(|p| *p as usize % peers == index)
-                        .map(|p| (PartitionIngest::new(Topic::Order, p, &delays), None, n / u64::from(*partitions) + u64::from(u64::from(p) < n % u64::from(*partitions)), 0, false))
-                        .collect(),
-                };
-                let partitions = match &feed {
-                    Feed::Orders(_, p) => u64::from(*p),
-                    Feed::Memory(..) => 1,
-                };
-                let mut out = Vec::new();
-                move |output| {
-                    let Some(c) = cap.as_mut() else { return };
-                    let epoch = *c.time();
-                    if parts.iter().all(|p| p.4) {
-                        // Everything is in: optionally hold the last time until the worker has measured the live state.
-                        if hold_s.get().is_none() {
-                            hold_s.set(Some(epoch));
-                        }
-                        if release_s.get() {
-                            cap = None;
-                        } else {
-                            waiting_s.set(Some(Wait::Release));
-                        }
-                        return;
-                    }
-                    if epoch >= max_inflight && probe_s.less_than(&(epoch - max_inflight)) {
-                        waiting_s.set(Some(Wait::Probe(epoch - max_inflight)));
-                        return;
-                    }
-                    emitted_s.borrow_mut().push_back((epoch, Instant::now()));
-                    let end = (epoch + 1).saturating_mul(epoch_records);
-                    for (ingest, values, len, next, done) in parts.iter_mut() {
-                        while *next < end.min(*len) {
-                            match values {
-                                Some(v) => ingest.ingest(*next, v.get(*next as usize), &mut out),
-                                None => ingest.ingest(*next, &synthetic_order(*next * partitions + u64::from(ingest.partition())), &mut out),
+            let inputs =
+                source::<_, CapacityContainerBuilder<Vec<Input>>, _, _>(scope, "MemorySource", move |cap, info| {
+                    let activator = scope.activator_for(Rc::clone(&info.address));
+                    *activator_s.borrow_mut() = Some(scope.activator_for(info.address));
+                    let mut cap = Some(cap);
+                    // (ingest, messages or synthetic count, next offset, done)
+                    let mut parts: Vec<SourcePart> = match &feed {
+                        Feed::Memory(all, topics) => all
+                            .iter()
+                            .filter(|p| topics.contains(&p.topic))
+                            .enumerate()
+                            .filter(|(i, _)| i % peers == index)
+                            .map(|(_, p)| {
+                                (
+                                    PartitionIngest::new(p.topic, p.partition, &delays),
+                                    Some(Arc::clone(&p.values)),
+                                    p.values.len() as u64,
+                                    0,
+                                    false,
+                                )
+                            })
+                            .collect(),
+                        Feed::Orders(n, partitions) => (0..*partitions)
+                            .filter(|p| *p as usize % peers == index)
+                            .map(|p| {
+                                (
+                                    PartitionIngest::new(Topic::Order, p, &delays),
+                                    None,
+                                    n / u64::from(*partitions) + u64::from(u64::from(p) < n % u64::from(*partitions)),
+                                    0,
+                                    false,
+                                )
+                            })
+                            .collect(),
+                    };
+                    let partitions = match &feed {
+                        Feed::Orders(_, p) => u64::from(*p),
+                        Feed::Memory(..) => 1,
+                    };
+                    let mut out = Vec::new();
+                    move |output| {
+                        let Some(c) = cap.as_mut() else { return };
+                        let epoch = *c.time();
+                        if parts.iter().all(|p| p.4) {
+                            // Everything is in: optionally hold the last time until the worker has measured the live state.
+                            if hold_s.get().is_none() {
+                                hold_s.set(Some(epoch));
                             }
-                            *next += 1;
+                            if release_s.get() {
+                                cap = None;
+                            } else {
+                                waiting_s.set(Some(Wait::Release));
+                            }
+                            return;
                         }
-                        if *next >= *len && !*done {
-                            *done = true;
-                            out.extend(ingest.exhausted());
-                        } else if !*done {
-                            out.extend(ingest.watermark_update());
+                        if epoch >= max_inflight && probe_s.less_than(&(epoch - max_inflight)) {
+                            waiting_s.set(Some(Wait::Probe(epoch - max_inflight)));
+                            return;
                         }
-                        if !out.is_empty() {
-                            output.session(&*c).give_iterator(out.drain(..));
+                        emitted_s.borrow_mut().push_back((epoch, Instant::now()));
+                        let end = (epoch + 1).saturating_mul(epoch_records);
+                        for (ingest, values, len, next, done) in parts.iter_mut() {
+                            while *next < end.min(*len) {
+                                match values {
+                                    Some(v) => ingest.ingest(*next, v.get(*next as usize), &mut out),
+                                    None => ingest.ingest(
+                                        *next,
+                                        &synthetic_order(*next * partitions + u64::from(ingest.partition())),
+                                        &mut out,
+                                    ),
+                                }
+                                *next += 1;
+                            }
+                            if *next >= *len && !*done {
+                                *done = true;
+                                out.extend(ingest.exhausted());
+                            } else if !*done {
+                                out.extend(ingest.watermark_update());
+                            }
+                            if !out.is_empty() {
+                                output.session(&*c).give_iterator(out.drain(..));
+                            }
                         }
+                        c.downgrade(&(epoch + 1));
+                        activator.activate();
                     }
-                    c.downgrade(&(epoch + 1));
-                    activator.activate();
-                }
-            });
+                });
             let rows = build(inputs).rows();
             let rows = rows.inner.probe_with(&probe);
             let count = Rc::clone(&count);
@@ -305,7 +333,13 @@ fn run_once(feed: &Feed, workers: usize, args: &BenchArgs, sqlite: Option<PathBu
             let w = if index == 0 { writer.lock().expect("writer").take() } else { None };
             if sqlite.is_some() {
                 use differential_dataflow::AsCollection;
-                sink(rows.as_collection(), w.map(|w| w as Box<dyn SinkWriter>), vec![true; 8], std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)), "sqlite");
+                sink(
+                    rows.as_collection(),
+                    w.map(|w| w as Box<dyn SinkWriter>),
+                    vec![true; 8],
+                    std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)),
+                    "sqlite",
+                );
             }
         });
         let mut hist = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("histogram");
@@ -356,7 +390,9 @@ fn run_once(feed: &Feed, workers: usize, args: &BenchArgs, sqlite: Option<PathBu
     let seconds = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu_before;
     let records = match &feed {
-        Feed::Memory(parts, topics) => parts.iter().filter(|p| topics.contains(&p.topic)).map(|p| p.values.len() as u64).sum(),
+        Feed::Memory(parts, topics) => {
+            parts.iter().filter(|p| topics.contains(&p.topic)).map(|p| p.values.len() as u64).sum()
+        }
         Feed::Orders(n, _) => *n,
     };
     let latency = latency.lock().expect("latency").clone();

@@ -43,9 +43,12 @@ impl ClusterArgs {
     /// The same flags as timely's own argument list.
     pub fn timely_args(&self) -> Vec<String> {
         let mut args = vec![
-            "-w".to_string(), self.workers.to_string(),
-            "-n".to_string(), self.processes.to_string(),
-            "-p".to_string(), self.process.to_string(),
+            "-w".to_string(),
+            self.workers.to_string(),
+            "-n".to_string(),
+            self.processes.to_string(),
+            "-p".to_string(),
+            self.process.to_string(),
         ];
         if let Some(h) = &self.hostfile {
             args.push("-h".to_string());
@@ -187,7 +190,9 @@ pub struct GenArgs {
 /// `KEY=VALUE`, both non-empty after trimming.
 fn parse_property(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
-        Some((key, value)) if !key.trim().is_empty() && !value.trim().is_empty() => Ok((key.trim().to_string(), value.trim().to_string())),
+        Some((key, value)) if !key.trim().is_empty() && !value.trim().is_empty() => {
+            Ok((key.trim().to_string(), value.trim().to_string()))
+        }
         _ => Err(format!("expected KEY=VALUE, got `{text}`")),
     }
 }

@@ -44,8 +44,5 @@ fn unreachable_message(cluster: &ClusterArgs) -> String {
         Some(h) => format!("host file {}", h.display()),
         None => format!("localhost:2101..{}", 2101 + cluster.processes - 1),
     };
-    format!(
-        "edu-rtdw: process {} of {} cannot reach its cluster peers ({hosts})",
-        cluster.process, cluster.processes
-    )
+    format!("edu-rtdw: process {} of {} cannot reach its cluster peers ({hosts})", cluster.process, cluster.processes)
 }

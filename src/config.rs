@@ -162,7 +162,8 @@ impl Settings {
     pub fn load(path: Option<&Path>) -> anyhow::Result<Settings> {
         let Some(path) = path else { return Ok(Settings::default()) };
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
-        let settings: Settings = toml::from_str(&text).map_err(|e| anyhow::anyhow!("bad config {}: {}", path.display(), e.message()))?;
+        let settings: Settings =
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("bad config {}: {}", path.display(), e.message()))?;
         settings.validate()?;
         Ok(settings)
     }
@@ -204,8 +205,14 @@ impl Settings {
         let metric = dataflows::Metric::from_name(route);
         let mut sinks = Vec::new();
         match metric {
-            Some(ClassPerformance1m | OfflineStudyTime | AvQuality30s | DailyCcConfirmations) if self.sinks.mysql.is_some() => sinks.push(SinkKind::Mysql),
-            Some(ChannelDim | HourlyRegistrationsByLevel) if self.sinks.postgres.is_some() => sinks.push(SinkKind::Postgres),
+            Some(ClassPerformance1m | OfflineStudyTime | AvQuality30s | DailyCcConfirmations)
+                if self.sinks.mysql.is_some() =>
+            {
+                sinks.push(SinkKind::Mysql)
+            }
+            Some(ChannelDim | HourlyRegistrationsByLevel) if self.sinks.postgres.is_some() => {
+                sinks.push(SinkKind::Postgres)
+            }
             _ => sinks.push(SinkKind::Sqlite),
         }
         if self.kafka.brokers.is_some() && matches!(metric, Some(StudentSignalEtl) | None) {
@@ -229,7 +236,11 @@ impl Settings {
     /// How to reach Kafka, if it is configured.
     pub fn kafka_config(&self) -> Option<connectors::kafka::KafkaConfig> {
         let brokers = self.kafka.brokers.clone()?;
-        Some(connectors::kafka::KafkaConfig { brokers, properties: self.kafka.properties.clone(), group_id: self.kafka.group_id.clone() })
+        Some(connectors::kafka::KafkaConfig {
+            brokers,
+            properties: self.kafka.properties.clone(),
+            group_id: self.kafka.group_id.clone(),
+        })
     }
 }
 

@@ -45,9 +45,15 @@ fn generate(args: &GenArgs) -> anyhow::Result<()> {
         let started = Instant::now();
         let produced = kafka::produce_sample(&cfg, &opts, |t| format!("{}{t}", args.topic_prefix), args.rate)?;
         let (sent, secs) = (produced.sent, started.elapsed().as_secs_f64());
-        write!(stdout, "{sent:>10}  records produced to {brokers} in {secs:.2} s ({:.0} records/s)", sent as f64 / secs.max(1e-9))?;
+        write!(
+            stdout,
+            "{sent:>10}  records produced to {brokers} in {secs:.2} s ({:.0} records/s)",
+            sent as f64 / secs.max(1e-9)
+        )?;
         match args.rate {
-            Some(_) => writeln!(stdout, "; at most {} ms behind the open-loop schedule", produced.max_behind.as_millis())?,
+            Some(_) => {
+                writeln!(stdout, "; at most {} ms behind the open-loop schedule", produced.max_behind.as_millis())?
+            }
             None => writeln!(stdout)?,
         }
         return Ok(());
@@ -117,7 +123,13 @@ fn input_dir(settings: &Settings) -> anyhow::Result<PathBuf> {
     let dir = PathBuf::from(SAMPLE_DIR);
     if !dir.is_dir() {
         let opts = GenOptions::default();
-        writeln!(std::io::stdout(), "generating sample data (scale {}, seed {}) into {}/", opts.scale, opts.seed, dir.display())?;
+        writeln!(
+            std::io::stdout(),
+            "generating sample data (scale {}, seed {}) into {}/",
+            opts.scale,
+            opts.seed,
+            dir.display()
+        )?;
         write_files(&dir, &opts)?;
     }
     Ok(dir)
@@ -138,7 +150,11 @@ fn sink_masks(settings: &Settings) -> Vec<(SinkKind, Vec<bool>)> {
 ///
 /// `resume`: where the next run's clock starts, for a bounded input; the SQLite
 /// sink records it with its final commit.
-fn open_sinks(settings: &Settings, sinks: &[(SinkKind, Vec<bool>)], resume: Option<Resume>) -> anyhow::Result<Vec<Box<dyn SinkWriter + Send>>> {
+fn open_sinks(
+    settings: &Settings,
+    sinks: &[(SinkKind, Vec<bool>)],
+    resume: Option<Resume>,
+) -> anyhow::Result<Vec<Box<dyn SinkWriter + Send>>> {
     let mut writers: Vec<Box<dyn SinkWriter + Send>> = Vec::new();
     for (kind, _) in sinks {
         let writer: Box<dyn SinkWriter + Send> = match kind {
@@ -150,7 +166,8 @@ fn open_sinks(settings: &Settings, sinks: &[(SinkKind, Vec<bool>)], resume: Opti
                 Box::new(sqlite)
             }
             SinkKind::Kafka => {
-                let cfg = settings.kafka_config().context("a table is routed to kafka but no brokers are configured")?;
+                let cfg =
+                    settings.kafka_config().context("a table is routed to kafka but no brokers are configured")?;
                 let (signals, dlq) = settings.output_topics();
                 Box::new(KafkaSink::open(&cfg, &signals, &dlq, &settings.sinks.sqlite)?)
             }
@@ -183,7 +200,11 @@ fn init_db(args: &InitDbArgs) -> anyhow::Result<()> {
 
 /// Creates the MySQL tables if needed and opens the `mysql` sink.
 fn open_mysql(settings: &Settings) -> anyhow::Result<connectors::mysql::MysqlSink> {
-    let url = settings.sinks.mysql.as_deref().context("a table is routed to mysql but no MySQL URL is configured (--mysql)")?;
+    let url = settings
+        .sinks
+        .mysql
+        .as_deref()
+        .context("a table is routed to mysql but no MySQL URL is configured (--mysql)")?;
     connectors::mysql::init(url)?;
     let retry = std::time::Duration::from_secs(settings.sinks.retry_s);
     Ok(connectors::mysql::MysqlSink::open(url, "mysql")?.with_retry_budget(retry))
@@ -191,7 +212,11 @@ fn open_mysql(settings: &Settings) -> anyhow::Result<connectors::mysql::MysqlSin
 
 /// Creates the PostgreSQL tables if needed and opens the `postgres` sink.
 fn open_postgres(settings: &Settings) -> anyhow::Result<connectors::postgres::PostgresSink> {
-    let url = settings.sinks.postgres.as_deref().context("a table is routed to postgres but no PostgreSQL URL is configured (--postgres)")?;
+    let url = settings
+        .sinks
+        .postgres
+        .as_deref()
+        .context("a table is routed to postgres but no PostgreSQL URL is configured (--postgres)")?;
     connectors::postgres::init(url)?;
     let retry = std::time::Duration::from_secs(settings.sinks.retry_s);
     Ok(connectors::postgres::PostgresSink::open(url, "postgres")?.with_retry_budget(retry))
@@ -239,7 +264,8 @@ fn input(settings: &Settings, clock: &Arc<Clock>) -> anyhow::Result<(Input, Opti
     if files.is_empty() {
         bail!("no partition files (<topic>/<partition>.jsonl) under {}", dir.display());
     }
-    let ends = files.iter().map(|f| Ok((f.topic, f.partition, count_lines(&f.path)?))).collect::<anyhow::Result<Vec<_>>>()?;
+    let ends =
+        files.iter().map(|f| Ok((f.topic, f.partition, count_lines(&f.path)?))).collect::<anyhow::Result<Vec<_>>>()?;
     Ok((Input::Files(files), Some(ends)))
 }
 
@@ -277,16 +303,24 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
         let index = worker.index();
         let peers = worker.peers();
         // Every worker builds the same sink operators; only worker 0 holds the writers.
-        let mut writers = if index == 0 { writers.lock().map_err(|e| e.to_string())?.take().unwrap_or_default() } else { Vec::new() };
+        let mut writers =
+            if index == 0 { writers.lock().map_err(|e| e.to_string())?.take().unwrap_or_default() } else { Vec::new() };
         let process_records = Arc::clone(&counter);
         let counter = Arc::clone(&counter);
         let durables: Vec<Arc<AtomicU64>> = sinks.iter().map(|_| Arc::new(AtomicU64::new(0))).collect();
         worker.dataflow::<Time, _, _>(|scope| -> Result<(), String> {
             let inputs = match &input {
-                Input::Files(files) => file_source(scope, assigned(files, index, peers), delays, Arc::clone(&clock), counter),
-                Input::Kafka(cfg, partitions, opts) => {
-                    kafka_source(scope, cfg, assigned(partitions, index, peers), opts.clone(), counter, Arc::clone(&high_epoch))
+                Input::Files(files) => {
+                    file_source(scope, assigned(files, index, peers), delays, Arc::clone(&clock), counter)
                 }
+                Input::Kafka(cfg, partitions, opts) => kafka_source(
+                    scope,
+                    cfg,
+                    assigned(partitions, index, peers),
+                    opts.clone(),
+                    counter,
+                    Arc::clone(&high_epoch),
+                ),
             }
             .map_err(|e| format!("{e:#}"))?;
             let rows = build(inputs).rows();
@@ -300,9 +334,9 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
         })?;
         // Worker 0 holds the sinks: it acknowledges Kafka offsets once every sink has committed them.
         let mut committer = match (&input, index) {
-            (Input::Kafka(cfg, partitions, opts), 0) => {
-                Some(OffsetCommitter::new(cfg, partitions.clone(), Arc::clone(&opts.clock)).map_err(|e| format!("{e:#}"))?)
-            }
+            (Input::Kafka(cfg, partitions, opts), 0) => Some(
+                OffsetCommitter::new(cfg, partitions.clone(), Arc::clone(&opts.clock)).map_err(|e| format!("{e:#}"))?,
+            ),
             _ => None,
         };
         let durable = || durables.iter().map(|d| d.load(Ordering::Acquire)).min().unwrap_or(0);
@@ -345,7 +379,11 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
 /// Prints the end-of-run summary on stdout: `records` read by the whole cluster.
 fn summarize(db: &Path, records: u64, seconds: f64) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
-    writeln!(out, "edu-rtdw: {records} records in {seconds:.2} s ({:.0} records/s)", records as f64 / seconds.max(1e-9))?;
+    writeln!(
+        out,
+        "edu-rtdw: {records} records in {seconds:.2} s ({:.0} records/s)",
+        records as f64 / seconds.max(1e-9)
+    )?;
     if !db.exists() {
         return Ok(());
     }

@@ -62,7 +62,10 @@ impl Drop for Progress {
 pub fn line(total: u64, read: u64, elapsed: Duration) -> String {
     let secs = elapsed.as_secs_f64();
     let percent = if total == 0 { 100.0 } else { 100.0 * read as f64 / total as f64 };
-    format!("edu-rtdw: {read}/{total} records ({percent:.1}%), {:.0} records/s, {secs:.1} s elapsed", read as f64 / secs.max(1e-9))
+    format!(
+        "edu-rtdw: {read}/{total} records ({percent:.1}%), {:.0} records/s, {secs:.1} s elapsed",
+        read as f64 / secs.max(1e-9)
+    )
 }
 
 fn report(tty: bool, total: u64, read: u64, elapsed: Duration) {
@@ -70,7 +73,14 @@ fn report(tty: bool, total: u64, read: u64, elapsed: Duration) {
         let secs = elapsed.as_secs_f64();
         let percent = if total == 0 { 100.0 } else { 100.0 * read as f64 / total as f64 };
         let rate = (read as f64 / secs.max(1e-9)).round() as u64;
-        tracing::info!(read, total, percent = format_args!("{percent:.1}"), records_per_s = rate, elapsed_s = format_args!("{secs:.1}"), "progress");
+        tracing::info!(
+            read,
+            total,
+            percent = format_args!("{percent:.1}"),
+            records_per_s = rate,
+            elapsed_s = format_args!("{secs:.1}"),
+            "progress"
+        );
         return;
     }
     let text = line(total, read, elapsed);
@@ -98,6 +108,9 @@ mod tests {
 
     #[test]
     fn line_shows_percent_and_rate() {
-        assert_eq!(line(200, 50, Duration::from_secs(2)), "edu-rtdw: 50/200 records (25.0%), 25 records/s, 2.0 s elapsed");
+        assert_eq!(
+            line(200, 50, Duration::from_secs(2)),
+            "edu-rtdw: 50/200 records (25.0%), 25 records/s, 2.0 s elapsed"
+        );
     }
 }

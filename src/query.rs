@@ -65,7 +65,8 @@ pub struct Snapshot {
 
 /// Runs `edu-rtdw query`.
 pub fn run(args: &QueryArgs) -> anyhow::Result<()> {
-    let index = metric_index(&args.metric).ok_or_else(|| anyhow!("unknown metric `{}` (one of: {})", args.metric, metric_names().join(", ")))?;
+    let index = metric_index(&args.metric)
+        .ok_or_else(|| anyhow!("unknown metric `{}` (one of: {})", args.metric, metric_names().join(", ")))?;
     let filters = parse_filters(&args.filters, index)?;
     let mut snap = match &args.admin {
         Some(addr) => fetch(addr, metric_name(index))?,
@@ -107,8 +108,13 @@ fn text(v: &Value) -> String {
 
 /// Asks the admin endpoint at `addr` for `metric`'s snapshot.
 pub fn fetch(addr: &str, metric: &str) -> anyhow::Result<Snapshot> {
-    let sock = addr.to_socket_addrs().with_context(|| format!("bad --admin address {addr}"))?.next().with_context(|| format!("no address for {addr}"))?;
-    let mut stream = TcpStream::connect_timeout(&sock, Duration::from_secs(5)).with_context(|| format!("cannot reach the admin endpoint at {addr}"))?;
+    let sock = addr
+        .to_socket_addrs()
+        .with_context(|| format!("bad --admin address {addr}"))?
+        .next()
+        .with_context(|| format!("no address for {addr}"))?;
+    let mut stream = TcpStream::connect_timeout(&sock, Duration::from_secs(5))
+        .with_context(|| format!("cannot reach the admin endpoint at {addr}"))?;
     stream.set_read_timeout(Some(Duration::from_secs(60)))?;
     write!(stream, "GET /snapshot/{metric} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
     let mut response = Vec::new();
@@ -130,9 +136,13 @@ pub fn fetch(addr: &str, metric: &str) -> anyhow::Result<Snapshot> {
 pub fn latest_dump(dir: &Path, metric: &str) -> anyhow::Result<Snapshot> {
     let metric_dir = dir.join(metric);
     if !metric_dir.is_dir() {
-        bail!("no snapshot of {metric} in {} (run with --snapshot-dir, or query a running job with --admin)", dir.display());
+        bail!(
+            "no snapshot of {metric} in {} (run with --snapshot-dir, or query a running job with --admin)",
+            dir.display()
+        );
     }
-    let (upper, path) = dumps(&metric_dir)?.pop().with_context(|| format!("no snapshot files in {}", metric_dir.display()))?;
+    let (upper, path) =
+        dumps(&metric_dir)?.pop().with_context(|| format!("no snapshot files in {}", metric_dir.display()))?;
     let file = std::fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
     let lines: Vec<String> = BufReader::new(file).lines().collect::<Result<_, _>>()?;
     let rows = parse_rows(lines.iter().map(String::as_str)).with_context(|| format!("in {}", path.display()))?;
@@ -160,18 +170,25 @@ fn consistency(index: usize, snap: &Snapshot) -> String {
         Some(false) => ", input still running",
         None => "",
     };
-    format!("{} rows of {} consistent at logical time {} (every update at a time below it){state}", snap.rows.len(), metric_name(index), snap.upper)
+    format!(
+        "{} rows of {} consistent at logical time {} (every update at a time below it){state}",
+        snap.rows.len(),
+        metric_name(index),
+        snap.upper
+    )
 }
 
 fn print_table(out: &mut impl Write, index: usize, snap: &Snapshot) -> anyhow::Result<()> {
     let cols = columns(index);
-    let cells: Vec<Vec<String>> = snap.rows.iter().map(|r| cols.iter().map(|c| r.get(*c).map_or("NULL".into(), text)).collect()).collect();
+    let cells: Vec<Vec<String>> =
+        snap.rows.iter().map(|r| cols.iter().map(|c| r.get(*c).map_or("NULL".into(), text)).collect()).collect();
     let widths: Vec<usize> = cols
         .iter()
         .enumerate()
         .map(|(i, c)| cells.iter().map(|r| r[i].chars().count()).chain([c.len()]).max().unwrap_or(0))
         .collect();
-    let pad = |items: Vec<&str>| items.iter().zip(&widths).map(|(s, w)| format!("{s:<w$}")).collect::<Vec<_>>().join(" | ");
+    let pad =
+        |items: Vec<&str>| items.iter().zip(&widths).map(|(s, w)| format!("{s:<w$}")).collect::<Vec<_>>().join(" | ");
     writeln!(out, "{}", pad(cols.clone()).trim_end())?;
     writeln!(out, "{}", widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("-+-"))?;
     for row in &cells {
@@ -205,7 +222,12 @@ fn print_csv(out: &mut impl Write, index: usize, snap: &Snapshot) -> anyhow::Res
     let cols = columns(index);
     writeln!(out, "{}", cols.join(","))?;
     for row in &snap.rows {
-        let cells: Vec<String> = cols.iter().map(|c| row.get(*c).map_or(String::new(), |v| if v.is_null() { String::new() } else { csv_cell(&text(v)) })).collect();
+        let cells: Vec<String> = cols
+            .iter()
+            .map(|c| {
+                row.get(*c).map_or(String::new(), |v| if v.is_null() { String::new() } else { csv_cell(&text(v)) })
+            })
+            .collect();
         writeln!(out, "{}", cells.join(","))?;
     }
     eprintln!("edu-rtdw: {}", consistency(index, snap));

@@ -144,7 +144,11 @@ pub struct DumpOptions {
 }
 
 /// Keeps `shared` (worker 0 only; `None` elsewhere) up to date with `rows`, dumping it per `dump`.
-pub fn maintain<'s>(rows: VecCollection<'s, dataflows::Time, OutputRow, Diff>, shared: Option<Shared>, dump: Option<DumpOptions>) {
+pub fn maintain<'s>(
+    rows: VecCollection<'s, dataflows::Time, OutputRow, Diff>,
+    shared: Option<Shared>,
+    dump: Option<DumpOptions>,
+) {
     let mut pending: Vec<(OutputRow, Time, Diff)> = Vec::new();
     let mut last_upper = Some(0);
     let mut max_time: Time = 0;
@@ -163,7 +167,8 @@ pub fn maintain<'s>(rows: VecCollection<'s, dataflows::Time, OutputRow, Diff>, s
         }
         last_upper = upper;
         let Some(shared) = shared.as_ref() else { return };
-        let (ready, later): (Vec<_>, Vec<_>) = std::mem::take(&mut pending).into_iter().partition(|(_, t, _)| upper.is_none_or(|u| *t < u));
+        let (ready, later): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut pending).into_iter().partition(|(_, t, _)| upper.is_none_or(|u| *t < u));
         pending = later;
         let Ok(mut contents) = shared.lock() else { return };
         contents.apply(ready);
@@ -221,7 +226,10 @@ fn write_dump(contents: &Contents, opts: &DumpOptions) -> anyhow::Result<Time> {
         let dir = opts.dir.join(metric_name(index));
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let tmp = dir.join(format!(".{}.jsonl.tmp", contents.upper));
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?);
+        let mut out = std::io::BufWriter::with_capacity(
+            1 << 20,
+            std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?,
+        );
         for row in contents.sorted(index) {
             write_row(&mut out, row)?;
         }
@@ -237,7 +245,11 @@ pub fn dumps(dir: &Path) -> anyhow::Result<Vec<(Time, PathBuf)>> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
         let path = entry?.path();
-        let time = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".jsonl")).and_then(|n| n.parse::<Time>().ok());
+        let time = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_suffix(".jsonl"))
+            .and_then(|n| n.parse::<Time>().ok());
         if let Some(time) = time {
             found.push((time, path));
         }

@@ -6,7 +6,6 @@ mod common;
 use common::{edu_rtdw, rows, write_partition};
 use connectors::sample::TOPICS;
 
-
 /// Lines that no metric can read, with their reason.
 const GARBAGE: &[(&[u8], &str)] = &[
     (b"{\"id\": \"1\", \"data\": {\"userid\":", "not_json"),
@@ -39,7 +38,12 @@ fn garbage_in_every_topic_is_one_dead_letter_each() {
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
 
     for topic in TOPICS {
-        let got = rows(&db, &format!("SELECT \"offset\", metric, reason FROM dead_letters WHERE source = '{topic}' ORDER BY \"offset\""));
+        let got = rows(
+            &db,
+            &format!(
+                "SELECT \"offset\", metric, reason FROM dead_letters WHERE source = '{topic}' ORDER BY \"offset\""
+            ),
+        );
         let want: Vec<Vec<String>> = GARBAGE
             .iter()
             .enumerate()
@@ -48,7 +52,8 @@ fn garbage_in_every_topic_is_one_dead_letter_each() {
         assert_eq!(got, want, "dead letters of {topic}");
     }
     // The raw bytes are kept exactly, as text or (invalid UTF-8) as a blob.
-    let raw = rows(&db, "SELECT typeof(raw), length(raw) FROM dead_letters WHERE source = 'qos_log' AND \"offset\" = 4");
+    let raw =
+        rows(&db, "SELECT typeof(raw), length(raw) FROM dead_letters WHERE source = 'qos_log' AND \"offset\" = 4");
     assert_eq!(raw, vec![vec!["blob".to_string(), "10".to_string()]]);
 }
 
@@ -57,8 +62,18 @@ fn wrong_types_are_dead_letters_of_the_metrics_that_read_them() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let input = tmp.path().join("input");
     write_partition(&input, "qos_log", 0, &[br#"{"user_id": "abc", "classroom_id": "r", "extra": {"data_time": 1}}"#]);
-    write_partition(&input, "data_pack_order_info", 0, &[br#"{"id": "o1", "cc_id": "x", "status": 3}"#, br#"{"id": "o2", "cc_id": 1, "status": "three"}"#]);
-    write_partition(&input, "agora_record", 0, &[br#"{"user_type": "student", "event": "e", "agora_audioState": {"lost": "lots"}, "messageCreateTime": 1}"#]);
+    write_partition(
+        &input,
+        "data_pack_order_info",
+        0,
+        &[br#"{"id": "o1", "cc_id": "x", "status": 3}"#, br#"{"id": "o2", "cc_id": 1, "status": "three"}"#],
+    );
+    write_partition(
+        &input,
+        "agora_record",
+        0,
+        &[br#"{"user_type": "student", "event": "e", "agora_audioState": {"lost": "lots"}, "messageCreateTime": 1}"#],
+    );
     write_partition(&input, "timeline_client_topic", 0, &[br#"{"data": "{not json", "createTime": "x"}"#, br#"{"data": {"timestamp": "soon", "role": "2", "msgid": "305", "msg": {"msgtype": "116", "msg_data": {"target_type": "shape", "action": "move"}}}}"#]);
     write_partition(&input, "uc_account-user", 0, &[br#"{"id": {"nested": 1}, "name": "x"}"#]);
     let db = tmp.path().join("out.db");

@@ -32,8 +32,28 @@ fn a_throttled_bench_finishes_every_epoch_of_every_run() {
     }
     let epochs_per_run = lines.iter().max().expect("partitions").div_ceil(EPOCH);
 
-    let stdout = run(&["bench", "--scale", "1", "--seed", "42", "--partitions", "4", "--runs", "2", "--workers", "1,2", "--max-inflight", "1", "--epoch-records", "16"], tmp.path());
-    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().expect("a JSON line")).expect("the last line is JSON");
+    let stdout = run(
+        &[
+            "bench",
+            "--scale",
+            "1",
+            "--seed",
+            "42",
+            "--partitions",
+            "4",
+            "--runs",
+            "2",
+            "--workers",
+            "1,2",
+            "--max-inflight",
+            "1",
+            "--epoch-records",
+            "16",
+        ],
+        tmp.path(),
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().expect("a JSON line")).expect("the last line is JSON");
     assert_eq!(report["messages"].as_u64(), Some(lines.iter().sum()), "one message per line written by gen");
     let runs = report["all_metrics"].as_array().expect("all_metrics");
     let workers: Vec<u64> = runs.iter().map(|r| r["workers"].as_u64().expect("workers")).collect();

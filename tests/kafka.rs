@@ -27,9 +27,21 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
-
 fn gen_to_files(dir: &Path, out_dir: &str, scale: u64, seed: u64, partitions: u32) {
-    let out = edu_rtdw(&["gen", "--out", out_dir, "--scale", &scale.to_string(), "--seed", &seed.to_string(), "--partitions", &partitions.to_string()], dir);
+    let out = edu_rtdw(
+        &[
+            "gen",
+            "--out",
+            out_dir,
+            "--scale",
+            &scale.to_string(),
+            "--seed",
+            &seed.to_string(),
+            "--partitions",
+            &partitions.to_string(),
+        ],
+        dir,
+    );
     assert!(out.status.success(), "gen --out failed: {}", String::from_utf8_lossy(&out.stderr));
 }
 
@@ -76,9 +88,19 @@ fn consume_all(topic: &str) -> Vec<Record> {
         let msg = msg.expect("message");
         let headers = msg
             .headers()
-            .map(|hs| hs.iter().map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())).collect())
+            .map(|hs| {
+                hs.iter()
+                    .map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
+                    .collect()
+            })
             .unwrap_or_default();
-        out.push((msg.partition(), msg.offset(), msg.key().map(<[u8]>::to_vec), msg.payload().unwrap_or_default().to_vec(), headers));
+        out.push((
+            msg.partition(),
+            msg.offset(),
+            msg.key().map(<[u8]>::to_vec),
+            msg.payload().unwrap_or_default().to_vec(),
+            headers,
+        ));
         if ends.get(&msg.partition()).is_some_and(|end| msg.offset() + 1 >= *end) {
             ends.remove(&msg.partition());
         }
@@ -91,14 +113,21 @@ fn consume_all(topic: &str) -> Vec<Record> {
 fn positions(records: &[Record]) -> BTreeSet<(String, u32, u64)> {
     let mut seen = BTreeSet::new();
     for (_, _, _, _, h) in records {
-        let pos = (h["edu-source"].clone(), h["edu-partition"].parse().expect("partition"), h["edu-offset"].parse().expect("offset"));
+        let pos = (
+            h["edu-source"].clone(),
+            h["edu-partition"].parse().expect("partition"),
+            h["edu-offset"].parse().expect("offset"),
+        );
         assert!(seen.insert(pos.clone()), "source position {pos:?} written twice");
     }
     seen
 }
 
 fn sqlite_positions(db: &Path, query: &str) -> BTreeSet<(String, u32, u64)> {
-    rows(db, query).into_iter().map(|r| (r[0].clone(), r[1].parse().expect("partition"), r[2].parse().expect("offset"))).collect()
+    rows(db, query)
+        .into_iter()
+        .map(|r| (r[0].clone(), r[1].parse().expect("partition"), r[2].parse().expect("offset")))
+        .collect()
 }
 
 fn signal_positions(db: &Path) -> BTreeSet<(String, u32, u64)> {
@@ -118,7 +147,12 @@ fn assert_outputs_match(prefix: &str, db: &Path) {
     // keyed by position in the headers; compare positions and counts.
     let table_count: usize = rows(db, "SELECT COUNT(*) FROM dead_letters")[0][0].parse().expect("count");
     assert_eq!(dlq.len(), table_count, "DLQ records vs dead_letters rows");
-    let dlq_positions: BTreeSet<_> = dlq.iter().map(|(_, _, _, _, h)| (h["edu-source"].clone(), h["edu-partition"].parse().expect("p"), h["edu-offset"].parse().expect("o"))).collect();
+    let dlq_positions: BTreeSet<_> = dlq
+        .iter()
+        .map(|(_, _, _, _, h)| {
+            (h["edu-source"].clone(), h["edu-partition"].parse().expect("p"), h["edu-offset"].parse().expect("o"))
+        })
+        .collect();
     assert_eq!(dlq_positions, dead_letter_positions(db), "DLQ positions vs table");
 }
 
@@ -173,7 +207,22 @@ fn kafka_until_end_equals_file_replay_and_outputs_are_exact() {
         let at = (h["edu-partition"].parse::<i32>().expect("p"), h["edu-offset"].parse::<i64>().expect("o"));
         assert_eq!(key, &inputs[&at], "key of the signal at {at:?}");
         let v: serde_json::Value = serde_json::from_slice(value).expect("JSON value");
-        for field in ["messageCreateTime", "timeStamp", "messageTimeStamp", "userId", "roomId", "role", "msgId", "msgType", "targetId", "targetType", "action", "subAction", "pageIndex", "event"] {
+        for field in [
+            "messageCreateTime",
+            "timeStamp",
+            "messageTimeStamp",
+            "userId",
+            "roomId",
+            "role",
+            "msgId",
+            "msgType",
+            "targetId",
+            "targetType",
+            "action",
+            "subAction",
+            "pageIndex",
+            "event",
+        ] {
             assert!(v.get(field).is_some(), "field {field} missing in {v}");
         }
         assert_eq!(v["msgId"], "305");
@@ -204,7 +253,11 @@ fn a_second_run_over_a_grown_log_resumes_without_loss_or_duplicates() {
         }
     }
     run_ok(tmp.path(), &["run", "--input-dir", "a", "--sqlite", "files.db", "-q"]);
-    assert_eq!(dump(&tmp.path().join("kafka.db")), dump(&tmp.path().join("files.db")), "resumed run differs from one run over everything");
+    assert_eq!(
+        dump(&tmp.path().join("kafka.db")),
+        dump(&tmp.path().join("files.db")),
+        "resumed run differs from one run over everything"
+    );
     assert_outputs_match(&prefix, &tmp.path().join("kafka.db"));
 }
 
@@ -220,12 +273,17 @@ fn kill_9_at_random_points_then_restart_equals_an_uninterrupted_run() {
     restart_broker();
     run_ok(tmp.path(), &args);
     // The uninterrupted run reads the same topics into its own file, and writes no Kafka outputs.
-    std::fs::write(tmp.path().join("sqlite-only.toml"), "[routes]\nstudent_signal_etl = [\"sqlite\"]\ndead_letters = [\"sqlite\"]\n").expect("config");
-    run_ok(
-        tmp.path(),
-        &kafka_args(&prefix, "clean.db", &["--epoch-records", "64", "--config", "sqlite-only.toml"]),
+    std::fs::write(
+        tmp.path().join("sqlite-only.toml"),
+        "[routes]\nstudent_signal_etl = [\"sqlite\"]\ndead_letters = [\"sqlite\"]\n",
+    )
+    .expect("config");
+    run_ok(tmp.path(), &kafka_args(&prefix, "clean.db", &["--epoch-records", "64", "--config", "sqlite-only.toml"]));
+    assert_eq!(
+        dump(&tmp.path().join("crashed.db")),
+        dump(&tmp.path().join("clean.db")),
+        "crashed-and-restarted run differs"
     );
-    assert_eq!(dump(&tmp.path().join("crashed.db")), dump(&tmp.path().join("clean.db")), "crashed-and-restarted run differs");
     assert_outputs_match(&prefix, &tmp.path().join("crashed.db"));
 }
 
@@ -236,19 +294,55 @@ fn live_epochs_equal_file_replay_and_the_latency_report_counts_every_record() {
     let prefix = topics("live", 2);
     let tmp = tempfile::tempdir().expect("tempdir");
     let live = [
-        "run", "--brokers", BROKERS, "--topic-prefix", &prefix, "--sqlite", "live.db", "-q", "--epoch-ms", "50",
-        "--exit-when-idle", "--idle-timeout-ms", "10000", "--latency-report", "latency.json",
+        "run",
+        "--brokers",
+        BROKERS,
+        "--topic-prefix",
+        &prefix,
+        "--sqlite",
+        "live.db",
+        "-q",
+        "--epoch-ms",
+        "50",
+        "--exit-when-idle",
+        "--idle-timeout-ms",
+        "10000",
+        "--latency-report",
+        "latency.json",
     ];
-    let child = Command::new(env!("CARGO_BIN_EXE_edu-rtdw")).args(live).current_dir(tmp.path()).stdout(Stdio::null()).spawn().expect("spawn run");
+    let child = Command::new(env!("CARGO_BIN_EXE_edu-rtdw"))
+        .args(live)
+        .current_dir(tmp.path())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn run");
     let report = tmp.path().join("latency.json");
     let started = Instant::now();
     while !report.exists() && started.elapsed() < Duration::from_secs(60) {
         std::thread::sleep(Duration::from_millis(100));
     }
     // Open loop at 5,000 records/s while the job consumes.
-    let out = edu_rtdw(&["gen", "--brokers", BROKERS, "--topic-prefix", &prefix, "--scale", "1", "--seed", "5", "--partitions", "2", "--rate", "5000"], tmp.path());
+    let out = edu_rtdw(
+        &[
+            "gen",
+            "--brokers",
+            BROKERS,
+            "--topic-prefix",
+            &prefix,
+            "--scale",
+            "1",
+            "--seed",
+            "5",
+            "--partitions",
+            "2",
+            "--rate",
+            "5000",
+        ],
+        tmp.path(),
+    );
     assert!(out.status.success(), "gen --rate failed: {}", String::from_utf8_lossy(&out.stderr));
-    let produced: u64 = String::from_utf8_lossy(&out.stdout).split_whitespace().next().and_then(|n| n.parse().ok()).expect("count");
+    let produced: u64 =
+        String::from_utf8_lossy(&out.stdout).split_whitespace().next().and_then(|n| n.parse().ok()).expect("count");
     assert!(common::wait_bounded(child, "the live run").status.success(), "live run failed");
 
     gen_to_files(tmp.path(), "files", 1, 5, 2);
@@ -257,7 +351,10 @@ fn live_epochs_equal_file_replay_and_the_latency_report_counts_every_record() {
     let (live_rows, file_rows) = (dump(&live_db), dump(&tmp.path().join("files.db")));
     let only_live: Vec<_> = live_rows.iter().filter(|r| !file_rows.contains(r)).collect();
     let only_files: Vec<_> = file_rows.iter().filter(|r| !live_rows.contains(r)).collect();
-    assert!(only_live.is_empty() && only_files.is_empty(), "live epochs and file replay differ: only live {only_live:?}; only file replay {only_files:?}");
+    assert!(
+        only_live.is_empty() && only_files.is_empty(),
+        "live epochs and file replay differ: only live {only_live:?}; only file replay {only_files:?}"
+    );
     let cuts = rows(&live_db, "SELECT COUNT(*) FROM edu_rtdw_clock");
     assert!(cuts[0][0].parse::<u64>().expect("n") > 2, "no live cuts recorded");
 
@@ -295,8 +392,21 @@ fn live_epochs_survive_kill_9_exactly() {
     gen_to_kafka(tmp.path(), &prefix, 4, 33, 2);
     // Short live epochs over two workers: many cuts and commits for the kills to land between.
     let args = [
-        "run", "--brokers", BROKERS, "--topic-prefix", &prefix, "--sqlite", "crashed.db", "-q", "-w", "2", "--epoch-ms", "20",
-        "--exit-when-idle", "--idle-timeout-ms", "10000",
+        "run",
+        "--brokers",
+        BROKERS,
+        "--topic-prefix",
+        &prefix,
+        "--sqlite",
+        "crashed.db",
+        "-q",
+        "-w",
+        "2",
+        "--epoch-ms",
+        "20",
+        "--exit-when-idle",
+        "--idle-timeout-ms",
+        "10000",
     ];
     kill_9_five_times(tmp.path(), &args, 0x2545_f491_4f6c_dd1d, 300, 1500);
     restart_broker();
@@ -305,7 +415,11 @@ fn live_epochs_survive_kill_9_exactly() {
     // are exact by source position, as without live epochs.
     gen_to_files(tmp.path(), "files", 4, 33, 2);
     run_ok(tmp.path(), &["run", "--input-dir", "files", "--sqlite", "files.db", "-q"]);
-    assert_eq!(dump(&tmp.path().join("crashed.db")), dump(&tmp.path().join("files.db")), "killed and restarted live run differs");
+    assert_eq!(
+        dump(&tmp.path().join("crashed.db")),
+        dump(&tmp.path().join("files.db")),
+        "killed and restarted live run differs"
+    );
 }
 
 /// A live run that never ends by itself: killed when the test ends, passed or failed.
@@ -323,11 +437,14 @@ impl Drop for KilledOnDrop {
 fn first_row_within_a_minute(db: &Path, query: &str, what: &str) -> Vec<String> {
     let started = Instant::now();
     loop {
-        let found = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).ok().and_then(|conn| {
-            let mut stmt = conn.prepare(query).ok()?;
-            let n = stmt.column_count();
-            stmt.query_row([], |r| (0..n).map(|i| r.get_ref(i).map(common::cell)).collect::<Result<Vec<_>, _>>()).ok()
-        });
+        let found = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .ok()
+            .and_then(|conn| {
+                let mut stmt = conn.prepare(query).ok()?;
+                let n = stmt.column_count();
+                stmt.query_row([], |r| (0..n).map(|i| r.get_ref(i).map(common::cell)).collect::<Result<Vec<_>, _>>())
+                    .ok()
+            });
         if let Some(row) = found {
             return row;
         }
@@ -348,7 +465,11 @@ fn a_partition_resuming_behind_closed_windows_gives_late_dead_letters_with_their
     let prefix = topics("resume", 2);
     let tmp = tempfile::tempdir().expect("tempdir");
     let topic = format!("{prefix}timeline_client_topic");
-    let signal = |ts: i64| format!(r#"{{"data":{{"userid":"7","roomId":"9","timestamp":{ts},"role":"2","msgid":"305","msg":{{"msgtype":"116","msg_data":{{"target_type":"shape","action":"move"}}}}}}}}"#);
+    let signal = |ts: i64| {
+        format!(
+            r#"{{"data":{{"userid":"7","roomId":"9","timestamp":{ts},"role":"2","msgid":"305","msg":{{"msgtype":"116","msg_data":{{"target_type":"shape","action":"move"}}}}}}}}"#
+        )
+    };
     let producer: BaseProducer = ClientConfig::new().set("bootstrap.servers", BROKERS).create().expect("producer");
     let produce = |partition: i32, value: &str| {
         producer.send(BaseRecord::<(), str>::to(&topic).partition(partition).payload(value)).expect("send");
@@ -357,8 +478,28 @@ fn a_partition_resuming_behind_closed_windows_gives_late_dead_letters_with_their
     produce(0, &signal(100_000));
     produce(1, &signal(300_000));
 
-    let args = ["run", "--brokers", BROKERS, "--topic-prefix", &prefix, "--sqlite", "resume.db", "-q", "--epoch-ms", "50", "--idle-timeout-ms", "500"];
-    let live_run = KilledOnDrop(Command::new(env!("CARGO_BIN_EXE_edu-rtdw")).args(args).current_dir(tmp.path()).stdout(Stdio::null()).spawn().expect("spawn run"));
+    let args = [
+        "run",
+        "--brokers",
+        BROKERS,
+        "--topic-prefix",
+        &prefix,
+        "--sqlite",
+        "resume.db",
+        "-q",
+        "--epoch-ms",
+        "50",
+        "--idle-timeout-ms",
+        "500",
+    ];
+    let live_run = KilledOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_edu-rtdw"))
+            .args(args)
+            .current_dir(tmp.path())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn run"),
+    );
     let db = tmp.path().join("resume.db");
     // Minute 60 s written: both partitions went idle (with live epochs, an epoch that holds
     // only the idle partitions' marks must close too).

@@ -78,8 +78,10 @@ fn wait_complete(port: u16) {
     let started = Instant::now();
     loop {
         let header = get(port, "/snapshot/dead_letters").and_then(|b| b.lines().next().map(str::to_string));
-        let header = header.and_then(|h| serde_json::from_str::<Value>(&h).ok()).filter(|h| h["complete"] == json!(true));
-        let committed = get(port, "/metrics").and_then(|m| sample(&m, r#"edu_rtdw_sink_committed_upper{sink="sqlite"}"#));
+        let header =
+            header.and_then(|h| serde_json::from_str::<Value>(&h).ok()).filter(|h| h["complete"] == json!(true));
+        let committed =
+            get(port, "/metrics").and_then(|m| sample(&m, r#"edu_rtdw_sink_committed_upper{sink="sqlite"}"#));
         if let (Some(h), Some(c)) = (header, committed) {
             if h["upper"].as_u64().map(|u| u.to_string()) == Some(c) {
                 return;
@@ -103,12 +105,12 @@ fn metrics_endpoint_counts_a_known_input() {
     let mut no_user = signal(m1 + 26_000, "7", "9", "2");
     no_user["data"].as_object_mut().expect("object").remove("userid");
     let lines: Vec<String> = [
-        signal(T0, "7", "9", "2"),              // 0: window T0; W = T0 - 5 s
-        signal(T0 + 59_999, "7", "9", "2"),     // 1: window T0; W = T0 + 54_999
-        signal(T0 + 54_998, "8", "9", "2"),     // 2: < W: late
-        signal(m1 + 30_000, "1", "9", "1"),     // 3: teacher: filtered (no row, no dead letter); W = m1 + 25_000
-        no_user,                                // 4: bad_field:userId
-        signal(m1 + 27_000, "8", "9", "2"),     // 5: window m1
+        signal(T0, "7", "9", "2"),          // 0: window T0; W = T0 - 5 s
+        signal(T0 + 59_999, "7", "9", "2"), // 1: window T0; W = T0 + 54_999
+        signal(T0 + 54_998, "8", "9", "2"), // 2: < W: late
+        signal(m1 + 30_000, "1", "9", "1"), // 3: teacher: filtered (no row, no dead letter); W = m1 + 25_000
+        no_user,                            // 4: bad_field:userId
+        signal(m1 + 27_000, "8", "9", "2"), // 5: window m1
     ]
     .iter()
     .map(Value::to_string)
@@ -121,7 +123,8 @@ fn metrics_endpoint_counts_a_known_input() {
     let _job = start(tmp.path(), &["--admin", &format!("127.0.0.1:{port}")]);
     wait_complete(port);
     let body = get(port, "/metrics").expect("/metrics");
-    let expect = |series: &str, value: &str| assert_eq!(sample(&body, series).as_deref(), Some(value), "{series} in\n{body}");
+    let expect =
+        |series: &str, value: &str| assert_eq!(sample(&body, series).as_deref(), Some(value), "{series} in\n{body}");
 
     // 6 signals and 3 quality records read.
     expect(r#"edu_rtdw_records_read_total{source="timeline_client_topic",partition="0"}"#, "6");
@@ -144,7 +147,10 @@ fn metrics_endpoint_counts_a_known_input() {
     assert!(count.parse::<u64>().expect("number") >= 1);
     expect(r#"edu_rtdw_sink_commit_seconds_bucket{sink="sqlite",le="+Inf"}"#, &count);
     // The SQLite file agrees with the row gauges.
-    assert_eq!(rows(&tmp.path().join("out.db"), "SELECT COUNT(*) FROM timeline_signal_analysis"), vec![vec!["2".to_string()]]);
+    assert_eq!(
+        rows(&tmp.path().join("out.db"), "SELECT COUNT(*) FROM timeline_signal_analysis"),
+        vec![vec!["2".to_string()]]
+    );
 }
 
 /// A JSON cell as `tests/common` renders a SQLite cell.
@@ -160,20 +166,27 @@ fn cell(v: &Value) -> String {
 /// `table`'s rows in SQLite (the given columns, `|`-joined, sorted).
 fn sqlite_lines(db: &Path, table: &str, columns: &[&str]) -> Vec<String> {
     let cols: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
-    let mut lines: Vec<String> = rows(db, &format!("SELECT {} FROM \"{table}\"", cols.join(", "))).into_iter().map(|r| r.join("|")).collect();
+    let mut lines: Vec<String> =
+        rows(db, &format!("SELECT {} FROM \"{table}\"", cols.join(", "))).into_iter().map(|r| r.join("|")).collect();
     lines.sort();
     lines
 }
 
 /// JSON rows as the same lines.
 fn json_lines(rows: &[Map<String, Value>], columns: &[&str]) -> Vec<String> {
-    let mut lines: Vec<String> = rows.iter().map(|r| columns.iter().map(|c| r.get(*c).map_or("NULL".into(), cell)).collect::<Vec<_>>().join("|")).collect();
+    let mut lines: Vec<String> = rows
+        .iter()
+        .map(|r| columns.iter().map(|c| r.get(*c).map_or("NULL".into(), cell)).collect::<Vec<_>>().join("|"))
+        .collect();
     lines.sort();
     lines
 }
 
 fn parse_jsonl(text: &str) -> Vec<Map<String, Value>> {
-    text.lines().filter(|l| !l.is_empty()).map(|l| serde_json::from_str::<Map<String, Value>>(l).expect("row")).collect()
+    text.lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_str::<Map<String, Value>>(l).expect("row"))
+        .collect()
 }
 
 const MINUTES: &[&str] = &["start_time", "end_time", "webserver_id", "user_id", "role", "event", "event_count"];
@@ -186,7 +199,10 @@ fn snapshots_equal_sqlite_at_the_same_logical_time() {
     assert!(out.status.success(), "gen failed: {}", String::from_utf8_lossy(&out.stderr));
     let port = free_port();
     let admin = format!("127.0.0.1:{port}");
-    let _job = start(tmp.path(), &["--admin", &admin, "--epoch-records", "200", "--snapshot-dir", "snaps", "--snapshot-every", "0s"]);
+    let _job = start(
+        tmp.path(),
+        &["--admin", &admin, "--epoch-records", "200", "--snapshot-dir", "snaps", "--snapshot-every", "0s"],
+    );
     wait_complete(port);
     let db = tmp.path().join("out.db");
     let upper = rows(&db, "SELECT upper, complete FROM edu_rtdw_progress WHERE sink = 'sqlite'");
@@ -194,7 +210,10 @@ fn snapshots_equal_sqlite_at_the_same_logical_time() {
     let upper: u64 = upper[0][0].parse().expect("upper");
 
     // 2.3 (windowed, append-only) and 2.7 (counts that are retracted and re-inserted).
-    for (metric, table, columns) in [("class_performance_1m", "timeline_signal_analysis", MINUTES), ("daily_cc_confirmations", "staff_index", STAFF)] {
+    for (metric, table, columns) in [
+        ("class_performance_1m", "timeline_signal_analysis", MINUTES),
+        ("daily_cc_confirmations", "staff_index", STAFF),
+    ] {
         let want = sqlite_lines(&db, table, columns);
         assert!(!want.is_empty(), "{table} is empty");
 
@@ -203,7 +222,8 @@ fn snapshots_equal_sqlite_at_the_same_logical_time() {
         assert!(q.status.success(), "query failed: {}", String::from_utf8_lossy(&q.stderr));
         let doc: Value = serde_json::from_slice(&q.stdout).expect("query json");
         assert_eq!(doc["upper"], json!(upper), "{metric}: query at another logical time");
-        let got: Vec<Map<String, Value>> = doc["rows"].as_array().expect("rows").iter().filter_map(|r| r.as_object().cloned()).collect();
+        let got: Vec<Map<String, Value>> =
+            doc["rows"].as_array().expect("rows").iter().filter_map(|r| r.as_object().cloned()).collect();
         assert_eq!(json_lines(&got, columns), want, "{metric}: query differs from SQLite");
 
         // The latest dump file: named by the same logical time, same rows.
@@ -214,11 +234,14 @@ fn snapshots_equal_sqlite_at_the_same_logical_time() {
         // `query` without --admin reads that dump; --where filters it.
         let first = want[0].split('|').next().unwrap_or_default().to_string();
         let filter = format!("{}={first}", columns[0]);
-        let q = edu_rtdw(&["query", metric, "--snapshot-dir", "snaps", "--format", "json", "--where", &filter], tmp.path());
+        let q =
+            edu_rtdw(&["query", metric, "--snapshot-dir", "snaps", "--format", "json", "--where", &filter], tmp.path());
         assert!(q.status.success(), "query failed: {}", String::from_utf8_lossy(&q.stderr));
         let doc: Value = serde_json::from_slice(&q.stdout).expect("query json");
-        let got: Vec<Map<String, Value>> = doc["rows"].as_array().expect("rows").iter().filter_map(|r| r.as_object().cloned()).collect();
-        let filtered: Vec<String> = want.iter().filter(|l| l.split('|').next() == Some(first.as_str())).cloned().collect();
+        let got: Vec<Map<String, Value>> =
+            doc["rows"].as_array().expect("rows").iter().filter_map(|r| r.as_object().cloned()).collect();
+        let filtered: Vec<String> =
+            want.iter().filter(|l| l.split('|').next() == Some(first.as_str())).cloned().collect();
         assert_eq!(json_lines(&got, columns), filtered, "{metric}: --where {filter}");
     }
     // Every dump kept (5 by default) parses.
@@ -235,12 +258,18 @@ fn sqlite_at(db: &Path, table: &str, columns: &[&str]) -> Option<(u64, Vec<Strin
     let mut conn = rusqlite::Connection::open(db).ok()?;
     conn.busy_timeout(Duration::from_secs(10)).expect("busy timeout");
     let tx = conn.transaction().expect("begin");
-    let upper: u64 = tx.query_row("SELECT upper FROM edu_rtdw_progress WHERE sink = 'sqlite'", [], |r| r.get::<_, i64>(0)).ok()?.try_into().ok()?;
+    let upper: u64 = tx
+        .query_row("SELECT upper FROM edu_rtdw_progress WHERE sink = 'sqlite'", [], |r| r.get::<_, i64>(0))
+        .ok()?
+        .try_into()
+        .ok()?;
     let cols: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
     let mut stmt = tx.prepare(&format!("SELECT {} FROM \"{table}\"", cols.join(", "))).expect("prepare");
     let n = stmt.column_count();
     let mut lines: Vec<String> = stmt
-        .query_map([], |r| (0..n).map(|i| r.get_ref(i).map(common::cell)).collect::<Result<Vec<_>, _>>().map(|cells| cells.join("|")))
+        .query_map([], |r| {
+            (0..n).map(|i| r.get_ref(i).map(common::cell)).collect::<Result<Vec<_>, _>>().map(|cells| cells.join("|"))
+        })
         .expect("query")
         .collect::<Result<_, _>>()
         .expect("rows");
@@ -255,13 +284,18 @@ fn live_query(dir: &Path, admin: &str, metric: &str, columns: &[&str]) -> Option
         return None;
     }
     let doc: Value = serde_json::from_slice(&q.stdout).expect("query json");
-    let rows: Vec<Map<String, Value>> = doc["rows"].as_array().expect("rows").iter().filter_map(|r| r.as_object().cloned()).collect();
+    let rows: Vec<Map<String, Value>> =
+        doc["rows"].as_array().expect("rows").iter().filter_map(|r| r.as_object().cloned()).collect();
     Some((doc["upper"].as_u64().expect("upper"), json_lines(&rows, columns)))
 }
 
 /// The sum of every `edu_rtdw_records_read_total` series.
 fn records_read(metrics: &str) -> u64 {
-    metrics.lines().filter_map(|l| l.strip_prefix("edu_rtdw_records_read_total{")).filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok()).sum()
+    metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("edu_rtdw_records_read_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
 }
 
 /// A metric, its table, its columns, and the projection (column indexes) checked against expected rows.
@@ -288,11 +322,17 @@ fn compare_at(dir: &Path, port: u16, produced: u64, upper: u64, checks: &[(Check
             let sink = sqlite_at(&db, table, columns);
             let live = live_query(dir, &admin, metric, columns);
             if let (Some((sink_upper, in_sink)), Some((live_upper, got))) = (sink, live) {
-                assert!(sink_upper <= upper && live_upper <= upper, "{metric}: past logical time {upper}: sink {sink_upper}, query {live_upper}");
+                assert!(
+                    sink_upper <= upper && live_upper <= upper,
+                    "{metric}: past logical time {upper}: sink {sink_upper}, query {live_upper}"
+                );
                 if sink_upper == upper && live_upper == upper {
                     assert_eq!(got, in_sink, "{metric}: the live query differs from SQLite at logical time {upper}");
-                    let mut projected: Vec<String> =
-                        in_sink.iter().map(|l| l.split('|').collect::<Vec<_>>()).map(|c| projection.iter().map(|i| c[*i]).collect::<Vec<_>>().join("|")).collect();
+                    let mut projected: Vec<String> = in_sink
+                        .iter()
+                        .map(|l| l.split('|').collect::<Vec<_>>())
+                        .map(|c| projection.iter().map(|i| c[*i]).collect::<Vec<_>>().join("|"))
+                        .collect();
                     projected.sort();
                     let mut want: Vec<String> = want.iter().map(|w| w.to_string()).collect();
                     want.sort();
@@ -300,7 +340,10 @@ fn compare_at(dir: &Path, port: u16, produced: u64, upper: u64, checks: &[(Check
                     break;
                 }
             }
-            assert!(started.elapsed() < deadline, "{metric}: the sink and the query never both reached logical time {upper}");
+            assert!(
+                started.elapsed() < deadline,
+                "{metric}: the sink and the query never both reached logical time {upper}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -347,28 +390,41 @@ fn live_query_equals_the_sink_at_intermediate_times() {
     .expect("config");
     let port = free_port();
     let admin = format!("127.0.0.1:{port}");
-    let _job = KafkaJob(Job(
-        Command::new(env!("CARGO_BIN_EXE_edu-rtdw"))
-            .args(["run", "--config", "cfg.toml", "--brokers", BROKERS, "--topic-prefix", &prefix, "--sqlite", "out.db", "-q"])
-            .args(["--epoch-records", "1", "--admin", &admin])
-            .current_dir(tmp.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn edu-rtdw"),
-    ));
+    let _job = KafkaJob(Job(Command::new(env!("CARGO_BIN_EXE_edu-rtdw"))
+        .args([
+            "run",
+            "--config",
+            "cfg.toml",
+            "--brokers",
+            BROKERS,
+            "--topic-prefix",
+            &prefix,
+            "--sqlite",
+            "out.db",
+            "-q",
+        ])
+        .args(["--epoch-records", "1", "--admin", &admin])
+        .current_dir(tmp.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn edu-rtdw")));
 
     let producer: BaseProducer = ClientConfig::new().set("bootstrap.servers", BROKERS).create().expect("producer");
     let mut produced = 0u64;
     // One phase: `records` per topic (padded in front with unparseable lines to PHASE records).
     let mut phase = |records: &[(&str, Vec<Value>)]| {
         for topic in connectors::sample::TOPICS {
-            let mine: Vec<String> = records.iter().filter(|(t, _)| *t == topic).flat_map(|(_, v)| v.iter().map(Value::to_string)).collect();
+            let mine: Vec<String> =
+                records.iter().filter(|(t, _)| *t == topic).flat_map(|(_, v)| v.iter().map(Value::to_string)).collect();
             assert!(mine.len() <= PHASE);
             let lines = std::iter::repeat_n("not json".to_string(), PHASE - mine.len()).chain(mine);
             let name = format!("{prefix}{topic}");
             for line in lines {
-                producer.send(BaseRecord::<[u8], [u8]>::to(&name).payload(line.as_bytes()).partition(0)).map_err(|(e, _)| e).expect("produce");
+                producer
+                    .send(BaseRecord::<[u8], [u8]>::to(&name).payload(line.as_bytes()).partition(0))
+                    .map_err(|(e, _)| e)
+                    .expect("produce");
                 produced += 1;
             }
         }
@@ -376,31 +432,69 @@ fn live_query_equals_the_sink_at_intermediate_times() {
         produced
     };
     let minute = |m: i64, s: i64| T0 + m * MINUTE + s * 1000;
-    let metrics: [Checked<'_>; 2] = [("class_performance_1m", "timeline_signal_analysis", MINUTES, &[0, 3, 6]), ("daily_cc_confirmations", "staff_index", STAFF, &[0, 1, 2, 3])];
+    let metrics: [Checked<'_>; 2] = [
+        ("class_performance_1m", "timeline_signal_analysis", MINUTES, &[0, 3, 6]),
+        ("daily_cc_confirmations", "staff_index", STAFF, &[0, 1, 2, 3]),
+    ];
     let (windows, staff) = (metrics[0], metrics[1]);
     const ORDERS: &str = "data_pack_order_info";
 
     // Phase 1: window 00:00 (user 7 twice, user 8 once), closed by a teacher's signal at 00:01:10
     // (watermark 00:01:05) that is the partition's last record; three confirmations.
     let n = phase(&[
-        (SIGNALS, vec![signal(minute(0, 1), "7", "9", "2"), signal(minute(0, 2), "7", "9", "2"), signal(minute(0, 3), "8", "9", "2"), signal(minute(1, 10), "1", "9", "1")]),
-        (ORDERS, vec![order("1", 5, "3", "2025-12-01 10:00:00"), order("2", 5, "3", "2025-12-01 11:00:00"), order("3", 6, "3", "2025-12-01 12:00:00")]),
+        (
+            SIGNALS,
+            vec![
+                signal(minute(0, 1), "7", "9", "2"),
+                signal(minute(0, 2), "7", "9", "2"),
+                signal(minute(0, 3), "8", "9", "2"),
+                signal(minute(1, 10), "1", "9", "1"),
+            ],
+        ),
+        (
+            ORDERS,
+            vec![
+                order("1", 5, "3", "2025-12-01 10:00:00"),
+                order("2", 5, "3", "2025-12-01 11:00:00"),
+                order("3", 6, "3", "2025-12-01 12:00:00"),
+            ],
+        ),
     ]);
     let day1 = vec!["5|2|1|2025-12-01", "6|1|1|2025-12-01"];
     // The window closed at logical time 10, the frontier: not committed yet.
     compare_at(tmp.path(), port, n, 10, &[(windows, vec![]), (staff, day1.clone())]);
 
     // Phase 2: window 00:02 (users 7 and 9), closed the same way at 00:03:10.
-    let n = phase(&[(SIGNALS, vec![signal(minute(2, 1), "7", "9", "2"), signal(minute(2, 2), "9", "9", "2"), signal(minute(3, 10), "1", "9", "1")])]);
+    let n = phase(&[(
+        SIGNALS,
+        vec![
+            signal(minute(2, 1), "7", "9", "2"),
+            signal(minute(2, 2), "9", "9", "2"),
+            signal(minute(3, 10), "1", "9", "1"),
+        ],
+    )]);
     let first_window = vec!["2024-01-01 00:00:00.000|7|2", "2024-01-01 00:00:00.000|8|1"];
     compare_at(tmp.path(), port, n, 20, &[(windows, first_window.clone()), (staff, day1)]);
 
     // Phase 3: order 2 is no longer confirmed (cc 5: 2 -> 1), order 3 neither (cc 6's row is
     // deleted), order 4 is a new confirmation.
-    let n = phase(&[(ORDERS, vec![order("2", 5, "1", "2025-12-01 11:00:00"), order("3", 6, "4", "2025-12-01 12:00:00"), order("4", 7, "3", "2025-12-02 09:00:00")])]);
+    let n = phase(&[(
+        ORDERS,
+        vec![
+            order("2", 5, "1", "2025-12-01 11:00:00"),
+            order("3", 6, "4", "2025-12-01 12:00:00"),
+            order("4", 7, "3", "2025-12-02 09:00:00"),
+        ],
+    )]);
     let mut both_windows = first_window;
     both_windows.extend(["2024-01-01 00:02:00.000|7|1", "2024-01-01 00:02:00.000|9|1"]);
-    compare_at(tmp.path(), port, n, 30, &[(windows, both_windows), (staff, vec!["5|1|1|2025-12-01", "7|1|1|2025-12-02"])]);
+    compare_at(
+        tmp.path(),
+        port,
+        n,
+        30,
+        &[(windows, both_windows), (staff, vec!["5|1|1|2025-12-01", "7|1|1|2025-12-02"])],
+    );
 }
 
 /// `edu-rtdw run … | head -1` with `head` gone: the summary's write into the closed pipe ends the

@@ -210,22 +210,22 @@ fn signal_etl_sloppy_encodings_and_rules() {
     msgtype_117["data"]["msg"]["msgtype"] = json!(117);
 
     let lines = [
-        all_strings,                                                     // 0 MOVE_IMAGE
-        numbers,                                                         // 1 HOVER_IMAGE
-        msg_string,                                                      // 2 DRAW_LINE
-        msg_data_string,                                                 // 3 AUDIO_PLAY
-        signal(5000, "7", "9", "2", AUDIO_PAUSE),                        // 4 AUDIO_PAUSE
-        signal(6000, "7", "9", "2", MATCH_WRONG),                        // 5 MATCH_WRONG
-        signal(7000, "7", "9", "2", MATCH_CORRECT),                      // 6 MATCH_CORRECT
-        signal(8000, "7", "9", "2", ["t", "shape", "mouse", "out"]),     // 7 no rule: mouse/out
-        signal(9000, "7", "9", "2", ["t", "template", "audio", "stop"]), // 8 no rule: audio/stop
+        all_strings,                                                               // 0 MOVE_IMAGE
+        numbers,                                                                   // 1 HOVER_IMAGE
+        msg_string,                                                                // 2 DRAW_LINE
+        msg_data_string,                                                           // 3 AUDIO_PLAY
+        signal(5000, "7", "9", "2", AUDIO_PAUSE),                                  // 4 AUDIO_PAUSE
+        signal(6000, "7", "9", "2", MATCH_WRONG),                                  // 5 MATCH_WRONG
+        signal(7000, "7", "9", "2", MATCH_CORRECT),                                // 6 MATCH_CORRECT
+        signal(8000, "7", "9", "2", ["t", "shape", "mouse", "out"]),               // 7 no rule: mouse/out
+        signal(9000, "7", "9", "2", ["t", "template", "audio", "stop"]),           // 8 no rule: audio/stop
         signal(9500, "7", "9", "2", ["other", "template", "match", "drop:wrong"]), // 9 target_id other
-        signal(10_000, "7", "9", "1", MOVE),                             // 10 role 1 (teacher)
-        msgid_306,                                                       // 11 msgid 306
-        msgtype_117,                                                     // 12 msgtype 117
-        extra,                                                           // 13 MOVE_IMAGE
-        signal(15_000, "7", "9", "2", ["t", "template", "mouse", "over"]), // 14 hover needs shape
-        signal(16_000, "7", "9", "2", ["t", "shape", "match", "drop:wrong"]), // 15 match needs template
+        signal(10_000, "7", "9", "1", MOVE),                                       // 10 role 1 (teacher)
+        msgid_306,                                                                 // 11 msgid 306
+        msgtype_117,                                                               // 12 msgtype 117
+        extra,                                                                     // 13 MOVE_IMAGE
+        signal(15_000, "7", "9", "2", ["t", "template", "mouse", "over"]),         // 14 hover needs shape
+        signal(16_000, "7", "9", "2", ["t", "shape", "match", "drop:wrong"]),      // 15 match needs template
     ];
     let db = Replay::new().json(SIGNALS, 0, &lines).run(&[]);
 
@@ -329,17 +329,17 @@ fn class_performance_windows_lateness_and_bad_fields() {
     no_user["data"].as_object_mut().unwrap().remove("userid");
 
     let lines = [
-        student(T0, "7", MOVE),              // 0 window T0; max T0
-        student(T0 + 59_999, "7", MOVE),     // 1 window T0 (last ms); W = T0+54_999
-        student(T0 + 60_000, "7", MOVE),     // 2 window m1 (first ms); W = T0+55_000
-        student(T0 + 55_000, "8", DRAW),     // 3 == W: not late, window T0
-        student(T0 + 54_999, "8", DRAW),     // 4 < W: late
-        signal(m1 + 30_000, "1", "9", "1", MOVE), // 5 teacher: filtered, but W = m1+25_000
-        student(m1 + 24_999, "7", HOVER),    // 6 < W: late
-        numeric,                             // 7 == W: window m1, same group as "7"/"9"/"2"
-        no_user,                             // 8 bad_field:userId
+        student(T0, "7", MOVE),                     // 0 window T0; max T0
+        student(T0 + 59_999, "7", MOVE),            // 1 window T0 (last ms); W = T0+54_999
+        student(T0 + 60_000, "7", MOVE),            // 2 window m1 (first ms); W = T0+55_000
+        student(T0 + 55_000, "8", DRAW),            // 3 == W: not late, window T0
+        student(T0 + 54_999, "8", DRAW),            // 4 < W: late
+        signal(m1 + 30_000, "1", "9", "1", MOVE),   // 5 teacher: filtered, but W = m1+25_000
+        student(m1 + 24_999, "7", HOVER),           // 6 < W: late
+        numeric,                                    // 7 == W: window m1, same group as "7"/"9"/"2"
+        no_user,                                    // 8 bad_field:userId
         signal(m1 + 27_000, "7", "abc", "2", MOVE), // 9 bad_field:roomId
-        student(m2 + 1000, "7", MOVE),       // 10 window m2, closed only by end of input
+        student(m2 + 1000, "7", MOVE),              // 10 window m2, closed only by end of input
     ];
     let db = Replay::new().json(SIGNALS, 0, &lines).run(&[]);
 
@@ -370,8 +370,16 @@ fn class_performance_windows_lateness_and_bad_fields() {
     assert_eq!(
         db.rows("SELECT src_offset, userId FROM timeline_analysis_student ORDER BY src_offset"),
         want(&[
-            ["0", "7"], ["1", "7"], ["2", "7"], ["3", "8"], ["4", "8"], ["6", "7"],
-            ["7", "7"], ["8", "NULL"], ["9", "7"], ["10", "7"],
+            ["0", "7"],
+            ["1", "7"],
+            ["2", "7"],
+            ["3", "8"],
+            ["4", "8"],
+            ["6", "7"],
+            ["7", "7"],
+            ["8", "NULL"],
+            ["9", "7"],
+            ["10", "7"],
         ])
     );
 }
@@ -383,8 +391,16 @@ fn class_performance_watermark_is_per_partition() {
     let mut input = Replay::new();
     input
         // p0: its own W reaches m1+5_000 before offset 2, which is late.
-        .json(SIGNALS, 0, &[student(T0 + 1000, "1", MOVE), student(m1 + 10_000, "1", MOVE),
-                            student(T0 + 59_000, "1", MOVE), student(m2, "1", MOVE)])
+        .json(
+            SIGNALS,
+            0,
+            &[
+                student(T0 + 1000, "1", MOVE),
+                student(m1 + 10_000, "1", MOVE),
+                student(T0 + 59_000, "1", MOVE),
+                student(m2, "1", MOVE),
+            ],
+        )
         // p1: far ahead, then exhausted; 46_000 >= its W = m2+45_000, not late.
         .json(SIGNALS, 1, &[student(m2 + 50_000, "1", MOVE), student(m2 + 46_000, "1", MOVE)])
         // p2: behind p1, but p1's progress never makes p2's records late.
@@ -438,32 +454,32 @@ fn offline_study_time_first_play_before_each_success() {
 
     let lines = [
         // user 1: a late-arriving earlier play replaces `a` of both successes.
-        play(1, "r1", json!("P"), 1000, 1000),        // 0
-        success(1, "r1", 9000, 10_000),              // 1 a = 0
-        success(1, "r1", 19_000, 20_000),            // 2 a = 0 (1 is later than 0)
-        play(1, "r1", json!("E"), 1500, 500),         // 3 earlier: a = 3 for both
+        play(1, "r1", json!("P"), 1000, 1000), // 0
+        success(1, "r1", 9000, 10_000),        // 1 a = 0
+        success(1, "r1", 19_000, 20_000),      // 2 a = 0 (1 is later than 0)
+        play(1, "r1", json!("E"), 1500, 500),  // 3 earlier: a = 3 for both
         // user 2: equal data_time never matches (strictly smaller), then 2999 does.
-        success(2, "r1", 3000, 3000),                // 4 no a
-        play(2, "r1", json!("P"), 2000, 3000),        // 5 equal: no a
-        play(2, "r1", json!("Q"), 2500, 2999),        // 6 a = 6
+        success(2, "r1", 3000, 3000),          // 4 no a
+        play(2, "r1", json!("P"), 2000, 3000), // 5 equal: no a
+        play(2, "r1", json!("Q"), 2500, 2999), // 6 a = 6
         // user 5: same data_time 1000; smaller event_time, then NULL user_type, win.
-        play(5, "r1", json!("T"), 5000, 1000),        // 7
-        play(5, "r1", json!("S"), 4000, 1000),        // 8
-        sloppy_null_type,                            // 9 event_time 4000, user_type NULL: a
-        success(5, "r1", 9000, 10_000),              // 10
+        play(5, "r1", json!("T"), 5000, 1000), // 7
+        play(5, "r1", json!("S"), 4000, 1000), // 8
+        sloppy_null_type,                      // 9 event_time 4000, user_type NULL: a
+        success(5, "r1", 9000, 10_000),        // 10
         // user 6: same data_time and event_time; user_type "a" < "b".
-        play(6, "r1", json!("b"), 4000, 1000),        // 11
-        play(6, "r1", json!("a"), 4000, 1000),        // 12 a
-        success(6, "r1", 9000, 10_000),              // 13
+        play(6, "r1", json!("b"), 4000, 1000), // 11
+        play(6, "r1", json!("a"), 4000, 1000), // 12 a
+        success(6, "r1", 9000, 10_000),        // 13
         // NULL keys or times never match.
         qos(Value::Null, json!("r1"), json!("P"), 100, "PPT_PLAY", Some(100)), // 14
         qos(Value::Null, json!("r1"), json!("S"), 5000, "PPT_SUCCESS", Some(5000)), // 15 no row
-        qos(json!(3), Value::Null, json!("P"), 100, "PPT_PLAY", Some(100)), // 16
+        qos(json!(3), Value::Null, json!("P"), 100, "PPT_PLAY", Some(100)),    // 16
         qos(json!(3), json!(""), json!("S"), 5000, "PPT_SUCCESS", Some(5000)), // 17 no row
-        qos(json!(4), json!("r2"), json!("P"), 100, "PPT_PLAY", None),     // 18 NULL data_time
-        success(4, "r2", 7000, 7000),                // 19 a = 20 (not 18)
-        play(4, "r2", json!("P2"), 6500, 6000),       // 20
-        qos(json!(4), json!("r2"), json!("S"), 8000, "PPT_SUCCESS", None), // 21 NULL b time: no row
+        qos(json!(4), json!("r2"), json!("P"), 100, "PPT_PLAY", None),         // 18 NULL data_time
+        success(4, "r2", 7000, 7000),                                          // 19 a = 20 (not 18)
+        play(4, "r2", json!("P2"), 6500, 6000),                                // 20
+        qos(json!(4), json!("r2"), json!("S"), 8000, "PPT_SUCCESS", None),     // 21 NULL b time: no row
     ];
     let mut input = Replay::new();
     input.json(QOS, 0, &lines);
@@ -599,9 +615,9 @@ fn hourly_registrations_by_level() {
         user("u9", json!("Ann"), "2024-01-01 11:40:00", normal()),
         user("u10", json!("Zed"), "2024-01-01 12:00:00", normal()),
         user("u11", json!("Kim"), "2024-01-01 13:00:00", normal()),
-        user("u12", Value::Null, "2024-01-01 13:00:00", normal()),    // NULL name: excluded
+        user("u12", Value::Null, "2024-01-01 13:00:00", normal()), // NULL name: excluded
         user("u13", json!("Lou"), "2024-01-01 13:00:00", Value::Null), // NULL status: excluded
-        user("u14", json!("Max"), "yesterday", normal()),             // unparsable: left out
+        user("u14", json!("Max"), "yesterday", normal()),          // unparsable: left out
         user("u15", json!("Ned"), "2024-01-01 11:30:00", normal()),
         user("u17", json!("Oz"), "2024-01-01 14:00:00", normal()),
         // LAST_VALUE: a NULL keeps the older value (u10 keeps name, date).
@@ -627,9 +643,9 @@ fn hourly_registrations_by_level() {
         json!({"id": "u14", "channel_id": "chA"}),
         json!({"id": "u15", "channel_id": "chB"}),
         json!({"id": "u15", "channel_id": null, "update_time": "x"}), // keeps chB, counted once
-        json!({"id": "u16", "channel_id": "chA"}),   // no user row: no join
+        json!({"id": "u16", "channel_id": "chA"}),                    // no user row: no join
         json!({"id": "u17", "channel_id": "chN"}),
-        json!({"channel_id": "chA"}),                // 18: no id
+        json!({"channel_id": "chA"}), // 18: no id
     ];
     let mut input = Replay::new();
     input.json(CHANNELS, 0, &channels).json(USERS, 0, &users).json(STUDENTS, 0, &students);
@@ -671,33 +687,31 @@ fn order(id: &str, cc: Value, status: Value, confirm: Value) -> Value {
 #[test]
 fn daily_cc_confirmations() {
     let lines = [
-        order("o1", json!(100), json!(3), json!("2024-01-01 09:00:00")),   // 0 (100, 01-01)
+        order("o1", json!(100), json!(3), json!("2024-01-01 09:00:00")), // 0 (100, 01-01)
         order("o2", json!("100"), json!("3"), json!("2024-01-01 23:59:59")), // 1 (100, 01-01)
-        order("o3", json!(100), json!(3), json!("2024-01-02 00:00:00")),   // 2 (100, 01-02)
-        order("o4", json!(200), json!(3), Value::Null),                    // 3 no confirm
-        order("o5", json!(200), json!(2), json!("2024-01-01 10:00:00")),   // 4 status 2
-        order("o6", json!(300), json!(3), json!("2024-01-03 08:00:00")),   // 5 (300, 01-03) ...
-        order("o7", json!(200), json!(3), json!("2024-01-01 12:00:00")),   // 6 (200, 01-01)
-        order("o8", Value::Null, json!(3), json!("2024-01-01 12:00:00")),  // 7 no cc_id
-        order("o9", json!(200), json!(3), json!("not a date")),            // 8 unparsable
-        order("o10", json!(100), json!(4), json!("2024-01-02 05:00:00")),  // 9 status 4 ...
-        json!({"id": "o6", "status": 4}),                                  // 10 ... o6 3→4: row deleted
+        order("o3", json!(100), json!(3), json!("2024-01-02 00:00:00")), // 2 (100, 01-02)
+        order("o4", json!(200), json!(3), Value::Null),                  // 3 no confirm
+        order("o5", json!(200), json!(2), json!("2024-01-01 10:00:00")), // 4 status 2
+        order("o6", json!(300), json!(3), json!("2024-01-03 08:00:00")), // 5 (300, 01-03) ...
+        order("o7", json!(200), json!(3), json!("2024-01-01 12:00:00")), // 6 (200, 01-01)
+        order("o8", Value::Null, json!(3), json!("2024-01-01 12:00:00")), // 7 no cc_id
+        order("o9", json!(200), json!(3), json!("not a date")),          // 8 unparsable
+        order("o10", json!(100), json!(4), json!("2024-01-02 05:00:00")), // 9 status 4 ...
+        json!({"id": "o6", "status": 4}),                                // 10 ... o6 3→4: row deleted
         json!({"id": "o7", "cc_id": null, "confirm_date_time": "", "status": 3}), // 11 keeps cc/confirm
-        json!({"id": "o10", "status": "3"}),                               // 12 ... o10 → (100, 01-02)
+        json!({"id": "o10", "status": "3"}),                             // 12 ... o10 → (100, 01-02)
         json!({"cc_id": 100, "status": 3, "confirm_date_time": "2024-01-01 09:00:00"}), // 13 no id
     ];
     let mut input = Replay::new();
     input.json(ORDERS, 0, &lines);
 
     // (100, 01-01): o1, o2.  (100, 01-02): o3, o10.  (200, 01-01): o7.  (300, 01-03): 0 → gone.
-    let expected = want(&[
-        ["100", "2", "1", "2024-01-01"],
-        ["100", "2", "1", "2024-01-02"],
-        ["200", "1", "1", "2024-01-01"],
-    ]);
+    let expected =
+        want(&[["100", "2", "1", "2024-01-01"], ["100", "2", "1", "2024-01-02"], ["200", "1", "1", "2024-01-01"]]);
     for flags in BATCHINGS {
         let db = input.run(flags);
-        let got = db.rows("SELECT cc_id, cc_index, type, attribution_time FROM staff_index ORDER BY cc_id, attribution_time");
+        let got =
+            db.rows("SELECT cc_id, cc_index, type, attribution_time FROM staff_index ORDER BY cc_id, attribution_time");
         assert_eq!(got, expected, "with {flags:?}");
         assert_eq!(db.rows("SELECT COUNT(*) FROM staff_index WHERE update_time IS NULL"), want(&[["0"]]));
         assert_eq!(db.dead_letters(ORDERS), want(&[["13", "daily_cc_confirmations", "bad_field:id"]]));
@@ -712,22 +726,28 @@ fn daily_cc_confirmations() {
 fn dead_letters_for_unreadable_records() {
     let garbage: [&[u8]; 5] = [
         br#"{"data": {"userid": "7", "#, // 0 truncated
-        b"[1, 2]",                      // 1 array
-        b"305",                         // 2 scalar
-        b"",                            // 3 empty line
-        b"{\"id\": \"\xff\xfe\"}",      // 4 invalid UTF-8
+        b"[1, 2]",                       // 1 array
+        b"305",                          // 2 scalar
+        b"",                             // 3 empty line
+        b"{\"id\": \"\xff\xfe\"}",       // 4 invalid UTF-8
     ];
     let ok = signal(T0, "7", "9", "2", MOVE).to_string();
     let mut lines: Vec<&[u8]> = garbage.to_vec();
     lines.push(ok.as_bytes()); // 5 still processed after the garbage
     let mut input = Replay::new();
     input.raw(SIGNALS, 1, &lines);
-    input.json(QOS, 0, &[json!({"user_id": "abc", "classroom_id": "r", "sub_event": "PPT_PLAY",
-                                "event_time": 1, "extra": {"data_time": 1}})]);
+    input.json(
+        QOS,
+        0,
+        &[json!({"user_id": "abc", "classroom_id": "r", "sub_event": "PPT_PLAY",
+                                "event_time": 1, "extra": {"data_time": 1}})],
+    );
     let db = input.run(&[]); // asserts exit code 0
 
     assert_eq!(
-        db.rows("SELECT source, \"partition\", \"offset\", metric, reason FROM dead_letters ORDER BY source, \"offset\""),
+        db.rows(
+            "SELECT source, \"partition\", \"offset\", metric, reason FROM dead_letters ORDER BY source, \"offset\""
+        ),
         want(&[
             [QOS, "0", "0", "offline_study_time", "bad_field:user_id"],
             [SIGNALS, "1", "0", "*", "not_json"],

@@ -67,13 +67,18 @@ fn servers() -> MutexGuard<'static, ()> {
 fn fresh_database(server: Server, name: &str) -> String {
     match server {
         Server::Mysql => {
-            let mut conn = ::mysql::Conn::new(::mysql::Opts::from_url(MYSQL_ADMIN).expect("mysql url")).expect("connect to MariaDB");
+            let mut conn = ::mysql::Conn::new(::mysql::Opts::from_url(MYSQL_ADMIN).expect("mysql url"))
+                .expect("connect to MariaDB");
             conn.query_drop(format!("DROP DATABASE IF EXISTS `{name}`")).expect("drop database");
             conn.query_drop(format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4")).expect("create database");
             format!("mysql://edu:edu@127.0.0.1:3306/{name}")
         }
         Server::Postgres => {
-            let mut client = POSTGRES_ADMIN.parse::<::postgres::Config>().expect("pg url").connect(::postgres::NoTls).expect("connect to PostgreSQL");
+            let mut client = POSTGRES_ADMIN
+                .parse::<::postgres::Config>()
+                .expect("pg url")
+                .connect(::postgres::NoTls)
+                .expect("connect to PostgreSQL");
             client.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).expect("drop database");
             client.batch_execute(&format!("CREATE DATABASE \"{name}\"")).expect("create database");
             format!("postgres://edu:edu@127.0.0.1:5432/{name}")
@@ -84,9 +89,16 @@ fn fresh_database(server: Server, name: &str) -> String {
 /// A config file routing every table to `server`.
 fn route_all_to(dir: &Path, server: Server) -> PathBuf {
     let mut text = String::from("[routes]\n");
-    for route in ["student_signal_etl", "channel_dim", "class_performance_1m", "offline_study_time", "av_quality_30s",
-        "hourly_registrations_by_level", "daily_cc_confirmations", "dead_letters"]
-    {
+    for route in [
+        "student_signal_etl",
+        "channel_dim",
+        "class_performance_1m",
+        "offline_study_time",
+        "av_quality_30s",
+        "hourly_registrations_by_level",
+        "daily_cc_confirmations",
+        "dead_letters",
+    ] {
         text.push_str(&format!("{route} = [\"{}\"]\n", server.name()));
     }
     let path = dir.join(format!("{}.toml", server.name()));
@@ -96,7 +108,8 @@ fn route_all_to(dir: &Path, server: Server) -> PathBuf {
 
 fn generate(dir: &Path, scale: u64) -> PathBuf {
     let input = dir.join(format!("input-{scale}"));
-    let out = edu_rtdw(&["gen", "--out", &input.display().to_string(), "--scale", &scale.to_string(), "--seed", "5"], dir);
+    let out =
+        edu_rtdw(&["gen", "--out", &input.display().to_string(), "--scale", &scale.to_string(), "--seed", "5"], dir);
     assert!(out.status.success(), "gen failed: {}", String::from_utf8_lossy(&out.stderr));
     input
 }
@@ -104,7 +117,14 @@ fn generate(dir: &Path, scale: u64) -> PathBuf {
 /// The SQLite result of `input`, one `table|cells` line per row (stamps left out).
 fn sqlite_result(dir: &Path, input: &Path, extra: &[&str]) -> Vec<String> {
     let db = dir.join("reference.db");
-    let mut args = vec!["run", "--input-dir", input.to_str().expect("utf-8 path"), "--sqlite", db.to_str().expect("utf-8 path"), "-q"];
+    let mut args = vec![
+        "run",
+        "--input-dir",
+        input.to_str().expect("utf-8 path"),
+        "--sqlite",
+        db.to_str().expect("utf-8 path"),
+        "-q",
+    ];
     args.extend_from_slice(extra);
     let out = edu_rtdw(&args, dir);
     assert!(out.status.success(), "SQLite run failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -139,7 +159,11 @@ fn assert_same(what: &str, expected: &[String], actual: &[String]) {
     }
     let missing: Vec<&String> = expected.iter().filter(|l| !actual.contains(l)).take(5).collect();
     let extra: Vec<&String> = actual.iter().filter(|l| !expected.contains(l)).take(5).collect();
-    panic!("{what}: {} rows expected, {} found\nmissing (first 5): {missing:#?}\nunexpected (first 5): {extra:#?}", expected.len(), actual.len());
+    panic!(
+        "{what}: {} rows expected, {} found\nmissing (first 5): {missing:#?}\nunexpected (first 5): {extra:#?}",
+        expected.len(),
+        actual.len()
+    );
 }
 
 /// Runs `input` with every table routed to `server` (into database `db`) and compares with SQLite.
@@ -152,8 +176,18 @@ fn every_table_equals_sqlite(server: Server, db: &str) {
     let config = route_all_to(tmp.path(), server);
     let flag = format!("--{}", server.name());
     let side = tmp.path().join("side.db");
-    let args = ["run", "--input-dir", input.to_str().expect("utf-8"), "--sqlite", side.to_str().expect("utf-8"), "--config",
-        config.to_str().expect("utf-8"), &flag, &url, "-q"];
+    let args = [
+        "run",
+        "--input-dir",
+        input.to_str().expect("utf-8"),
+        "--sqlite",
+        side.to_str().expect("utf-8"),
+        "--config",
+        config.to_str().expect("utf-8"),
+        &flag,
+        &url,
+        "-q",
+    ];
     let out = edu_rtdw(&args, tmp.path());
     assert!(out.status.success(), "{} run failed: {}", server.name(), String::from_utf8_lossy(&out.stderr));
     let all: Vec<usize> = (0..ALL.len()).collect();
@@ -187,13 +221,32 @@ fn default_routes_split_the_metrics_like_the_seed() {
     let side = tmp.path().join("side.db");
     // No tables yet: `run` creates them (init) before opening the sinks.
     let out = edu_rtdw(
-        &["run", "--input-dir", input.to_str().expect("utf-8"), "--sqlite", side.to_str().expect("utf-8"), "--mysql", &mysql, "--postgres", &postgres, "-q"],
+        &[
+            "run",
+            "--input-dir",
+            input.to_str().expect("utf-8"),
+            "--sqlite",
+            side.to_str().expect("utf-8"),
+            "--mysql",
+            &mysql,
+            "--postgres",
+            &postgres,
+            "-q",
+        ],
         tmp.path(),
     );
     assert!(out.status.success(), "run failed: {}", String::from_utf8_lossy(&out.stderr));
     let (in_mysql, in_postgres, in_sqlite) = ([2, 3, 4, 6], [1, 5], [0, 7]);
-    assert_same("mysql (2.3, 2.4, 2.5, 2.7)", &only(&expected, &in_mysql), &server_result(Server::Mysql, &mysql, &in_mysql));
-    assert_same("postgres (2.2, 2.6)", &only(&expected, &in_postgres), &server_result(Server::Postgres, &postgres, &in_postgres));
+    assert_same(
+        "mysql (2.3, 2.4, 2.5, 2.7)",
+        &only(&expected, &in_mysql),
+        &server_result(Server::Mysql, &mysql, &in_mysql),
+    );
+    assert_same(
+        "postgres (2.2, 2.6)",
+        &only(&expected, &in_postgres),
+        &server_result(Server::Postgres, &postgres, &in_postgres),
+    );
     assert_same("sqlite (2.1, dead letters)", &only(&expected, &in_sqlite), &only(&dump(&side), &in_sqlite));
     assert!(server_result(Server::Mysql, &mysql, &[1, 5]).is_empty(), "2.2 and 2.6 must not be in MySQL");
     // init-db on existing tables is a no-op.
@@ -213,7 +266,10 @@ fn a_wrong_password_is_a_one_line_error() {
         ("--mysql", "mysql://edu:wrong-secret@127.0.0.1:1/edu_rtdw"),
         ("--postgres", "not a url"),
     ] {
-        let out = edu_rtdw(&["run", "--input-dir", input.to_str().expect("utf-8"), "--sqlite", "x.db", flag, url, "-q"], tmp.path());
+        let out = edu_rtdw(
+            &["run", "--input-dir", input.to_str().expect("utf-8"), "--sqlite", "x.db", flag, url, "-q"],
+            tmp.path(),
+        );
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{flag} {url}: {stderr}");
         assert_eq!(stderr.trim_end().lines().count(), 1, "{flag} {url}: one line expected, got {stderr}");
@@ -234,14 +290,20 @@ fn committed_upper(server: Server, url: &str) -> i64 {
     match server {
         Server::Mysql => ::mysql::Conn::new(::mysql::Opts::from_url(url).expect("url"))
             .ok()
-            .and_then(|mut c| c.exec_first::<i64, _, _>("SELECT `upper` FROM edu_rtdw_progress WHERE sink = 'mysql'", ()).ok().flatten())
+            .and_then(|mut c| {
+                c.exec_first::<i64, _, _>("SELECT `upper` FROM edu_rtdw_progress WHERE sink = 'mysql'", ())
+                    .ok()
+                    .flatten()
+            })
             .unwrap_or(0),
         Server::Postgres => url
             .parse::<::postgres::Config>()
             .expect("url")
             .connect(::postgres::NoTls)
             .ok()
-            .and_then(|mut c| c.query_opt("SELECT upper FROM edu_rtdw_progress WHERE sink = 'postgres'", &[]).ok().flatten())
+            .and_then(|mut c| {
+                c.query_opt("SELECT upper FROM edu_rtdw_progress WHERE sink = 'postgres'", &[]).ok().flatten()
+            })
             .map_or(0, |row| row.get::<_, i64>(0)),
     }
 }
@@ -256,8 +318,20 @@ fn survives_an_outage(server: Server) {
     let config = route_all_to(tmp.path(), server);
     let side = tmp.path().join("side.db");
     let mut child = Command::new(env!("CARGO_BIN_EXE_edu-rtdw"))
-        .args(["run", "--input-dir", input.to_str().expect("utf-8"), "--sqlite", side.to_str().expect("utf-8"), "--config",
-            config.to_str().expect("utf-8"), &format!("--{}", server.name()), &url, "--epoch-records", "64", "-q"])
+        .args([
+            "run",
+            "--input-dir",
+            input.to_str().expect("utf-8"),
+            "--sqlite",
+            side.to_str().expect("utf-8"),
+            "--config",
+            config.to_str().expect("utf-8"),
+            &format!("--{}", server.name()),
+            &url,
+            "--epoch-records",
+            "64",
+            "-q",
+        ])
         .current_dir(tmp.path())
         .stderr(Stdio::piped())
         .spawn()
@@ -294,9 +368,16 @@ fn a_postgres_outage_mid_run_loses_nothing() {
 /// A config file routing every table to SQLite, MySQL and PostgreSQL at once.
 fn route_all_to_every_sql(dir: &Path) -> PathBuf {
     let mut text = String::from("[routes]\n");
-    for route in ["student_signal_etl", "channel_dim", "class_performance_1m", "offline_study_time", "av_quality_30s",
-        "hourly_registrations_by_level", "daily_cc_confirmations", "dead_letters"]
-    {
+    for route in [
+        "student_signal_etl",
+        "channel_dim",
+        "class_performance_1m",
+        "offline_study_time",
+        "av_quality_30s",
+        "hourly_registrations_by_level",
+        "daily_cc_confirmations",
+        "dead_letters",
+    ] {
         text.push_str(&format!("{route} = [\"sqlite\", \"mysql\", \"postgres\"]\n"));
     }
     let path = dir.join("every-sql.toml");
@@ -322,9 +403,16 @@ fn kill_9_then_restart_equals_an_uninterrupted_run_in_every_sink() {
     let config = route_all_to_every_sql(tmp.path());
     let run = |db: &str, with_servers: bool| -> Vec<String> {
         let mut args: Vec<String> =
-            ["run", "--input-dir", &input, "--sqlite", db, "-q", "--epoch-records", "64", "-w", "2"].iter().map(|s| s.to_string()).collect();
+            ["run", "--input-dir", &input, "--sqlite", db, "-q", "--epoch-records", "64", "-w", "2"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
         if with_servers {
-            args.extend(["--config", config.to_str().expect("utf-8"), "--mysql", &mysql, "--postgres", &postgres].iter().map(|s| s.to_string()));
+            args.extend(
+                ["--config", config.to_str().expect("utf-8"), "--mysql", &mysql, "--postgres", &postgres]
+                    .iter()
+                    .map(|s| s.to_string()),
+            );
         }
         args
     };
@@ -354,7 +442,10 @@ fn kill_9_then_restart_equals_an_uninterrupted_run_in_every_sink() {
         child.wait().expect("wait");
         kills += 1;
         let upper = (committed_upper(Server::Mysql, &mysql), committed_upper(Server::Postgres, &postgres));
-        assert!(upper.0 >= last_upper.0 && upper.1 >= last_upper.1, "a committed frontier went back: {last_upper:?} -> {upper:?}");
+        assert!(
+            upper.0 >= last_upper.0 && upper.1 >= last_upper.1,
+            "a committed frontier went back: {last_upper:?} -> {upper:?}"
+        );
         last_upper = upper;
     }
     let out = edu_rtdw(&run("crashed.db", true).iter().map(String::as_str).collect::<Vec<_>>(), tmp.path());

@@ -72,15 +72,20 @@ impl Clock {
     pub fn load(conn: &Connection, epoch_records: u64) -> anyhow::Result<Self> {
         conn.execute_batch(SCHEMA).context("cannot create the clock tables")?;
         let mut clock = Clock::new(epoch_records);
-        let mut stmt = conn.prepare("SELECT topic, partition, start_offset, base FROM edu_rtdw_clock ORDER BY topic, partition, start_offset")?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?)))?;
+        let mut stmt = conn.prepare(
+            "SELECT topic, partition, start_offset, base FROM edu_rtdw_clock ORDER BY topic, partition, start_offset",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?))
+        })?;
         for row in rows {
             let (topic, p, start, base) = row?;
             if let Some(topic) = Topic::from_name(&topic) {
                 clock.segments.entry((topic, p as u32)).or_default().push((start as u64, base as Time));
             }
         }
-        let default: Option<i64> = conn.query_row("SELECT base FROM edu_rtdw_clock_default WHERE id = 0", [], |r| r.get(0)).ok();
+        let default: Option<i64> =
+            conn.query_row("SELECT base FROM edu_rtdw_clock_default WHERE id = 0", [], |r| r.get(0)).ok();
         clock.default_base = default.unwrap_or(0) as Time;
         Ok(clock)
     }
@@ -274,7 +279,11 @@ mod tests {
         assert_eq!((clock.open_start(Topic::Qos, 0), clock.max_base()), (0, 0));
         // Epoch 0: qos/0 offsets 0..5. Epoch 1: nothing. Epoch 2: qos/0 offsets 5..7 and user/1 offsets 0..3.
         Clock::record_cuts(&mut conn, &[(Topic::Qos, 0, 0, 0), (Topic::Qos, 0, 5, 1)]).unwrap();
-        Clock::record_cuts(&mut conn, &[(Topic::Qos, 0, 5, 2), (Topic::Qos, 0, 7, 3), (Topic::User, 1, 0, 2), (Topic::User, 1, 3, 3)]).unwrap();
+        Clock::record_cuts(
+            &mut conn,
+            &[(Topic::Qos, 0, 5, 2), (Topic::Qos, 0, 7, 3), (Topic::User, 1, 0, 2), (Topic::User, 1, 3, 3)],
+        )
+        .unwrap();
         let clock = Clock::load(&conn, 100).unwrap();
         assert_eq!([0, 4, 5, 6].map(|o| clock.time(Topic::Qos, 0, o)), [0, 0, 2, 2]);
         assert_eq!(clock.time(Topic::User, 1, 2), 2);

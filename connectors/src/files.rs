@@ -153,7 +153,11 @@ pub fn file_source<'s>(
                     }
                     Err(e) => {
                         // Fatal: one plain line like every error that ends the process (RUST_LOG cannot hide it).
-                        eprintln!("edu-rtdw: cannot read partition {} of {}: {e}", reader.ingest.partition(), reader.ingest.topic().default_name());
+                        eprintln!(
+                            "edu-rtdw: cannot read partition {} of {}: {e}",
+                            reader.ingest.partition(),
+                            reader.ingest.topic().default_name()
+                        );
                         std::process::exit(1);
                     }
                 }
@@ -162,7 +166,11 @@ pub fn file_source<'s>(
                 }
             }
             // The next time any partition has a record at.
-            let next = readers.iter().filter(|r| !r.done).map(|r| clock.time(r.ingest.topic(), r.ingest.partition(), r.next_offset)).min();
+            let next = readers
+                .iter()
+                .filter(|r| !r.done)
+                .map(|r| clock.time(r.ingest.topic(), r.ingest.partition(), r.next_offset))
+                .min();
             match next {
                 None => cap = None,
                 Some(next) => {

@@ -95,7 +95,9 @@ impl KafkaConfig {
     /// (`message.timeout.ms=0`): while the broker is away, flushes wait and retry.
     /// Those three override the properties; `linger.ms` is 5 unless the properties set it.
     pub fn producer(&self) -> anyhow::Result<BaseProducer<LogContext>> {
-        self.producer_config().create_with_context(LogContext::default()).map_err(|e| anyhow!("cannot create Kafka producer: {e}"))
+        self.producer_config()
+            .create_with_context(LogContext::default())
+            .map_err(|e| anyhow!("cannot create Kafka producer: {e}"))
     }
 
     /// The configuration of [`Self::producer`].
@@ -162,7 +164,8 @@ pub fn discover(cfg: &KafkaConfig, names: &[(Topic, String)], wait: Duration) ->
         let partitions = loop {
             match consumer.fetch_metadata(Some(name), Duration::from_secs(5)) {
                 Ok(md) => {
-                    let n = md.topics().first().map_or(0, |t| if t.error().is_some() { 0 } else { t.partitions().len() });
+                    let n =
+                        md.topics().first().map_or(0, |t| if t.error().is_some() { 0 } else { t.partitions().len() });
                     if n > 0 || started.elapsed() > wait {
                         break n;
                     }
@@ -172,7 +175,12 @@ pub fn discover(cfg: &KafkaConfig, names: &[(Topic, String)], wait: Duration) ->
             }
             std::thread::sleep(Duration::from_millis(500));
         };
-        out.extend((0..partitions as u32).map(|partition| KafkaPartition { topic: *topic, name: name.clone(), partition, end: None }));
+        out.extend((0..partitions as u32).map(|partition| KafkaPartition {
+            topic: *topic,
+            name: name.clone(),
+            partition,
+            end: None,
+        }));
     }
     out.sort();
     Ok(out)
@@ -384,7 +392,12 @@ pub fn kafka_source<'s>(
                 .max(floor);
                 let out = by_time.entry(time).or_default();
                 if state.idle {
-                    tracing::debug!(topic = msg.topic(), partition = msg.partition(), offset, "source partition resumed");
+                    tracing::debug!(
+                        topic = msg.topic(),
+                        partition = msg.partition(),
+                        offset,
+                        "source partition resumed"
+                    );
                     out.extend(state.ingest.watermark_resumed(time));
                     state.idle = false;
                 }
@@ -398,7 +411,8 @@ pub fn kafka_source<'s>(
                 read_now[i] += 1;
                 last_read = Some(now);
                 // An epoch holds at most `epoch_records` positions of a partition.
-                if let Some(l) = live.as_mut().filter(|l| l.first[i].is_some_and(|f| offset + 1 - f >= l.epoch_records)) {
+                if let Some(l) = live.as_mut().filter(|l| l.first[i].is_some_and(|f| offset + 1 - f >= l.epoch_records))
+                {
                     l.close(&states, &high_epoch);
                 }
             }
@@ -429,7 +443,12 @@ pub fn kafka_source<'s>(
                 }
                 if !state.idle && state.end.is_none() && now.duration_since(state.last_seen) >= idle_timeout {
                     state.idle = true;
-                    tracing::debug!(topic = state.ingest.topic().default_name(), partition = state.ingest.partition(), next_offset = state.next_offset, "source partition idle");
+                    tracing::debug!(
+                        topic = state.ingest.topic().default_name(),
+                        partition = state.ingest.partition(),
+                        next_offset = state.next_offset,
+                        "source partition idle"
+                    );
                     by_time.entry(next).or_default().extend(state.ingest.went_idle());
                     continue;
                 }
@@ -553,7 +572,8 @@ pub struct KafkaSink {
 impl KafkaSink {
     /// Connects, and learns from the state file and the output topics what was already written.
     pub fn open(cfg: &KafkaConfig, signals_topic: &str, dlq_topic: &str, state_path: &Path) -> anyhow::Result<Self> {
-        let state = rusqlite::Connection::open(state_path).with_context(|| format!("cannot open Kafka sink state {}", state_path.display()))?;
+        let state = rusqlite::Connection::open(state_path)
+            .with_context(|| format!("cannot open Kafka sink state {}", state_path.display()))?;
         state.execute_batch(
             "PRAGMA journal_mode = WAL;
              CREATE TABLE IF NOT EXISTS edu_rtdw_kafka_written (source TEXT, partition INTEGER, max_offset INTEGER, PRIMARY KEY (source, partition));
@@ -590,7 +610,12 @@ impl KafkaSink {
     }
 
     /// Reads `topic` from the recorded end offsets to its end, folding the headers into `written`.
-    fn read_back(&mut self, cfg: &KafkaConfig, topic: &str, recorded: &HashMap<(String, i32), i64>) -> anyhow::Result<()> {
+    fn read_back(
+        &mut self,
+        cfg: &KafkaConfig,
+        topic: &str,
+        recorded: &HashMap<(String, i32), i64>,
+    ) -> anyhow::Result<()> {
         let consumer = cfg.consumer()?;
         let md = consumer
             .fetch_metadata(Some(topic), Duration::from_secs(30))
@@ -602,7 +627,9 @@ impl KafkaSink {
         let mut tpl = TopicPartitionList::new();
         let mut ends = HashMap::new();
         for p in 0..partitions {
-            let (_, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(30)).map_err(|e| anyhow!("cannot read the end of {topic}/{p}: {e}"))?;
+            let (_, high) = consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(30))
+                .map_err(|e| anyhow!("cannot read the end of {topic}/{p}: {e}"))?;
             let from = recorded.get(&(topic.to_string(), p)).copied().unwrap_or(0);
             if high > from {
                 tpl.add_partition_offset(topic, p, Offset::Offset(from))?;
@@ -769,7 +796,9 @@ impl SinkWriter for KafkaSink {
                 continue;
             }
             match row {
-                OutputRow::Signal((_, s)) => self.send(&self.signals_topic, s.key.as_deref(), &signal_json(s, stamp), source, pos)?,
+                OutputRow::Signal((_, s)) => {
+                    self.send(&self.signals_topic, s.key.as_deref(), &signal_json(s, stamp), source, pos)?
+                }
                 OutputRow::Dead(d) => self.send(&self.dlq_topic, None, &dead_letter_json(d), source, pos)?,
                 _ => {}
             }
@@ -881,7 +910,9 @@ mod tests {
     fn the_producer_batches_as_told_but_stays_idempotent() {
         let default = with(&[]).producer_config();
         assert_eq!(default.get("linger.ms"), Some("5"));
-        let told = with(&[("linger.ms", "100"), ("enable.idempotence", "false"), ("acks", "1"), ("batch.size", "65536")]).producer_config();
+        let told =
+            with(&[("linger.ms", "100"), ("enable.idempotence", "false"), ("acks", "1"), ("batch.size", "65536")])
+                .producer_config();
         assert_eq!(told.get("linger.ms"), Some("100"));
         assert_eq!(told.get("batch.size"), Some("65536"));
         assert_eq!(told.get("enable.idempotence"), Some("true"));

@@ -14,11 +14,11 @@
 
 pub mod clock;
 pub mod files;
-pub mod mysql;
-pub mod postgres;
 pub mod kafka;
 pub mod latency;
 pub mod metrics;
+pub mod mysql;
+pub mod postgres;
 pub mod sample;
 pub mod sink;
 pub mod sql;

@@ -96,7 +96,13 @@ pub fn observe_inputs(inputs: &[Input]) {
                     Mark::At(w) => *w,
                     Mark::Idle(_) => i64::MAX,
                 };
-                tracing::debug!(topic = t.default_name(), partition = *p, watermark_ms = w, idle = matches!(mark, Mark::Idle(_)), "watermark announced (i64::MAX: exhausted)");
+                tracing::debug!(
+                    topic = t.default_name(),
+                    partition = *p,
+                    watermark_ms = w,
+                    idle = matches!(mark, Mark::Idle(_)),
+                    "watermark announced (i64::MAX: exhausted)"
+                );
                 s.watermarks.insert((t.default_name(), *p), w);
             }
             _ => {}
@@ -165,12 +171,22 @@ fn render_sources(s: &State, out: &mut String) {
     for ((source, reason), n) in &s.dead {
         let _ = writeln!(out, "edu_rtdw_dead_letters_total{{source=\"{source}\",reason=\"{}\"}} {n}", label(reason));
     }
-    header(out, "edu_rtdw_watermark_ms", "gauge", "Event-time watermark per source partition, ms since the epoch (+Inf: exhausted or idle).");
+    header(
+        out,
+        "edu_rtdw_watermark_ms",
+        "gauge",
+        "Event-time watermark per source partition, ms since the epoch (+Inf: exhausted or idle).",
+    );
     for ((topic, p), w) in &s.watermarks {
         let v = if *w == i64::MAX { "+Inf".to_string() } else { w.to_string() };
         let _ = writeln!(out, "edu_rtdw_watermark_ms{{source=\"{topic}\",partition=\"{p}\"}} {v}");
     }
-    header(out, "edu_rtdw_watermark_lag_seconds", "gauge", "Wall-clock time minus the watermark, per live source partition.");
+    header(
+        out,
+        "edu_rtdw_watermark_lag_seconds",
+        "gauge",
+        "Wall-clock time minus the watermark, per live source partition.",
+    );
     let now = now_millis();
     for ((topic, p), w) in s.watermarks.iter().filter(|(_, w)| **w != i64::MAX && **w != i64::MIN) {
         let lag = (now.saturating_sub(*w)) as f64 / 1000.0;
@@ -229,14 +245,26 @@ mod tests {
     #[test]
     fn watermarks_and_their_lag() {
         let an_hour_ago = now_millis() - 3_600_000;
-        observe_inputs(&[Input::Watermark(Topic::Agora, 97, Mark::At(an_hour_ago)), Input::Watermark(Topic::Agora, 98, Mark::At(i64::MAX))]);
+        observe_inputs(&[
+            Input::Watermark(Topic::Agora, 97, Mark::At(an_hour_ago)),
+            Input::Watermark(Topic::Agora, 98, Mark::At(i64::MAX)),
+        ]);
         let text = render();
-        assert!(text.contains(&format!("edu_rtdw_watermark_ms{{source=\"agora_record\",partition=\"97\"}} {an_hour_ago}")), "{text}");
+        assert!(
+            text.contains(&format!("edu_rtdw_watermark_ms{{source=\"agora_record\",partition=\"97\"}} {an_hour_ago}")),
+            "{text}"
+        );
         assert!(text.contains("edu_rtdw_watermark_ms{source=\"agora_record\",partition=\"98\"} +Inf"), "{text}");
-        let lag = text.lines().find_map(|l| l.strip_prefix("edu_rtdw_watermark_lag_seconds{source=\"agora_record\",partition=\"97\"} ")).expect("lag");
+        let lag = text
+            .lines()
+            .find_map(|l| l.strip_prefix("edu_rtdw_watermark_lag_seconds{source=\"agora_record\",partition=\"97\"} "))
+            .expect("lag");
         let lag: f64 = lag.parse().expect("number");
         assert!((3600.0..3660.0).contains(&lag), "{lag}");
-        assert!(!text.contains("edu_rtdw_watermark_lag_seconds{source=\"agora_record\",partition=\"98\"}"), "no lag for an exhausted partition");
+        assert!(
+            !text.contains("edu_rtdw_watermark_lag_seconds{source=\"agora_record\",partition=\"98\"}"),
+            "no lag for an exhausted partition"
+        );
     }
 
     #[test]

@@ -62,7 +62,10 @@ fn parse_url(url: &str) -> anyhow::Result<Opts> {
         .read_timeout(Some(Duration::from_secs(300)))
         .write_timeout(Some(Duration::from_secs(300)))
         .stmt_cache_size(Some(256))
-        .init(vec!["SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'", "SET SESSION time_zone = '+00:00'"]);
+        .init(vec![
+            "SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION'",
+            "SET SESSION time_zone = '+00:00'",
+        ]);
     Ok(builder.into())
 }
 
@@ -77,7 +80,12 @@ fn transient(e: &::mysql::Error) -> bool {
         ::mysql::Error::IoError(_) | ::mysql::Error::CodecError(_) => true,
         ::mysql::Error::DriverError(d) => matches!(
             d,
-            D::ConnectTimeout | D::CouldNotConnect(_) | D::PacketOutOfSync | D::UnexpectedPacket | D::Timeout | D::SetupError
+            D::ConnectTimeout
+                | D::CouldNotConnect(_)
+                | D::PacketOutOfSync
+                | D::UnexpectedPacket
+                | D::Timeout
+                | D::SetupError
         ),
         // too many connections, shutdown in progress, lock wait timeout, deadlock,
         // server gone / lost (client codes), connection killed, idle disconnect.
@@ -96,7 +104,11 @@ fn column_type(t: &Table, column: usize) -> &'static str {
     match ty {
         ColumnType::Text if in_key => {
             let key_texts = t.key.iter().filter(|&&k| t.columns[k].1 == ColumnType::Text).count();
-            if key_texts > 2 { "VARCHAR(191)" } else { "VARCHAR(255)" }
+            if key_texts > 2 {
+                "VARCHAR(191)"
+            } else {
+                "VARCHAR(255)"
+            }
         }
         ColumnType::Text => "TEXT",
         ColumnType::BigInt => "BIGINT",
@@ -109,7 +121,8 @@ fn column_type(t: &Table, column: usize) -> &'static str {
 }
 
 fn create_sql(t: &Table, collation: &str) -> String {
-    let mut cols: Vec<String> = (0..t.columns.len()).map(|i| format!("{} {}", quoted(t.columns[i].0), column_type(t, i))).collect();
+    let mut cols: Vec<String> =
+        (0..t.columns.len()).map(|i| format!("{} {}", quoted(t.columns[i].0), column_type(t, i))).collect();
     if let Some((stamp, kind)) = t.stamp {
         cols.push(format!("{} {}", quoted(stamp), if kind == StampKind::Millis { "BIGINT" } else { "DATETIME(3)" }));
     }
@@ -169,7 +182,15 @@ fn value(v: &SqlValue) -> anyhow::Result<Value> {
 fn datetime(ms: i64) -> anyhow::Result<Value> {
     let t = sql::naive_utc(ms)?;
     let year = u16::try_from(t.year()).map_err(|_| anyhow::anyhow!("timestamp {ms} ms is out of DATETIME range"))?;
-    Ok(Value::Date(year, t.month() as u8, t.day() as u8, t.hour() as u8, t.minute() as u8, t.second() as u8, t.nanosecond() / 1000))
+    Ok(Value::Date(
+        year,
+        t.month() as u8,
+        t.day() as u8,
+        t.hour() as u8,
+        t.minute() as u8,
+        t.second() as u8,
+        t.nanosecond() / 1000,
+    ))
 }
 
 /// Creates every output table and the progress table in the database at `url`; safe to run twice.
@@ -193,9 +214,13 @@ impl MysqlSink {
     pub fn open(url: &str, sink: &str) -> anyhow::Result<Self> {
         let opts = parse_url(url)?;
         let mut conn = connect(&opts, url)?;
-        let upper: Option<i64> = conn
-            .exec_first(format!("SELECT `upper` FROM {PROGRESS} WHERE sink = ?"), (sink,))
-            .with_context(|| format!("cannot read the progress of sink {sink} in MySQL at {} (run `edu-rtdw init-db`)", mask_url(url)))?;
+        let upper: Option<i64> =
+            conn.exec_first(format!("SELECT `upper` FROM {PROGRESS} WHERE sink = ?"), (sink,)).with_context(|| {
+                format!(
+                    "cannot read the progress of sink {sink} in MySQL at {} (run `edu-rtdw init-db`)",
+                    mask_url(url)
+                )
+            })?;
         Ok(MysqlSink {
             opts,
             url: url.to_string(),
@@ -236,7 +261,13 @@ impl MysqlSink {
         result
     }
 
-    fn transaction(&mut self, conn: &mut Conn, upper: Time, complete: bool, tables: &[TableChanges]) -> Result<(), Failure> {
+    fn transaction(
+        &mut self,
+        conn: &mut Conn,
+        upper: Time,
+        complete: bool,
+        tables: &[TableChanges],
+    ) -> Result<(), Failure> {
         let stamp = sql::now_millis();
         let mut tx = conn.start_transaction(TxOpts::default()).map_err(failure)?;
         for (table, changes) in tables.iter().enumerate() {
@@ -249,13 +280,25 @@ impl MysqlSink {
             "INSERT INTO {PROGRESS} (sink, `upper`, complete, updated_at) VALUES (?, ?, ?, ?) \
              ON DUPLICATE KEY UPDATE `upper` = VALUES(`upper`), complete = VALUES(complete), updated_at = VALUES(updated_at)"
         );
-        let params = vec![Value::from(self.sink.as_str()), Value::Int(upper as i64), Value::from(complete), datetime(stamp).map_err(Failure::fatal)?];
+        let params = vec![
+            Value::from(self.sink.as_str()),
+            Value::Int(upper as i64),
+            Value::from(complete),
+            datetime(stamp).map_err(Failure::fatal)?,
+        ];
         tx.exec_drop(progress, params).map_err(failure)?;
         tx.commit().map_err(failure)
     }
 
     /// Deletes (by key) or upserts `rows` of `table` in statements of [`statement_sizes`].
-    fn write(&mut self, tx: &mut ::mysql::Transaction<'_>, table: usize, rows: &[Vec<SqlValue>], delete: bool, stamp: i64) -> Result<(), Failure> {
+    fn write(
+        &mut self,
+        tx: &mut ::mysql::Transaction<'_>,
+        table: usize,
+        rows: &[Vec<SqlValue>],
+        delete: bool,
+        stamp: i64,
+    ) -> Result<(), Failure> {
         let stamp_value = match ALL[table].stamp {
             Some((_, StampKind::Millis)) if !delete => Some(Value::Int(stamp)),
             Some((_, StampKind::Timestamp)) if !delete => Some(datetime(stamp).map_err(Failure::fatal)?),
@@ -282,8 +325,10 @@ impl MysqlSink {
         let opts = parse_url(url)?;
         let mut conn = connect(&opts, url)?;
         let cols: Vec<String> = table.columns.iter().map(|(n, _)| quoted(n)).collect();
-        let rows: Vec<::mysql::Row> = conn.exec(format!("SELECT {} FROM {}", cols.join(", "), quoted(table.name)), ())?;
-        let mut out: Vec<Vec<String>> = rows.iter().map(|r| (0..r.len()).map(|i| cell(r.as_ref(i))).collect()).collect();
+        let rows: Vec<::mysql::Row> =
+            conn.exec(format!("SELECT {} FROM {}", cols.join(", "), quoted(table.name)), ())?;
+        let mut out: Vec<Vec<String>> =
+            rows.iter().map(|r| (0..r.len()).map(|i| cell(r.as_ref(i))).collect()).collect();
         out.sort();
         Ok(out)
     }
@@ -297,7 +342,9 @@ fn cell(v: Option<&Value>) -> String {
         Some(Value::Double(d)) => format!("{d:?}"),
         Some(Value::Float(f)) => format!("{:?}", f64::from(*f)),
         Some(Value::Bytes(b)) => sql::bytes_cell(b),
-        Some(Value::Date(y, mo, d, h, mi, s, us)) => format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{:03}", us / 1000),
+        Some(Value::Date(y, mo, d, h, mi, s, us)) => {
+            format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{:03}", us / 1000)
+        }
         Some(Value::Time(..)) => "TIME".to_string(),
     }
 }

@@ -70,7 +70,9 @@ fn parse_url(url: &str) -> anyhow::Result<Config> {
 }
 
 fn connect(config: &Config, url: &str) -> anyhow::Result<Client> {
-    config.connect(NoTls).map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL at {}: {}", mask_url(url), error_text(&e)))
+    config
+        .connect(NoTls)
+        .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL at {}: {}", mask_url(url), error_text(&e)))
 }
 
 /// The error with its source (the `postgres` crate's own Display omits the server's message).
@@ -145,7 +147,8 @@ fn create_sql(t: &Table) -> String {
 
 fn upsert_sql(t: &Table) -> String {
     let mut names: Vec<String> = t.columns.iter().map(|(n, _)| quoted(n)).collect();
-    let arrays: Vec<String> = t.columns.iter().enumerate().map(|(i, (_, ty))| format!("${}::{}[]", i + 1, array_type(*ty))).collect();
+    let arrays: Vec<String> =
+        t.columns.iter().enumerate().map(|(i, (_, ty))| format!("${}::{}[]", i + 1, array_type(*ty))).collect();
     let mut select = "u.*".to_string();
     if let Some((stamp, kind)) = t.stamp {
         names.push(quoted(stamp));
@@ -169,9 +172,11 @@ fn upsert_sql(t: &Table) -> String {
 }
 
 fn delete_sql(t: &Table) -> String {
-    let arrays: Vec<String> = t.key.iter().enumerate().map(|(i, &k)| format!("${}::{}[]", i + 1, array_type(t.columns[k].1))).collect();
+    let arrays: Vec<String> =
+        t.key.iter().enumerate().map(|(i, &k)| format!("${}::{}[]", i + 1, array_type(t.columns[k].1))).collect();
     let aliases: Vec<String> = (0..t.key.len()).map(|i| format!("k{i}")).collect();
-    let conds: Vec<String> = t.key.iter().enumerate().map(|(i, &k)| format!("t.{} = d.k{i}", quoted(t.columns[k].0))).collect();
+    let conds: Vec<String> =
+        t.key.iter().enumerate().map(|(i, &k)| format!("t.{} = d.k{i}", quoted(t.columns[k].0))).collect();
     format!(
         "DELETE FROM {} AS t USING unnest({}) AS d({}) WHERE {}",
         quoted(t.name),
@@ -265,7 +270,9 @@ pub fn init(url: &str) -> anyhow::Result<()> {
     let config = parse_url(url)?;
     let mut client = connect(&config, url)?;
     for t in ALL.iter() {
-        client.batch_execute(&create_sql(t)).map_err(|e| anyhow::anyhow!("cannot create PostgreSQL table {}: {}", t.name, error_text(&e)))?;
+        client
+            .batch_execute(&create_sql(t))
+            .map_err(|e| anyhow::anyhow!("cannot create PostgreSQL table {}: {}", t.name, error_text(&e)))?;
     }
     client
         .batch_execute(&format!(
@@ -289,13 +296,19 @@ impl PostgresSink {
     pub fn open(url: &str, sink: &str) -> anyhow::Result<Self> {
         let config = parse_url(url)?;
         let mut client = connect(&config, url)?;
-        let context = || format!("cannot read the progress of sink {sink} in PostgreSQL at {} (run `edu-rtdw init-db`)", mask_url(url));
+        let context = || {
+            format!(
+                "cannot read the progress of sink {sink} in PostgreSQL at {} (run `edu-rtdw init-db`)",
+                mask_url(url)
+            )
+        };
         let row = client
             .query_opt(&format!("SELECT upper FROM {PROGRESS} WHERE sink = $1"), &[&sink])
             .map_err(|e| anyhow::anyhow!(error_text(&e)))
             .with_context(context)?;
         let upper: Option<i64> = row.map(|r| r.try_get(0)).transpose().with_context(context)?;
-        let prepared = Prepared::new(client).map_err(|e| anyhow::anyhow!("cannot prepare statements: {}", error_text(&e)))?;
+        let prepared =
+            Prepared::new(client).map_err(|e| anyhow::anyhow!("cannot prepare statements: {}", error_text(&e)))?;
         Ok(PostgresSink {
             config,
             url: url.to_string(),
@@ -337,7 +350,12 @@ impl PostgresSink {
             .map_err(|e| anyhow::anyhow!(error_text(&e)))?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
-            let cells = table.columns.iter().enumerate().map(|(i, (_, ty))| cell(row, i, *ty)).collect::<Result<Vec<_>, _>>()?;
+            let cells = table
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(i, (_, ty))| cell(row, i, *ty))
+                .collect::<Result<Vec<_>, _>>()?;
             out.push(cells);
         }
         out.sort();
@@ -360,7 +378,13 @@ fn cell(row: &::postgres::Row, i: usize, ty: ColumnType) -> Result<String, ::pos
     })
 }
 
-fn transaction(conn: &mut Prepared, sink: &str, upper: Time, complete: bool, tables: &[TableChanges]) -> Result<(), Failure> {
+fn transaction(
+    conn: &mut Prepared,
+    sink: &str,
+    upper: Time,
+    complete: bool,
+    tables: &[TableChanges],
+) -> Result<(), Failure> {
     let stamp = sql::now_millis();
     let stamp_time = sql::naive_utc(stamp).map_err(Failure::fatal)?;
     let mut tx = conn.client.transaction().map_err(failure)?;

@@ -85,11 +85,7 @@ pub struct GenOptions {
 
 impl Default for GenOptions {
     fn default() -> Self {
-        GenOptions {
-            scale: 10,
-            seed: 42,
-            partitions: 4,
-        }
+        GenOptions { scale: 10, seed: 42, partitions: 4 }
     }
 }
 
@@ -127,9 +123,7 @@ pub fn write_files(out: &Path, opts: &GenOptions) -> anyhow::Result<GenReport> {
         fs::create_dir_all(&dir)?;
         let mut files = Vec::with_capacity(parts as usize);
         for p in 0..parts {
-            files.push(BufWriter::new(File::create(
-                dir.join(format!("{p}.jsonl")),
-            )?));
+            files.push(BufWriter::new(File::create(dir.join(format!("{p}.jsonl")))?));
         }
         writers.push(files);
     }
@@ -146,10 +140,7 @@ pub fn write_files(out: &Path, opts: &GenOptions) -> anyhow::Result<GenReport> {
             w.flush()?;
         }
     }
-    Ok(GenReport {
-        per_topic: TOPICS.iter().copied().zip(counts).collect(),
-        total: counts.iter().sum(),
-    })
+    Ok(GenReport { per_topic: TOPICS.iter().copied().zip(counts).collect(), total: counts.iter().sum() })
 }
 
 fn topic_index(topic: &str) -> usize {
@@ -173,15 +164,7 @@ fn partition_of(key: &[u8], partitions: u32) -> u32 {
 /// Record counts per topic, in [`TOPICS`] order.
 fn topic_counts(scale: u64) -> [u64; 7] {
     let (channels_new, channel_updates) = channel_volume(scale);
-    [
-        5_000 * scale,
-        channels_new + channel_updates,
-        1_500 * scale,
-        2_000 * scale,
-        400 * scale,
-        400 * scale,
-        600 * scale,
-    ]
+    [5_000 * scale, channels_new + channel_updates, 1_500 * scale, 2_000 * scale, 400 * scale, 400 * scale, 600 * scale]
 }
 
 /// Distinct channels (at most 300) and updates of existing channels.
@@ -281,12 +264,7 @@ fn fmt_datetime(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
     let sod = secs.rem_euclid(86_400);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        sod / 3600,
-        sod % 3600 / 60,
-        sod % 60
-    )
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", sod / 3600, sod % 3600 / 60, sod % 60)
 }
 
 /// `yyyy-MM-dd HH:mm:ss.SSS` of ms since the epoch, in UTC.
@@ -395,10 +373,7 @@ const SIGNALS: [(Signal, u32); 11] = [
     (("template", "audio", Some("start"), Target::Any), 8),
     (("template", "audio", Some("pause"), Target::Any), 6),
     (("template", "match", Some("drop:wrong"), Target::Match), 6),
-    (
-        ("template", "match", Some("drop:correct"), Target::Match),
-        7,
-    ),
+    (("template", "match", Some("drop:correct"), Target::Match), 7),
     (("shape", "mouse", Some("out"), Target::Any), 6),
     (("template", "audio", Some("stop"), Target::Any), 4),
     (("template", "match", Some("drop:wrong"), Target::Other), 4),
@@ -407,25 +382,12 @@ const SIGNALS: [(Signal, u32); 11] = [
 
 const MOVE_SUB_ACTIONS: [&str; 3] = ["drag", "end", "start"];
 
-const LEVELS: [(Option<&str>, u32); 7] = [
-    (Some("A"), 25),
-    (Some("B"), 25),
-    (Some("C"), 20),
-    (Some("D"), 15),
-    (Some("E"), 6),
-    (Some(""), 4),
-    (None, 5),
-];
+const LEVELS: [(Option<&str>, u32); 7] =
+    [(Some("A"), 25), (Some("B"), 25), (Some("C"), 20), (Some("D"), 15), (Some("E"), 6), (Some(""), 4), (None, 5)];
 
-const USER_TYPES: [(Option<&str>, u32); 3] =
-    [(Some("student"), 85), (Some("teacher"), 10), (None, 5)];
+const USER_TYPES: [(Option<&str>, u32); 3] = [(Some("student"), 85), (Some("teacher"), 10), (None, 5)];
 
-const AGORA_EVENTS: [(Option<&str>, u32); 4] = [
-    (Some("stat"), 82),
-    (Some("join"), 9),
-    (Some("leave"), 6),
-    (None, 3),
-];
+const AGORA_EVENTS: [(Option<&str>, u32); 4] = [(Some("stat"), 82), (Some("join"), 9), (Some("leave"), 6), (None, 3)];
 
 const QOS_PLAY_EVENTS: [(&str, u32); 3] = [("PPT_PLAY", 50), ("PPT_PAGE", 40), ("PPT_LOADING", 10)];
 
@@ -433,9 +395,7 @@ const STATUSES: [(&str, u32); 3] = [("NORMAL", 90), ("LOCKED", 6), ("DELETED", 4
 
 const ORDER_STATUSES: [(i64, u32); 5] = [(3, 70), (1, 12), (4, 9), (2, 5), (5, 4)];
 
-const BASE_NAMES: [&str; 10] = [
-    "张伟", "王芳", "李娜", "刘洋", "陈静", "杨磊", "Lucy", "Tom", "Amy", "Kevin",
-];
+const BASE_NAMES: [&str; 10] = ["张伟", "王芳", "李娜", "刘洋", "陈静", "杨磊", "Lucy", "Tom", "Amy", "Kevin"];
 
 fn user_name(rng: &mut Rand, id: i64) -> String {
     let base = BASE_NAMES[rng.random_range(0..BASE_NAMES.len())];
@@ -571,11 +531,7 @@ impl Generator {
     fn timeline(&mut self) -> (String, Value) {
         let room = self.rng.random_range(0..self.rooms);
         let teacher = self.rng.random_bool(0.08);
-        let user = if teacher {
-            TEACHER_BASE + room
-        } else {
-            self.student_in_room(room)
-        };
+        let user = if teacher { TEACHER_BASE + room } else { self.student_in_room(room) };
         let key = user.to_string();
         let p = self.partition_index(&key);
         let rng = &mut self.rng;
@@ -632,12 +588,7 @@ impl Generator {
     fn channel(&mut self) -> (String, Value) {
         let rng = &mut self.rng;
         let total_new = self.channels as u64;
-        let is_new = next_is_new(
-            rng,
-            self.remaining[CHANNEL] + 1,
-            self.channels_created,
-            total_new,
-        );
+        let is_new = next_is_new(rng, self.remaining[CHANNEL] + 1, self.channels_created, total_new);
         let k = if is_new {
             self.channels_created += 1;
             self.channels_created as i64
@@ -651,17 +602,9 @@ impl Generator {
         put(&mut obj, "english_name", format!("channel_{k}"));
         let level = pick(rng, &LEVELS).map(Value::from);
         put_opt(rng, &mut obj, "level", level);
-        let pid = if k > 5 {
-            format!("c{}", k % 5 + 1)
-        } else {
-            "0".into()
-        };
+        let pid = if k > 5 { format!("c{}", k % 5 + 1) } else { "0".into() };
         put(&mut obj, "pid", pid);
-        put(
-            &mut obj,
-            "create_time",
-            fmt_datetime(START_MS - 30 * DAY_MS + k * 60_000),
-        );
+        put(&mut obj, "create_time", fmt_datetime(START_MS - 30 * DAY_MS + k * 60_000));
         put(&mut obj, "update_time", fmt_datetime(self.now));
         put(&mut obj, "dept_id", int(rng, 10 + k % 7));
         extras(rng, &mut obj);
@@ -726,11 +669,7 @@ impl Generator {
         }
         if s.plays_left > 0 {
             s.plays_left -= 1;
-            let sub = if s.page == 0 {
-                "PPT_PLAY"
-            } else {
-                *pick(rng, &QOS_PLAY_EVENTS)
-            };
+            let sub = if s.page == 0 { "PPT_PLAY" } else { *pick(rng, &QOS_PLAY_EVENTS) };
             let t = s.clock;
             s.page += 1;
             s.clock += rng.random_range(2_000..60_000);
@@ -746,11 +685,7 @@ impl Generator {
     fn agora(&mut self) -> (String, Value) {
         let room = self.rng.random_range(0..self.rooms);
         let student = self.rng.random_bool(0.9);
-        let user = if student {
-            self.student_in_room(room)
-        } else {
-            TEACHER_BASE + room
-        };
+        let user = if student { self.student_in_room(room) } else { TEACHER_BASE + room };
         let rng = &mut self.rng;
         let user_id = (!rng.random_bool(0.02)).then_some(user);
         let key = user_id.map(|u| u.to_string()).unwrap_or_default();
@@ -780,14 +715,7 @@ impl Generator {
 
     /// `{<metric>, uid}` with the metric sometimes -1 or missing, the uid
     /// sometimes NULL, and the whole state sometimes missing.
-    fn agora_state(
-        rng: &mut Rand,
-        obj: &mut Obj,
-        name: &str,
-        metric: &str,
-        range: std::ops::Range<i64>,
-        user: i64,
-    ) {
+    fn agora_state(rng: &mut Rand, obj: &mut Obj, name: &str, metric: &str, range: std::ops::Range<i64>, user: i64) {
         if rng.random_bool(0.03) {
             return;
         }
@@ -810,12 +738,7 @@ impl Generator {
     fn student(&mut self) -> (String, Value) {
         let rng = &mut self.rng;
         let total_new = new_share(self.totals[STUDENT]);
-        let is_new = next_is_new(
-            rng,
-            self.remaining[STUDENT] + 1,
-            self.students_created,
-            total_new,
-        );
+        let is_new = next_is_new(rng, self.remaining[STUDENT] + 1, self.students_created, total_new);
         let k = if is_new {
             self.students_created += 1;
             self.students_created as i64
@@ -828,17 +751,10 @@ impl Generator {
         let channel = match rng.random_range(0..100u8) {
             0..=2 => Some(Value::from("c9999")),
             3..=9 => None,
-            _ => Some(Value::from(format!(
-                "c{}",
-                rng.random_range(1..=self.channels)
-            ))),
+            _ => Some(Value::from(format!("c{}", rng.random_range(1..=self.channels)))),
         };
         // An update often sends channel_id as NULL, which must not erase it.
-        let channel = if !is_new && rng.random_bool(0.4) {
-            None
-        } else {
-            channel
-        };
+        let channel = if !is_new && rng.random_bool(0.4) { None } else { channel };
         put_opt(rng, &mut obj, "channel_id", channel);
         put(&mut obj, "update_time", fmt_datetime(self.now));
         extras(rng, &mut obj);
@@ -994,12 +910,7 @@ impl Iterator for Generator {
         } else {
             value.to_string().into_bytes()
         };
-        Some(Message {
-            topic: TOPICS[topic],
-            partition,
-            key: key.into_bytes(),
-            value,
-        })
+        Some(Message { topic: TOPICS[topic], partition, key: key.into_bytes(), value })
     }
 }
 
@@ -1009,11 +920,7 @@ mod tests {
     use std::collections::{BTreeMap, BTreeSet};
 
     fn opts(scale: u64, seed: u64) -> GenOptions {
-        GenOptions {
-            scale,
-            seed,
-            partitions: 4,
-        }
+        GenOptions { scale, seed, partitions: 4 }
     }
 
     fn all(o: &GenOptions) -> Vec<Message> {
@@ -1023,9 +930,7 @@ mod tests {
     /// Parses a line as a JSON object (None for garbage that is not one).
     fn parse(m: &Message) -> Option<Value> {
         let s = std::str::from_utf8(&m.value).ok()?;
-        serde_json::from_str::<Value>(s)
-            .ok()
-            .filter(Value::is_object)
+        serde_json::from_str::<Value>(s).ok().filter(Value::is_object)
     }
 
     /// Follows a path, unwrapping nested objects sent as strings.
@@ -1095,18 +1000,10 @@ mod tests {
     fn rule(v: &Value) -> Option<&'static str> {
         let f = |p: &[&str]| text(v, p).unwrap_or_default();
         let md = |k: &str| f(&["data", "msg", "msg_data", k]);
-        if f(&["data", "msgid"]) != "305"
-            || f(&["data", "msg", "msgtype"]) != "116"
-            || f(&["data", "role"]) != "2"
-        {
+        if f(&["data", "msgid"]) != "305" || f(&["data", "msg", "msgtype"]) != "116" || f(&["data", "role"]) != "2" {
             return None;
         }
-        let t = (
-            md("target_type"),
-            md("action"),
-            md("sub_action"),
-            md("target_id"),
-        );
+        let t = (md("target_type"), md("action"), md("sub_action"), md("target_id"));
         match (t.0.as_str(), t.1.as_str(), t.2.as_str(), t.3.as_str()) {
             ("shape", "move", _, _) => Some("MOVE_IMAGE"),
             ("shape", "mouse", "over", _) => Some("HOVER_IMAGE"),
@@ -1139,10 +1036,7 @@ mod tests {
         for topic in TOPICS {
             for p in 0..o.partitions {
                 let f = format!("{p}.jsonl");
-                assert_eq!(
-                    fs::read(a.join(topic).join(&f))?,
-                    fs::read(b.join(topic).join(&f))?
-                );
+                assert_eq!(fs::read(a.join(topic).join(&f))?, fs::read(b.join(topic).join(&f))?);
             }
         }
         fs::remove_dir_all(&base)?;
@@ -1167,12 +1061,8 @@ mod tests {
     #[test]
     fn every_signal_rule_appears() {
         let msgs = all(&opts(1, 42));
-        let seen: BTreeSet<_> = msgs
-            .iter()
-            .filter(|m| m.topic == TOPICS[TIMELINE])
-            .filter_map(parse)
-            .filter_map(|v| rule(&v))
-            .collect();
+        let seen: BTreeSet<_> =
+            msgs.iter().filter(|m| m.topic == TOPICS[TIMELINE]).filter_map(parse).filter_map(|v| rule(&v)).collect();
         assert_eq!(seen.len(), 7, "{seen:?}");
     }
 
@@ -1218,15 +1108,11 @@ mod tests {
         let msgs = all(&opts(1, 42));
         let mut seen: BTreeMap<(&str, String), u32> = BTreeMap::new();
         for m in &msgs {
-            let id = parse(m)
-                .filter(|_| !is_dead(m))
-                .and_then(|v| text(&v, id_path(m.topic)));
+            let id = parse(m).filter(|_| !is_dead(m)).and_then(|v| text(&v, id_path(m.topic)));
             if let Some(id) = id {
                 assert_eq!(id.as_bytes(), m.key.as_slice(), "{}", m.topic);
             }
-            let p = *seen
-                .entry((m.topic, String::from_utf8_lossy(&m.key).into()))
-                .or_insert(m.partition);
+            let p = *seen.entry((m.topic, String::from_utf8_lossy(&m.key).into())).or_insert(m.partition);
             assert_eq!(p, m.partition);
         }
         assert_eq!(seen.values().collect::<BTreeSet<_>>().len(), 4);
@@ -1237,12 +1123,7 @@ mod tests {
         let msgs = all(&opts(2, 42));
         let dead = msgs.iter().filter(|m| is_dead(m)).count() as f64 / msgs.len() as f64;
         assert!((0.003..0.008).contains(&dead), "garbage share {dead}");
-        let tl = late_share(
-            &msgs,
-            "timeline_client_topic",
-            &["data", "timestamp"],
-            5_000,
-        );
+        let tl = late_share(&msgs, "timeline_client_topic", &["data", "timestamp"], 5_000);
         let ag = late_share(&msgs, "agora_record", &["messageCreateTime"], 60_000);
         assert!((0.0005..0.005).contains(&tl), "timeline late {tl}");
         assert!((0.0005..0.005).contains(&ag), "agora late {ag}");
@@ -1255,10 +1136,7 @@ mod tests {
         assert!(dead.iter().any(|m| m.value.is_empty()));
         assert!(dead.iter().any(|m| std::str::from_utf8(&m.value).is_err()));
         assert!(dead.iter().any(|m| m.value.first() == Some(&b'[')));
-        assert!(
-            dead.iter().any(|m| parse(m).is_some()),
-            "wrong-type objects"
-        );
+        assert!(dead.iter().any(|m| parse(m).is_some()), "wrong-type objects");
     }
 
     /// Prints the volumes and shares at scale 10 (`cargo test -- --ignored --nocapture`).
@@ -1268,24 +1146,12 @@ mod tests {
         let msgs = all(&GenOptions::default());
         for topic in TOPICS {
             let n = msgs.iter().filter(|m| m.topic == topic).count();
-            let d = msgs
-                .iter()
-                .filter(|m| m.topic == topic && is_dead(m))
-                .count();
+            let d = msgs.iter().filter(|m| m.topic == topic && is_dead(m)).count();
             println!("{topic}: {n} records, {d} dead");
         }
         let dead = msgs.iter().filter(|m| is_dead(m)).count();
-        println!(
-            "total {} garbage {:.4}",
-            msgs.len(),
-            dead as f64 / msgs.len() as f64
-        );
-        let tl = late_share(
-            &msgs,
-            "timeline_client_topic",
-            &["data", "timestamp"],
-            5_000,
-        );
+        println!("total {} garbage {:.4}", msgs.len(), dead as f64 / msgs.len() as f64);
+        let tl = late_share(&msgs, "timeline_client_topic", &["data", "timestamp"], 5_000);
         let ag = late_share(&msgs, "agora_record", &["messageCreateTime"], 60_000);
         println!("late timeline {tl:.5} agora {ag:.5}");
     }

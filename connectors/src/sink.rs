@@ -30,7 +30,6 @@ pub trait SinkWriter {
     /// The frontier of what is durable: every update at a time below it is committed.
     fn committed_upper(&self) -> Time;
 
-
     /// Applies `changes` (consolidated, non-zero) and records `upper` atomically;
     /// `complete` says the input has ended (every time below `upper` is final).
     fn commit(&mut self, upper: Time, complete: bool, changes: &[(OutputRow, Diff)]) -> anyhow::Result<()>;

@@ -100,7 +100,11 @@ impl Failure {
 
 /// Runs `attempt` until it succeeds, fails for good, or `policy.budget` is spent.
 /// `label` names the database in the log lines (`mysql`, `postgres`).
-pub fn retrying<T>(label: &str, policy: &RetryPolicy, mut attempt: impl FnMut() -> Result<T, Failure>) -> anyhow::Result<T> {
+pub fn retrying<T>(
+    label: &str,
+    policy: &RetryPolicy,
+    mut attempt: impl FnMut() -> Result<T, Failure>,
+) -> anyhow::Result<T> {
     let started = Instant::now();
     let mut delay = policy.first;
     let mut retries = 0u32;
@@ -108,18 +112,31 @@ pub fn retrying<T>(label: &str, policy: &RetryPolicy, mut attempt: impl FnMut() 
         match attempt() {
             Ok(value) => {
                 if retries > 0 {
-                    tracing::info!(db = label, retries, "{label} is back after {retries} retries ({:.1} s)", started.elapsed().as_secs_f64());
+                    tracing::info!(
+                        db = label,
+                        retries,
+                        "{label} is back after {retries} retries ({:.1} s)",
+                        started.elapsed().as_secs_f64()
+                    );
                 }
                 return Ok(value);
             }
             Err(f) if f.transient && started.elapsed() + delay <= policy.budget => {
-                tracing::warn!(db = label, retries, "{label} unavailable ({}), retrying in {}", one_line(&f.error), human(delay));
+                tracing::warn!(
+                    db = label,
+                    retries,
+                    "{label} unavailable ({}), retrying in {}",
+                    one_line(&f.error),
+                    human(delay)
+                );
                 std::thread::sleep(delay);
                 delay = (delay * 2).min(policy.max);
                 retries += 1;
             }
             Err(f) if f.transient => {
-                return Err(f.error.context(format!("{label} unavailable for {:.0} s, giving up", started.elapsed().as_secs_f64())));
+                return Err(f
+                    .error
+                    .context(format!("{label} unavailable for {:.0} s, giving up", started.elapsed().as_secs_f64())));
             }
             Err(f) => return Err(f.error),
         }
@@ -161,7 +178,9 @@ fn mask_key_value(conninfo: &str) -> String {
 
 /// UTC milliseconds as a naive (UTC) date-time, as DATETIME / timestamp columns store them.
 pub fn naive_utc(ms: i64) -> anyhow::Result<NaiveDateTime> {
-    DateTime::from_timestamp_millis(ms).map(|t| t.naive_utc()).ok_or_else(|| anyhow::anyhow!("timestamp {ms} ms is out of range"))
+    DateTime::from_timestamp_millis(ms)
+        .map(|t| t.naive_utc())
+        .ok_or_else(|| anyhow::anyhow!("timestamp {ms} ms is out of range"))
 }
 
 /// The text form of a timestamp cell, as SQLite stores it.
@@ -251,16 +270,25 @@ mod tests {
 
     #[test]
     fn transient_failures_are_retried_then_given_up() {
-        let policy = RetryPolicy { budget: Duration::from_millis(50), first: Duration::from_millis(1), max: Duration::from_millis(4) };
+        let policy = RetryPolicy {
+            budget: Duration::from_millis(50),
+            first: Duration::from_millis(1),
+            max: Duration::from_millis(4),
+        };
         let mut n = 0;
         let ok = retrying("test", &policy, || {
             n += 1;
-            if n < 3 { Err(Failure { transient: true, error: anyhow::anyhow!("down") }) } else { Ok(n) }
+            if n < 3 {
+                Err(Failure { transient: true, error: anyhow::anyhow!("down") })
+            } else {
+                Ok(n)
+            }
         });
         assert_eq!(ok.ok(), Some(3));
         let fatal: anyhow::Result<()> = retrying("test", &policy, || Err(Failure::fatal(anyhow::anyhow!("bad sql"))));
         assert_eq!(fatal.err().map(|e| e.to_string()), Some("bad sql".to_string()));
-        let gave_up: anyhow::Result<()> = retrying("test", &policy, || Err(Failure { transient: true, error: anyhow::anyhow!("down") }));
+        let gave_up: anyhow::Result<()> =
+            retrying("test", &policy, || Err(Failure { transient: true, error: anyhow::anyhow!("down") }));
         assert!(gave_up.is_err());
     }
 }

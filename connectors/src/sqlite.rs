@@ -68,7 +68,14 @@ fn upsert_sql(t: &Table) -> String {
         .map(|(_, n)| format!("{0} = excluded.{0}", quoted(n)))
         .collect();
     let action = if updates.is_empty() { "NOTHING".to_string() } else { format!("UPDATE SET {}", updates.join(", ")) };
-    format!("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) DO {}", quoted(t.name), cols.join(", "), marks, key.join(", "), action)
+    format!(
+        "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) DO {}",
+        quoted(t.name),
+        cols.join(", "),
+        marks,
+        key.join(", "),
+        action
+    )
 }
 
 fn delete_sql(t: &Table) -> String {
@@ -105,8 +112,9 @@ impl SqliteSink {
             conn.execute(&create_sql(t), []).with_context(|| format!("cannot create table {}", t.name))?;
         }
         conn.execute(&format!("CREATE TABLE IF NOT EXISTS {PROGRESS} (sink TEXT PRIMARY KEY, upper INTEGER NOT NULL, complete INTEGER NOT NULL, updated_at TEXT)"), [])?;
-        let committed: Option<i64> =
-            conn.query_row(&format!("SELECT upper FROM {PROGRESS} WHERE sink = 'sqlite'"), [], |r| r.get(0)).optional()?;
+        let committed: Option<i64> = conn
+            .query_row(&format!("SELECT upper FROM {PROGRESS} WHERE sink = 'sqlite'"), [], |r| r.get(0))
+            .optional()?;
         Ok(SqliteSink {
             conn,
             upserts: ALL.iter().map(upsert_sql).collect(),
@@ -130,7 +138,8 @@ impl SqliteSink {
     pub fn table_counts(&self) -> anyhow::Result<Vec<(&'static str, u64)>> {
         ALL.iter()
             .map(|t| {
-                let n: i64 = self.conn.query_row(&format!("SELECT COUNT(*) FROM {}", quoted(t.name)), [], |r| r.get(0))?;
+                let n: i64 =
+                    self.conn.query_row(&format!("SELECT COUNT(*) FROM {}", quoted(t.name)), [], |r| r.get(0))?;
                 Ok((t.name, n as u64))
             })
             .collect()
@@ -138,7 +147,8 @@ impl SqliteSink {
 
     /// Dead letters per reason.
     pub fn dead_letter_reasons(&self) -> anyhow::Result<Vec<(String, u64)>> {
-        let mut stmt = self.conn.prepare("SELECT reason, COUNT(*) FROM dead_letters GROUP BY reason ORDER BY reason")?;
+        let mut stmt =
+            self.conn.prepare("SELECT reason, COUNT(*) FROM dead_letters GROUP BY reason ORDER BY reason")?;
         let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -149,15 +159,17 @@ impl SinkWriter for SqliteSink {
         self.committed
     }
 
-
     fn commit(&mut self, upper: Time, complete: bool, changes: &[(OutputRow, Diff)]) -> anyhow::Result<()> {
         let stamp = now_millis();
         let stamp_text = SqlValue::timestamp_text(stamp);
         let tx = self.conn.transaction()?;
-        let encoded: Vec<(usize, Vec<SqlValue>, Diff)> = changes.iter().map(|(row, diff)| {
-            let (table, values) = encode(row);
-            (table, values, *diff)
-        }).collect();
+        let encoded: Vec<(usize, Vec<SqlValue>, Diff)> = changes
+            .iter()
+            .map(|(row, diff)| {
+                let (table, values) = encode(row);
+                (table, values, *diff)
+            })
+            .collect();
         // Deletes first: a row replaced within this commit is retracted and re-inserted under its key.
         for (table, values, _) in encoded.iter().filter(|(_, _, d)| *d < 0) {
             let key: Vec<ToSqlOutput> = ALL[*table].key.iter().map(|&k| bind(&values[k])).collect();
@@ -168,7 +180,9 @@ impl SinkWriter for SqliteSink {
             if let Some((_, kind)) = ALL[*table].stamp {
                 params.push(match kind {
                     StampKind::Millis => ToSqlOutput::Owned(Value::Integer(stamp)),
-                    StampKind::Timestamp => ToSqlOutput::Borrowed(rusqlite::types::ValueRef::Text(stamp_text.as_bytes())),
+                    StampKind::Timestamp => {
+                        ToSqlOutput::Borrowed(rusqlite::types::ValueRef::Text(stamp_text.as_bytes()))
+                    }
                 });
             }
             tx.prepare_cached(&self.upserts[*table])?.execute(params_from_iter(params))?;

@@ -41,16 +41,31 @@ fn main() {
                     for l in &lines {
                         k += match which {
                             0 => std::str::from_utf8(l).map_or(0, str::len),
-                            1 => dataflows::json::read_path_set(l, dataflows::topics::Signal::path_set()).map_or(0, |v| v.len()),
-                            2 => dataflows::topics::Signal::parse(l).map_or(0, |s| usize::from(s.user_id.val().is_some())),
-                            _ => dataflows::json::read_paths_fast(std::str::from_utf8(l).unwrap_or(""), dataflows::topics::Signal::path_set()).map_or(0, |_| 1),
+                            1 => dataflows::json::read_path_set(l, dataflows::topics::Signal::path_set())
+                                .map_or(0, |v| v.len()),
+                            2 => dataflows::topics::Signal::parse(l)
+                                .map_or(0, |s| usize::from(s.user_id.val().is_some())),
+                            _ => dataflows::json::read_paths_fast(
+                                std::str::from_utf8(l).unwrap_or(""),
+                                dataflows::topics::Signal::path_set(),
+                            )
+                            .map_or(0, |_| 1),
                         };
                     }
                 }
-                println!("  {label:20} {:>8.0} ns/line ({k})", start.elapsed().as_secs_f64() * 1e9 / (rounds * lines.len()) as f64);
+                println!(
+                    "  {label:20} {:>8.0} ns/line ({k})",
+                    start.elapsed().as_secs_f64() * 1e9 / (rounds * lines.len()) as f64
+                );
             }
         }
         let bytes: usize = lines.iter().map(Vec::len).sum();
-        println!("{:50} {:>8} lines {:>8.0} ns/line {:>6.0} MB/s ({n})", topic.default_name(), lines.len(), best * 1e9 / lines.len() as f64, bytes as f64 / best / 1e6);
+        println!(
+            "{:50} {:>8} lines {:>8.0} ns/line {:>6.0} MB/s ({n})",
+            topic.default_name(),
+            lines.len(),
+            best * 1e9 / lines.len() as f64,
+            bytes as f64 / best / 1e6
+        );
     }
 }

@@ -23,9 +23,9 @@ use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::StreamVec;
 
-use crate::Text;
 use crate::ops::window::{split_late, tumbling, Mark, Origin, SumCount};
 use crate::topics::Agora;
+use crate::Text;
 use crate::{DeadLetter, Diff, Metric, Rejection, Time, Topic};
 
 /// Window width: 30 seconds.
@@ -144,7 +144,11 @@ pub fn dataflow<'s>(
     facts: StreamVec<'s, Time, (AvKey, i64, i64, Origin)>,
     watermarks: StreamVec<'s, Time, (u32, Mark)>,
 ) -> (VecCollection<'s, Time, AvRow, Diff>, VecCollection<'s, Time, DeadLetter, Diff>) {
-    let (closed, late) = split_late(tumbling::<_, SumCount>(facts, watermarks, WIDTH_MS, Topic::Agora, "AvQuality30s"), Topic::Agora, Metric::AvQuality30s);
+    let (closed, late) = split_late(
+        tumbling::<_, SumCount>(facts, watermarks, WIDTH_MS, Topic::Agora, "AvQuality30s"),
+        Topic::Agora,
+        Metric::AvQuality30s,
+    );
     (closed.map(|(start_time, key, (event_sum, event_count))| AvRow { start_time, key, event_sum, event_count }), late)
 }
 
@@ -153,7 +157,8 @@ mod tests {
     use super::*;
 
     fn read(raw: &str) -> Result<(Vec<(AvKey, i64)>, i64), Rejection> {
-        facts(&Agora::parse(raw.as_bytes()).unwrap(), false).map(|(facts, time)| (facts.into_iter().flatten().collect(), time))
+        facts(&Agora::parse(raw.as_bytes()).unwrap(), false)
+            .map(|(facts, time)| (facts.into_iter().flatten().collect(), time))
     }
 
     #[test]
@@ -161,17 +166,41 @@ mod tests {
         let (f, t) = read(r#"{"user_type":"student","event":"stat","agora_audioState":"{\"lost\":\"3\"}","agora_videoState":{"fr":0,"uid":5},"messageCreateTime":"1000"}"#).unwrap();
         assert_eq!(t, 1000);
         assert_eq!(f.len(), 2);
-        assert_eq!((f[0].0.event.as_str(), f[0].0.extra_uid, f[0].0.user_id, f[0].0.classroom_id.as_str(), f[0].1), ("stat_AUDIO_STATE", -1, -1, "-1", 3));
+        assert_eq!(
+            (f[0].0.event.as_str(), f[0].0.extra_uid, f[0].0.user_id, f[0].0.classroom_id.as_str(), f[0].1),
+            ("stat_AUDIO_STATE", -1, -1, "-1", 3)
+        );
         assert_eq!((f[1].0.event.as_str(), f[1].0.extra_uid, f[1].1), ("stat_VIDEO_STATE", 5, 0));
     }
 
     #[test]
     fn filters_and_rejections() {
-        assert_eq!(read(r#"{"user_type":"teacher","event":"e","agora_audioState":{"lost":1},"messageCreateTime":1}"#).unwrap().0, vec![]);
-        assert_eq!(read(r#"{"user_type":"student","event":"e","agora_audioState":{"lost":-1},"messageCreateTime":1}"#).unwrap().0, vec![]);
-        assert_eq!(read(r#"{"user_type":"student","agora_audioState":{"lost":1},"messageCreateTime":1}"#), Err(Rejection::BadField("event")));
-        assert_eq!(read(r#"{"user_type":"student","event":"e","agora_audioState":{"lost":1}}"#), Err(Rejection::BadField("messageCreateTime")));
-        assert_eq!(read(r#"{"user_type":"student","event":"e","user_id":"x","agora_audioState":{"lost":1},"messageCreateTime":1}"#), Err(Rejection::BadField("user_id")));
+        assert_eq!(
+            read(r#"{"user_type":"teacher","event":"e","agora_audioState":{"lost":1},"messageCreateTime":1}"#)
+                .unwrap()
+                .0,
+            vec![]
+        );
+        assert_eq!(
+            read(r#"{"user_type":"student","event":"e","agora_audioState":{"lost":-1},"messageCreateTime":1}"#)
+                .unwrap()
+                .0,
+            vec![]
+        );
+        assert_eq!(
+            read(r#"{"user_type":"student","agora_audioState":{"lost":1},"messageCreateTime":1}"#),
+            Err(Rejection::BadField("event"))
+        );
+        assert_eq!(
+            read(r#"{"user_type":"student","event":"e","agora_audioState":{"lost":1}}"#),
+            Err(Rejection::BadField("messageCreateTime"))
+        );
+        assert_eq!(
+            read(
+                r#"{"user_type":"student","event":"e","user_id":"x","agora_audioState":{"lost":1},"messageCreateTime":1}"#
+            ),
+            Err(Rejection::BadField("user_id"))
+        );
     }
 
     #[test]
@@ -186,7 +215,16 @@ mod tests {
 
     #[test]
     fn exact_average() {
-        let row = AvRow { start_time: 0, key: read(r#"{"user_type":"student","event":"e","agora_audioState":{"lost":1},"messageCreateTime":1}"#).unwrap().0[0].0.clone(), event_sum: 7, event_count: 2 };
+        let row = AvRow {
+            start_time: 0,
+            key: read(r#"{"user_type":"student","event":"e","agora_audioState":{"lost":1},"messageCreateTime":1}"#)
+                .unwrap()
+                .0[0]
+                .0
+                .clone(),
+            event_sum: 7,
+            event_count: 2,
+        };
         assert_eq!(row.event_avg(), 3.5);
         assert_eq!(row.end_time(), 30_000);
     }

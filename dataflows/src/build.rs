@@ -6,8 +6,8 @@ use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
-use timely::progress::operate::FrontierInterest;
 use timely::dataflow::StreamVec;
+use timely::progress::operate::FrontierInterest;
 
 use crate::av_quality_30s::{self, AvKey, AvRow};
 use crate::channel_dim::{self, ChannelRow};
@@ -113,13 +113,19 @@ fn split(inputs: StreamVec<'_, Time, Input>) -> Split<'_> {
     let (mut agora_marks, agora_mark_stream) = typed_output(&mut builder);
     builder.build(move |_| {
         move |_frontiers| {
-            let (mut signals, mut minutes, mut channels, mut plays) = (signals.activate(), minutes.activate(), channels.activate(), plays.activate());
-            let (mut av, mut students, mut users, mut orders) = (av.activate(), students.activate(), users.activate(), orders.activate());
-            let (mut dead, mut timeline_marks, mut agora_marks) = (dead.activate(), timeline_marks.activate(), agora_marks.activate());
+            let (mut signals, mut minutes, mut channels, mut plays) =
+                (signals.activate(), minutes.activate(), channels.activate(), plays.activate());
+            let (mut av, mut students, mut users, mut orders) =
+                (av.activate(), students.activate(), users.activate(), orders.activate());
+            let (mut dead, mut timeline_marks, mut agora_marks) =
+                (dead.activate(), timeline_marks.activate(), agora_marks.activate());
             input.for_each_stamp(|cap, data| {
-                let (mut signals, mut minutes, mut channels, mut plays) = (signals.session(&cap), minutes.session(&cap), channels.session(&cap), plays.session(&cap));
-                let (mut av, mut students, mut users, mut orders) = (av.session(&cap), students.session(&cap), users.session(&cap), orders.session(&cap));
-                let (mut dead, mut timeline_marks, mut agora_marks) = (dead.session(&cap), timeline_marks.session(&cap), agora_marks.session(&cap));
+                let (mut signals, mut minutes, mut channels, mut plays) =
+                    (signals.session(&cap), minutes.session(&cap), channels.session(&cap), plays.session(&cap));
+                let (mut av, mut students, mut users, mut orders) =
+                    (av.session(&cap), students.session(&cap), users.session(&cap), orders.session(&cap));
+                let (mut dead, mut timeline_marks, mut agora_marks) =
+                    (dead.session(&cap), timeline_marks.session(&cap), agora_marks.session(&cap));
                 for input in data.flat_map(|batch| batch.drain(..)) {
                     match input {
                         Input::Signal(pos, clean) => signals.give((pos, clean)),
@@ -156,7 +162,9 @@ fn split(inputs: StreamVec<'_, Time, Input>) -> Split<'_> {
 /// One more output of `builder`, for records of type `D` in vectors.
 type TypedOutput<D> = OutputBuilder<Time, CapacityContainerBuilder<Vec<D>>>;
 
-fn typed_output<'s, D: Clone + 'static>(builder: &mut OperatorBuilder<'s, Time>) -> (TypedOutput<D>, StreamVec<'s, Time, D>) {
+fn typed_output<'s, D: Clone + 'static>(
+    builder: &mut OperatorBuilder<'s, Time>,
+) -> (TypedOutput<D>, StreamVec<'s, Time, D>) {
     let (output, stream) = builder.new_output();
     (OutputBuilder::from(output), stream)
 }
@@ -180,7 +188,8 @@ fn typed_output<'s, D: Clone + 'static>(builder: &mut OperatorBuilder<'s, Time>)
 /// assert!(matches!(&rows[..], [(OutputRow::Dead(d), 0, 1)] if d.reason == "not_json"));
 /// ```
 pub fn build<'s>(inputs: StreamVec<'s, Time, Input>) -> Outputs<'s> {
-    let Split { signals, minutes, channels, plays, av, students, users, orders, dead, timeline_marks, agora_marks } = split(inputs);
+    let Split { signals, minutes, channels, plays, av, students, users, orders, dead, timeline_marks, agora_marks } =
+        split(inputs);
     let channel_dim = channel_dim::dataflow(channels);
     let (class_performance_1m, late_signals) = class_performance_1m::dataflow(minutes, timeline_marks);
     let (av_quality_30s, late_samples) = av_quality_30s::dataflow(av, agora_marks);
@@ -189,7 +198,11 @@ pub fn build<'s>(inputs: StreamVec<'s, Time, Input>) -> Outputs<'s> {
         class_performance_1m,
         offline_study_time: offline_study_time::dataflow(plays),
         av_quality_30s,
-        hourly_registrations_by_level: hourly_registrations_by_level::dataflow(students, users, channel_dim::levels(channel_dim.clone())),
+        hourly_registrations_by_level: hourly_registrations_by_level::dataflow(
+            students,
+            users,
+            channel_dim::levels(channel_dim.clone()),
+        ),
         daily_cc_confirmations: daily_cc_confirmations::dataflow(orders),
         channel_dim,
         dead_letters: inserts(dead).concat(late_signals).concat(late_samples),
@@ -230,7 +243,10 @@ mod tests {
 
     #[test]
     fn when_every_partition_is_idle_windows_close_up_to_the_most_advanced_one() {
-        let (mut p0, mut p1) = (PartitionIngest::new(Topic::Timeline, 0, &Delays::default()), PartitionIngest::new(Topic::Timeline, 1, &Delays::default()));
+        let (mut p0, mut p1) = (
+            PartitionIngest::new(Topic::Timeline, 0, &Delays::default()),
+            PartitionIngest::new(Topic::Timeline, 1, &Delays::default()),
+        );
         // Time 0: p0 reads 100 s, p1 reads 300 s, then both go idle: the watermark is the larger
         // W_p (295 s), so minute [60 s, 120 s) closes and [300 s, 360 s) stays open.
         let mut first = Vec::new();
@@ -252,12 +268,38 @@ mod tests {
         third.extend(p1.exhausted());
         let out = run(vec![first, second, third]);
 
-        let minutes: Vec<_> = out.iter().filter_map(|(r, t, d)| if let OutputRow::Minute(m) = r { Some((m.start_time, m.event_count, *t, *d)) } else { None }).collect();
-        assert_eq!(minutes, vec![(60_000, 1, 0, 1), (300_000, 2, 2, 1)], "each minute written once, when it closed, and not changed");
-        let dead: Vec<_> = out.iter().filter_map(|(r, t, d)| if let OutputRow::Dead(x) = r { Some((x.clone(), *t, *d)) } else { None }).collect();
-        let expected = DeadLetter { source: Topic::Timeline, pos: Pos { partition: 0, offset: 1 }, metric: Some(Metric::ClassPerformance1m), reason: "late".to_string(), raw: signal_at(100_500) };
+        let minutes: Vec<_> =
+            out.iter()
+                .filter_map(|(r, t, d)| {
+                    if let OutputRow::Minute(m) = r {
+                        Some((m.start_time, m.event_count, *t, *d))
+                    } else {
+                        None
+                    }
+                })
+                .collect();
+        assert_eq!(
+            minutes,
+            vec![(60_000, 1, 0, 1), (300_000, 2, 2, 1)],
+            "each minute written once, when it closed, and not changed"
+        );
+        let dead: Vec<_> = out
+            .iter()
+            .filter_map(|(r, t, d)| if let OutputRow::Dead(x) = r { Some((x.clone(), *t, *d)) } else { None })
+            .collect();
+        let expected = DeadLetter {
+            source: Topic::Timeline,
+            pos: Pos { partition: 0, offset: 1 },
+            metric: Some(Metric::ClassPerformance1m),
+            reason: "late".to_string(),
+            raw: signal_at(100_500),
+        };
         assert_eq!(dead, vec![(expected, 1, 1)]);
-        assert_eq!(out.iter().filter(|(r, _, _)| matches!(r, OutputRow::Signal(_))).count(), 5, "2.1 keeps every signal");
+        assert_eq!(
+            out.iter().filter(|(r, _, _)| matches!(r, OutputRow::Signal(_))).count(),
+            5,
+            "2.1 keeps every signal"
+        );
     }
 
     /// With the window operator running between the source's logical times (as in a job),
@@ -274,7 +316,10 @@ mod tests {
                 rows.clone().capture_into(send);
                 rows.probe().0
             });
-            let (mut p0, mut p1) = (PartitionIngest::new(Topic::Timeline, 0, &Delays::default()), PartitionIngest::new(Topic::Timeline, 1, &Delays::default()));
+            let (mut p0, mut p1) = (
+                PartitionIngest::new(Topic::Timeline, 0, &Delays::default()),
+                PartitionIngest::new(Topic::Timeline, 1, &Delays::default()),
+            );
             let mut sent = Vec::new();
             for time in 0..4u64 {
                 let mut batch = Vec::new();
@@ -298,7 +343,13 @@ mod tests {
                         batch.extend(p0.watermark_update());
                     }
                 }
-                sent.extend(batch.iter().filter_map(|i| if let Input::Minute(_, _, o) = i { Some((o.pos.offset, o.raw.is_some())) } else { None }));
+                sent.extend(batch.iter().filter_map(|i| {
+                    if let Input::Minute(_, _, o) = i {
+                        Some((o.pos.offset, o.raw.is_some()))
+                    } else {
+                        None
+                    }
+                }));
                 for record in batch {
                     input.send(record);
                 }
@@ -307,16 +358,30 @@ mod tests {
             }
             sent
         });
-        assert_eq!(sent, vec![(0, false), (0, false), (1, true), (2, true), (3, false)], "(offset, carries its message) of each 2.3 fact");
+        assert_eq!(
+            sent,
+            vec![(0, false), (0, false), (1, true), (2, true), (3, false)],
+            "(offset, carries its message) of each 2.3 fact"
+        );
         let out: Vec<_> = recv.extract().into_iter().flat_map(|(_, updates)| updates).collect();
-        let dead: Vec<_> = out.iter().filter_map(|(r, t, d)| if let OutputRow::Dead(x) = r { Some((x.pos, x.raw.clone(), *t, *d)) } else { None }).collect();
+        let dead: Vec<_> = out
+            .iter()
+            .filter_map(
+                |(r, t, d)| if let OutputRow::Dead(x) = r { Some((x.pos, x.raw.clone(), *t, *d)) } else { None },
+            )
+            .collect();
         assert_eq!(dead, vec![(Pos { partition: 0, offset: 1 }, signal_at(100_500), 1, 1)]);
     }
 
     #[test]
     fn a_late_sample_feeding_two_windows_is_one_dead_letter() {
-        let sample = |ts: i64| format!(r#"{{"user_type":"student","event":"e","agora_audioState":{{"lost":1,"uid":3}},"agora_videoState":{{"fr":2,"uid":4}},"messageCreateTime":{ts}}}"#).into_bytes();
-        let (mut p0, mut p1) = (PartitionIngest::new(Topic::Agora, 0, &Delays::default()), PartitionIngest::new(Topic::Agora, 1, &Delays::default()));
+        let sample = |ts: i64| {
+            format!(r#"{{"user_type":"student","event":"e","agora_audioState":{{"lost":1,"uid":3}},"agora_videoState":{{"fr":2,"uid":4}},"messageCreateTime":{ts}}}"#).into_bytes()
+        };
+        let (mut p0, mut p1) = (
+            PartitionIngest::new(Topic::Agora, 0, &Delays::default()),
+            PartitionIngest::new(Topic::Agora, 1, &Delays::default()),
+        );
         // Time 0: p0 at 100 s goes idle; p1 at 200 s (W_p = 140 s) closes [90 s, 120 s).
         let mut first = Vec::new();
         p0.ingest(0, &sample(100_000), &mut first);
@@ -330,7 +395,16 @@ mod tests {
         let out = run(vec![first, second]);
         let av = out.iter().filter(|(r, _, _)| matches!(r, OutputRow::Av(_))).count();
         assert_eq!(av, 2, "audio and video windows of the first sample");
-        let dead: Vec<_> = out.iter().filter_map(|(r, t, d)| if let OutputRow::Dead(x) = r { Some((x.pos.offset, x.metric, x.reason.clone(), x.raw.clone(), *t, *d)) } else { None }).collect();
+        let dead: Vec<_> = out
+            .iter()
+            .filter_map(|(r, t, d)| {
+                if let OutputRow::Dead(x) = r {
+                    Some((x.pos.offset, x.metric, x.reason.clone(), x.raw.clone(), *t, *d))
+                } else {
+                    None
+                }
+            })
+            .collect();
         assert_eq!(dead, vec![(1, Some(Metric::AvQuality30s), "late".to_string(), sample(95_000), 1, 1)]);
     }
 }

@@ -12,9 +12,9 @@ use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::StreamVec;
 
-use crate::Text;
 use crate::ops::fold::fold_by_key;
 use crate::topics::Channel;
+use crate::Text;
 use crate::{Diff, Pos, Rejection, Time};
 
 /// One row of `channel_name_dictionary`.
@@ -83,7 +83,9 @@ pub fn dataflow<'s>(rows: StreamVec<'s, Time, (Pos, ChannelRow)>) -> VecCollecti
 }
 
 /// The dimension as 2.6 joins it: `(rowkey, level)`.
-pub fn levels<'s>(dictionary: VecCollection<'s, Time, ChannelRow, Diff>) -> VecCollection<'s, Time, (Text, Option<Text>), Diff> {
+pub fn levels<'s>(
+    dictionary: VecCollection<'s, Time, ChannelRow, Diff>,
+) -> VecCollection<'s, Time, (Text, Option<Text>), Diff> {
     dictionary.map(|row| (row.rowkey, row.level))
 }
 

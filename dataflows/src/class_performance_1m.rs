@@ -16,9 +16,9 @@ use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::StreamVec;
 
-use crate::Text;
 use crate::ops::window::{split_late, tumbling, Count, Mark, Origin};
 use crate::student_signal_etl::{CleanSignal, SignalEvent, ROLE};
+use crate::Text;
 use crate::{DeadLetter, Diff, Metric, Rejection, Time, Topic};
 
 /// Window width: one minute.
@@ -93,7 +93,11 @@ pub fn dataflow<'s>(
     facts: StreamVec<'s, Time, (MinuteKey, i64, (), Origin)>,
     watermarks: StreamVec<'s, Time, (u32, Mark)>,
 ) -> (VecCollection<'s, Time, MinuteRow, Diff>, VecCollection<'s, Time, DeadLetter, Diff>) {
-    let (closed, late) = split_late(tumbling::<_, Count>(facts, watermarks, WIDTH_MS, Topic::Timeline, "ClassPerformance1m"), Topic::Timeline, Metric::ClassPerformance1m);
+    let (closed, late) = split_late(
+        tumbling::<_, Count>(facts, watermarks, WIDTH_MS, Topic::Timeline, "ClassPerformance1m"),
+        Topic::Timeline,
+        Metric::ClassPerformance1m,
+    );
     (closed.map(|(start_time, key, event_count)| MinuteRow { start_time, key, event_count }), late)
 }
 

@@ -22,8 +22,8 @@ use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::StreamVec;
 
-use crate::Text;
 use crate::ops::fold::fold_by_key;
+use crate::Text;
 use chrono::Datelike;
 
 use crate::timefmt::parse_datetime;
@@ -64,7 +64,8 @@ impl OrderId {
     /// ```
     pub fn new(id: &str) -> Self {
         let b = id.as_bytes();
-        let canonical = !b.is_empty() && b.len() <= 18 && b.iter().all(u8::is_ascii_digit) && (b[0] != b'0' || b.len() == 1);
+        let canonical =
+            !b.is_empty() && b.len() <= 18 && b.iter().all(u8::is_ascii_digit) && (b[0] != b'0' || b.len() == 1);
         match canonical.then(|| id.parse::<u64>().ok()).flatten() {
             Some(n) => OrderId::Num(n),
             None => OrderId::Text(id.into()),
@@ -177,7 +178,9 @@ pub fn attribution(o: &Order) -> Option<(String, i64)> {
 }
 
 /// Daily confirmations per consultant, from the order log (records keyed by id).
-pub fn dataflow<'s>(orders: StreamVec<'s, Time, (OrderId, Pos, OrderState)>) -> VecCollection<'s, Time, StaffIndexRow, Diff> {
+pub fn dataflow<'s>(
+    orders: StreamVec<'s, Time, (OrderId, Pos, OrderState)>,
+) -> VecCollection<'s, Time, StaffIndexRow, Diff> {
     fold_by_key(orders, "OrderLastValue", OrderState::merge_last)
         .flat_map(|(_, order)| order.attribution())
         .count_total()
@@ -194,8 +197,14 @@ mod tests {
 
     #[test]
     fn attribution_rules() {
-        assert_eq!(attribution(&order(r#"{"id":"1","cc_id":"7","status":"3","confirm_date_time":"2025-12-02 23:59:59"}"#)), Some(("2025-12-02".into(), 7)));
-        assert_eq!(attribution(&order(r#"{"id":"1","cc_id":7,"status":4,"confirm_date_time":"2025-12-02 10:00:00"}"#)), None);
+        assert_eq!(
+            attribution(&order(r#"{"id":"1","cc_id":"7","status":"3","confirm_date_time":"2025-12-02 23:59:59"}"#)),
+            Some(("2025-12-02".into(), 7))
+        );
+        assert_eq!(
+            attribution(&order(r#"{"id":"1","cc_id":7,"status":4,"confirm_date_time":"2025-12-02 10:00:00"}"#)),
+            None
+        );
         assert_eq!(attribution(&order(r#"{"id":"1","status":3,"confirm_date_time":"2025-12-02 10:00:00"}"#)), None);
         assert_eq!(attribution(&order(r#"{"id":"1","cc_id":7,"status":3,"confirm_date_time":"2025-12-02"}"#)), None);
         assert_eq!(check(&order(r#"{"id":"1","cc_id":"x"}"#)), Err(Rejection::BadField("cc_id")));

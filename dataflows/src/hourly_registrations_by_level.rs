@@ -37,11 +37,11 @@ use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::Concat;
 use timely::dataflow::StreamVec;
 
-use crate::Text;
 use crate::channel_dim::rowkey;
 use crate::ops::fold::fold_by_key;
 use crate::timefmt::{hour_number, parse_datetime};
 use crate::topics::{LastValue, Student, User};
+use crate::Text;
 use crate::{Diff, Pos, Rejection, Time};
 
 /// One row of `registrations_hourly_level`.
@@ -148,7 +148,8 @@ pub fn dataflow<'s>(
     // id without arranging either side. One registration per id at most.
     let students = students.map(|(id, pos, student)| (id, pos, Account { student: Some(student), user: None }));
     let users = users.map(|(id, pos, user)| (id, pos, Account { student: None, user: Some(user) }));
-    let registered = fold_by_key(students.concat(users), "AccountLastValue", Account::merge_last).flat_map(|(_, account)| account.registration());
+    let registered = fold_by_key(students.concat(users), "AccountLastValue", Account::merge_last)
+        .flat_map(|(_, account)| account.registration());
 
     // Every registration counts as `other` unless its channel has a row, which moves it to that
     // row's level (the seed's left join). 2.2 keeps one row per rowkey, so a registration matches
@@ -194,7 +195,8 @@ mod tests {
     fn an_account_folds_each_side_by_last_value_and_counts_once_both_are_there() {
         let student = |raw: &str| Account { student: Some(Student::parse(raw.as_bytes()).unwrap()), user: None };
         let user = |raw: &str| Account { student: None, user: Some(User::parse(raw.as_bytes()).unwrap()) };
-        let mut account = user(r#"{"id":"1","name":"Ann","status":"NORMAL","register_date_time":"2025-12-02 08:30:00"}"#);
+        let mut account =
+            user(r#"{"id":"1","name":"Ann","status":"NORMAL","register_date_time":"2025-12-02 08:30:00"}"#);
         assert_eq!(account.registration(), None, "no student yet");
         account.merge_last(student(r#"{"id":"1","channel_id":"c1"}"#));
         assert_eq!(account.registration(), Some((Some(Text::from(rowkey("c1"))), 2025120208)));
@@ -208,11 +210,14 @@ mod tests {
 
     #[test]
     fn hours() {
-        let u = User::parse(br#"{"id":"1","name":"Ann","status":"NORMAL","register_date_time":"2025-12-02 08:30:00"}"#).unwrap();
+        let u = User::parse(br#"{"id":"1","name":"Ann","status":"NORMAL","register_date_time":"2025-12-02 08:30:00"}"#)
+            .unwrap();
         assert_eq!(registration_hour(&u), Some(2025120208));
-        let nameless = User::parse(br#"{"id":"1","status":"NORMAL","register_date_time":"2025-12-02 08:30:00"}"#).unwrap();
+        let nameless =
+            User::parse(br#"{"id":"1","status":"NORMAL","register_date_time":"2025-12-02 08:30:00"}"#).unwrap();
         assert_eq!(registration_hour(&nameless), None);
-        let unparsed = User::parse(br#"{"id":"1","name":"Ann","status":"NORMAL","register_date_time":"2025/12/02"}"#).unwrap();
+        let unparsed =
+            User::parse(br#"{"id":"1","name":"Ann","status":"NORMAL","register_date_time":"2025/12/02"}"#).unwrap();
         assert_eq!(registration_hour(&unparsed), None);
     }
 }

@@ -18,7 +18,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::Text;
 use crate::av_quality_30s::{self, AvKey};
 use crate::channel_dim::{self, ChannelRow};
 use crate::class_performance_1m::{self, MinuteKey};
@@ -29,6 +28,7 @@ use crate::offline_study_time::{self, PlayFact};
 use crate::ops::window::{self, Mark, Origin};
 use crate::student_signal_etl::{self, CleanSignal};
 use crate::topics::{Agora, Channel, Order, Qos, Signal, Student, Topic, User};
+use crate::Text;
 use crate::{DeadLetter, Metric, Pos, Rejection, Time};
 
 /// Event-time settings of the windowed metrics.
@@ -42,7 +42,10 @@ pub struct Delays {
 
 impl Default for Delays {
     fn default() -> Self {
-        Delays { class_performance_ms: class_performance_1m::DEFAULT_DELAY_MS, av_quality_ms: av_quality_30s::DEFAULT_DELAY_MS }
+        Delays {
+            class_performance_ms: class_performance_1m::DEFAULT_DELAY_MS,
+            av_quality_ms: av_quality_30s::DEFAULT_DELAY_MS,
+        }
     }
 }
 
@@ -113,7 +116,14 @@ impl PartitionIngest {
             Topic::Agora => Some(delays.av_quality_ms),
             _ => None,
         };
-        PartitionIngest { topic, partition, clock: delay.map(|delay| EventClock { delay, max_event_time: None }), announced: None, catching_up: None, scratch: Scratch::default() }
+        PartitionIngest {
+            topic,
+            partition,
+            clock: delay.map(|delay| EventClock { delay, max_event_time: None }),
+            announced: None,
+            catching_up: None,
+            scratch: Scratch::default(),
+        }
     }
 
     /// The topic this partition belongs to.
@@ -196,7 +206,10 @@ impl PartitionIngest {
                 emit.verdict(Metric::ChannelDim, channel_dim::row(&c).map(|row| Input::Channel(pos, Box::new(row))))
             }),
             Topic::Qos => Qos::parse_with(raw, &mut self.scratch).map(|q| {
-                emit.verdict(Metric::OfflineStudyTime, offline_study_time::fact(&q).map(|f| f.map(|f| Input::Play(pos, f))))
+                emit.verdict(
+                    Metric::OfflineStudyTime,
+                    offline_study_time::fact(&q).map(|f| f.map(|f| Input::Play(pos, f))),
+                )
             }),
             Topic::Agora => Agora::parse_with(raw, &mut self.scratch).map(|a| self.agora(&mut emit, a)),
             Topic::Student => Student::parse_with(raw, &mut self.scratch).map(|s| {
@@ -206,7 +219,8 @@ impl PartitionIngest {
                 emit.verdict(Metric::HourlyRegistrationsByLevel, check_user(&u).map(|id| Input::User(id, pos, u)))
             }),
             Topic::Order => Order::parse_with(raw, &mut self.scratch).map(|o| {
-                let order = daily_cc_confirmations::check(&o).map(|id| Input::Order(OrderId::new(&id), pos, OrderState::of(&o)));
+                let order = daily_cc_confirmations::check(&o)
+                    .map(|id| Input::Order(OrderId::new(&id), pos, OrderState::of(&o)));
                 emit.verdict(Metric::DailyCcConfirmations, order)
             }),
         };
@@ -224,7 +238,8 @@ impl PartitionIngest {
             Ok(None) => {}
             Ok(Some(mut clean)) => {
                 clean.key = key.map(<[u8]>::to_vec);
-                let minute = class_performance_1m::fact(&clean, late).map(|(key, event_time)| Input::Minute(key, event_time, origin));
+                let minute = class_performance_1m::fact(&clean, late)
+                    .map(|(key, event_time)| Input::Minute(key, event_time, origin));
                 emit.input(Input::Signal(emit.pos, Box::new(clean)));
                 emit.verdict(Metric::ClassPerformance1m, minute);
             }
@@ -330,7 +345,11 @@ mod tests {
 
     /// The messages carried by the 2.3 facts in `out`, in order (`None`: position only).
     fn carried(out: &[Input]) -> Vec<Option<Vec<u8>>> {
-        out.iter().filter_map(|i| if let Input::Minute(_, _, o) = i { Some(o.raw.as_deref().map(<[u8]>::to_vec)) } else { None }).collect()
+        out.iter()
+            .filter_map(
+                |i| if let Input::Minute(_, _, o) = i { Some(o.raw.as_deref().map(<[u8]>::to_vec)) } else { None },
+            )
+            .collect()
     }
 
     #[test]

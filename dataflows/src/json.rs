@@ -382,7 +382,9 @@ pub fn read_slots_with<'a>(bytes: &'a [u8], set: &PathSet<'_>, scratch: &mut Scr
     // The common case (an object of plain strings, integers and nesting) is read by a borrowed
     // hand-rolled scanner; anything it is not sure about (floats, big numbers, surrogate escapes,
     // malformed input) is read again by the serde walker below, which has the last word.
-    if let Some((slots, owned)) = fast::read_slots(text, set, relabel(std::mem::take(&mut scratch.slots)), &mut scratch.keys) {
+    if let Some((slots, owned)) =
+        fast::read_slots(text, set, relabel(std::mem::take(&mut scratch.slots)), &mut scratch.keys)
+    {
         return Ok(Slots(SlotsRepr::Fast(slots, owned)));
     }
     slow_read(text, set.paths).map(|scalars| Slots(SlotsRepr::Slow(scalars)))
@@ -580,7 +582,11 @@ fn slow_read<'a>(text: &'a str, paths: &[&[&str]]) -> Result<Vec<Scalar<'a>>, Re
 
 fn full_mask(n: usize) -> u64 {
     assert!(n <= 64, "at most 64 paths per topic");
-    if n == 64 { u64::MAX } else { (1u64 << n) - 1 }
+    if n == 64 {
+        u64::MAX
+    } else {
+        (1u64 << n) - 1
+    }
 }
 
 /// The indices of the set bits of `mask`, lowest first.
@@ -688,12 +694,24 @@ impl<'de: 'a, 'a> Visitor<'de> for Root<'_, '_, 'a> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
         Ok(false)
     }
-    fn visit_bool<E>(self, _: bool) -> Result<bool, E> { Ok(false) }
-    fn visit_i64<E>(self, _: i64) -> Result<bool, E> { Ok(false) }
-    fn visit_u64<E>(self, _: u64) -> Result<bool, E> { Ok(false) }
-    fn visit_f64<E>(self, _: f64) -> Result<bool, E> { Ok(false) }
-    fn visit_str<E>(self, _: &str) -> Result<bool, E> { Ok(false) }
-    fn visit_unit<E>(self) -> Result<bool, E> { Ok(false) }
+    fn visit_bool<E>(self, _: bool) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_unit<E>(self) -> Result<bool, E> {
+        Ok(false)
+    }
 }
 
 /// A value where a nested object is expected: an object, a JSON string holding one, or NULL.
@@ -742,10 +760,22 @@ impl<'de: 'a, 'a> Visitor<'de> for NestedSeed<'_, '_, '_, 'a> {
         self.0.fill(Scalar::Bad);
         Ok(())
     }
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> { self.0.fill(Scalar::Bad); Ok(()) }
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> { self.0.fill(Scalar::Bad); Ok(()) }
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> { self.0.fill(Scalar::Bad); Ok(()) }
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> { self.0.fill(Scalar::Bad); Ok(()) }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        self.0.fill(Scalar::Bad);
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        self.0.fill(Scalar::Bad);
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        self.0.fill(Scalar::Bad);
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        self.0.fill(Scalar::Bad);
+        Ok(())
+    }
 }
 
 /// Walks a string that should hold a JSON object; `None` when it does not.
@@ -847,7 +877,12 @@ mod fast {
 
     /// The slots and the decoded strings they point into; the slots are written into `slots`
     /// (an empty buffer, kept for its allocation). Keys are guessed from, and learned into, `memo`.
-    pub(super) fn read_slots<'a>(text: &'a str, set: &PathSet<'_>, mut slots: Vec<Slot<'a>>, memo: &mut KeyMemo) -> Option<(Vec<Slot<'a>>, Vec<String>)> {
+    pub(super) fn read_slots<'a>(
+        text: &'a str,
+        set: &PathSet<'_>,
+        mut slots: Vec<Slot<'a>>,
+        memo: &mut KeyMemo,
+    ) -> Option<(Vec<Slot<'a>>, Vec<String>)> {
         slots.resize(set.paths.len(), Slot::Null);
         memo.prepare(set);
         let mut r = Reader { s: text, b: text.as_bytes(), i: 0, depth: 0, slots, written: 0, owned: Vec::new(), memo };
@@ -1297,7 +1332,12 @@ mod fast {
         /// `node`: which expected key it is, and the span of its bytes from the opening quote
         /// through the colon if it can be learned ([`super::memo`]: no escapes, no whitespace).
         #[allow(clippy::type_complexity)]
-        fn member_key(&mut self, set: &PathSet<'_>, node: usize, lvl: u32) -> Option<(Option<usize>, Option<(usize, usize)>)> {
+        fn member_key(
+            &mut self,
+            set: &PathSet<'_>,
+            node: usize,
+            lvl: u32,
+        ) -> Option<(Option<usize>, Option<(usize, usize)>)> {
             let from = self.i;
             let (start, end) = self.key(lvl)?;
             let closed = self.i;
@@ -1429,13 +1469,21 @@ impl<'de> Visitor<'de> for LeafVisitor {
     fn visit_string<E>(self, v: String) -> Result<Scalar<'de>, E> {
         Ok(if v.is_empty() { Scalar::Null } else { Scalar::Str(Cow::Owned(v)) })
     }
-    fn visit_i64<E>(self, v: i64) -> Result<Scalar<'de>, E> { Ok(Scalar::Int(v)) }
+    fn visit_i64<E>(self, v: i64) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Int(v))
+    }
     fn visit_u64<E>(self, v: u64) -> Result<Scalar<'de>, E> {
         Ok(i64::try_from(v).map_or_else(|_| Scalar::Num(v.to_string()), Scalar::Int))
     }
-    fn visit_f64<E>(self, v: f64) -> Result<Scalar<'de>, E> { Ok(Scalar::Num(v.to_string())) }
-    fn visit_bool<E>(self, v: bool) -> Result<Scalar<'de>, E> { Ok(Scalar::Bool(v)) }
-    fn visit_unit<E>(self) -> Result<Scalar<'de>, E> { Ok(Scalar::Null) }
+    fn visit_f64<E>(self, v: f64) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Num(v.to_string()))
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Bool(v))
+    }
+    fn visit_unit<E>(self) -> Result<Scalar<'de>, E> {
+        Ok(Scalar::Null)
+    }
     fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Scalar<'de>, M::Error> {
         while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
         Ok(Scalar::Bad)
@@ -1465,9 +1513,15 @@ mod tests {
         };
         let val = |s: &str| Field::Val(crate::Text::from(s));
         // Literal, escaped string (decoded), negative integer.
-        assert_eq!(texts(r#"{"a": true, "n": {"x": "q\"w", "m": {"y": -12}}}"#), vec![val("true"), val("q\"w"), val("-12")]);
+        assert_eq!(
+            texts(r#"{"a": true, "n": {"x": "q\"w", "m": {"y": -12}}}"#),
+            vec![val("true"), val("q\"w"), val("-12")]
+        );
         // Object where text is wanted, null, plain string nested as a string.
-        assert_eq!(texts(r#"{"a": {"k": 1}, "n": {"x": null, "m": "{\"y\": \"plain\"}"}}"#), vec![Field::Bad, Field::Null, val("plain")]);
+        assert_eq!(
+            texts(r#"{"a": {"k": 1}, "n": {"x": null, "m": "{\"y\": \"plain\"}"}}"#),
+            vec![Field::Bad, Field::Null, val("plain")]
+        );
         // A float is read by the reference reader: its text as serde writes it; missing keys are NULL.
         assert_eq!(texts(r#"{"a": 1.5, "n": {"x": false}}"#), vec![val("1.5"), val("false"), Field::Null]);
     }
@@ -1577,13 +1631,25 @@ mod tests {
         let set = PathSet::new(PATHS);
         let cases: &[(&str, [Scalar<'_>; 3])] = &[
             // Level 1 and level 2 strings with no escapes of their own: borrowed.
-            (r#"{"a": "v", "n": "{\"x\": \"w\", \"m\": \"{\\\"y\\\": \\\"z\\\"}\"}"}"#, [Scalar::Str("v".into()), Scalar::Str("w".into()), Scalar::Str("z".into())]),
+            (
+                r#"{"a": "v", "n": "{\"x\": \"w\", \"m\": \"{\\\"y\\\": \\\"z\\\"}\"}"}"#,
+                [Scalar::Str("v".into()), Scalar::Str("w".into()), Scalar::Str("z".into())],
+            ),
             // An escaped quote in a level-2 value: 7 backslashes = one level-2 `\"`.
-            (r#"{"n": "{\"m\": \"{\\\"y\\\": \\\"q\\\\\\\"r\\\"}\"}"}"#, [Scalar::Null, Scalar::Null, Scalar::Str("q\"r".into())]),
+            (
+                r#"{"n": "{\"m\": \"{\\\"y\\\": \\\"q\\\\\\\"r\\\"}\"}"}"#,
+                [Scalar::Null, Scalar::Null, Scalar::Str("q\"r".into())],
+            ),
             // A newline, a slash and a \u escape inside a level-1 value.
-            (r#"{"n": "{\"x\": \"a\\nb\\/c\\u00e9\"}"}"#, [Scalar::Null, Scalar::Str("a\nb/c\u{e9}".into()), Scalar::Null]),
+            (
+                r#"{"n": "{\"x\": \"a\\nb\\/c\\u00e9\"}"}"#,
+                [Scalar::Null, Scalar::Str("a\nb/c\u{e9}".into()), Scalar::Null],
+            ),
             // Integers, spaces, an empty level-2 string (NULL) and skipped members at level 1.
-            (r#"{"n": " { \"z\" : [1, {\"q\": \"\\\"\"}] , \"x\" : -12 , \"m\" : \"\" } "}"#, [Scalar::Null, Scalar::Int(-12), Scalar::Null]),
+            (
+                r#"{"n": " { \"z\" : [1, {\"q\": \"\\\"\"}] , \"x\" : -12 , \"m\" : \"\" } "}"#,
+                [Scalar::Null, Scalar::Int(-12), Scalar::Null],
+            ),
             // A level-1 object that is not a string: Bad below it; a level-2 null.
             (r#"{"n": "{\"x\": 5, \"m\": {\"y\": null}}", "a": 7}"#, [Scalar::Int(7), Scalar::Int(5), Scalar::Null]),
             (r#"{"n": "{\"m\": 3}"}"#, [Scalar::Null, Scalar::Null, Scalar::Bad]),
@@ -1621,7 +1687,8 @@ mod tests {
         assert!(answered > 700, "{answered}");
     }
 
-    const MUTATION_PATHS: &[&[&str]] = &[&["t"], &["d", "u"], &["d", "m", "k"], &["d", "m", "g", "a"], &["d", "m", "g", "b"]];
+    const MUTATION_PATHS: &[&[&str]] =
+        &[&["t"], &["d", "u"], &["d", "m", "k"], &["d", "m", "g", "a"], &["d", "m", "g", "b"]];
 
     /// Nested messages in the shapes of the timeline topic, objects and strings at every level.
     const MUTATION_BASES: [&str; 4] = [
@@ -1701,8 +1768,16 @@ mod tests {
         let texts = mutations(1500);
         for text in &texts {
             let kept = read_kept(text, &set, &mut scratch);
-            assert_eq!(kept, read_path_set(text.as_bytes(), &set).map(|v| v.into_iter().map(into_owned).collect()), "{text}");
-            assert_eq!(kept, slow_read(text, MUTATION_PATHS).map(|v| v.into_iter().map(into_owned).collect()), "{text}");
+            assert_eq!(
+                kept,
+                read_path_set(text.as_bytes(), &set).map(|v| v.into_iter().map(into_owned).collect()),
+                "{text}"
+            );
+            assert_eq!(
+                kept,
+                slow_read(text, MUTATION_PATHS).map(|v| v.into_iter().map(into_owned).collect()),
+                "{text}"
+            );
         }
         // The guesses were taken (the memo was used, so the comparison means something).
         assert!(scratch.keys.hits > texts.len(), "{} hits over {} messages", scratch.keys.hits, texts.len());
@@ -1754,15 +1829,37 @@ mod tests {
         let paths: &[&[&str]] = &[&["v"]];
         let set = PathSet::new(paths);
         let values = [
-            "305", r#""305""#, r#""0305""#, "-305", r#""30""#, r#""\u0033\u00305""#, "true", r#""true""#, "null", r#""""#,
-            "{}", "[305]", "305.0", r#""课""#, "0", "-0", "9223372036854775807", "-9223372036854775808", "10", "99",
+            "305",
+            r#""305""#,
+            r#""0305""#,
+            "-305",
+            r#""30""#,
+            r#""\u0033\u00305""#,
+            "true",
+            r#""true""#,
+            "null",
+            r#""""#,
+            "{}",
+            "[305]",
+            "305.0",
+            r#""课""#,
+            "0",
+            "-0",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "10",
+            "99",
         ];
         for value in values {
             for tail in ["", r#", "f": 1.5"#] {
                 let msg = format!(r#"{{"v": {value}{tail}}}"#);
                 let slots = read_slots(msg.as_bytes(), &set).unwrap();
-                let wants = ["305", "true", "30", "305.0", "课", "", "+305", "0305", "-305", "0", "-0", "+0", "00", "10", "010", "99"];
-                let extremes = ["9223372036854775807", "-9223372036854775808", "09223372036854775807", "-09223372036854775808"];
+                let wants = [
+                    "305", "true", "30", "305.0", "课", "", "+305", "0305", "-305", "0", "-0", "+0", "00", "10", "010",
+                    "99",
+                ];
+                let extremes =
+                    ["9223372036854775807", "-9223372036854775808", "09223372036854775807", "-09223372036854775808"];
                 for want in wants.into_iter().chain(extremes) {
                     let text = slots.text(0);
                     let expected = text.clone().map(|t| t == want);
@@ -1785,9 +1882,10 @@ mod tests {
             seed % n
         };
         let strays = ["/", ":", "+", "-", " ", "a", "\0", "é", "\u{ff}", "0", "9", "\u{fa}"];
-        let mut cases: Vec<String> = ["", "+", "-", "+0", "-0", "007", "9223372036854775807", "9223372036854775808", "-9223372036854775808"]
-            .map(String::from)
-            .to_vec();
+        let mut cases: Vec<String> =
+            ["", "+", "-", "+0", "-0", "007", "9223372036854775807", "9223372036854775808", "-9223372036854775808"]
+                .map(String::from)
+                .to_vec();
         for len in 1..=21 {
             for _ in 0..200 {
                 let digits: String = (0..len).map(|_| char::from(b'0' + next(10) as u8)).collect();
@@ -1810,18 +1908,39 @@ mod tests {
     /// The integer a wanted text spells is the one whose digits `itoa` writes as that text.
     #[test]
     fn wanted_integers_are_exactly_their_digits() {
-        let values = (-1100..=1100).chain([i64::MIN, i64::MIN + 1, i64::MAX, i64::MAX - 1, 9_999_999_999, -10_000_000_000]);
+        let values =
+            (-1100..=1100).chain([i64::MIN, i64::MIN + 1, i64::MAX, i64::MAX - 1, 9_999_999_999, -10_000_000_000]);
         for v in values {
             let plain = itoa::Buffer::new().format(v).to_owned();
             let digits = plain.trim_start_matches('-').to_owned();
-            let spellings = [plain.clone(), format!("+{plain}"), format!("0{digits}"), format!("-0{digits}"), format!("{plain}0"), format!("{plain} "), digits];
+            let spellings = [
+                plain.clone(),
+                format!("+{plain}"),
+                format!("0{digits}"),
+                format!("-0{digits}"),
+                format!("{plain}0"),
+                format!("{plain} "),
+                digits,
+            ];
             for text in spellings {
                 let text: &'static str = Box::leak(text.into_boxed_str());
                 let expected = text.parse::<i64>().ok().filter(|w| itoa::Buffer::new().format(*w) == text);
                 assert_eq!(Wanted::new(text).int, expected, "{text:?}");
             }
         }
-        for text in ["", "-", "+", "0", "-0", "00", "9223372036854775808", "-9223372036854775809", "99999999999999999999", "1e3", "١٢"] {
+        for text in [
+            "",
+            "-",
+            "+",
+            "0",
+            "-0",
+            "00",
+            "9223372036854775808",
+            "-9223372036854775809",
+            "99999999999999999999",
+            "1e3",
+            "١٢",
+        ] {
             let expected = text.parse::<i64>().ok().filter(|w| itoa::Buffer::new().format(*w) == text);
             assert_eq!(Wanted::new(text).int, expected, "{text:?}");
         }
@@ -1854,7 +1973,8 @@ mod tests {
             let key: String = (0..len).map(|i| char::from(b'a' + i as u8)).collect();
             let paths: &[&[&str]] = &[&[key.as_str()]];
             let set = PathSet::new(paths);
-            let read_key = |k: &str| into_owned(read_path_set(format!(r#"{{"{k}": 7}}"#).as_bytes(), &set).unwrap()[0].clone());
+            let read_key =
+                |k: &str| into_owned(read_path_set(format!(r#"{{"{k}": 7}}"#).as_bytes(), &set).unwrap()[0].clone());
             assert_eq!(read_key(&key), Scalar::Int(7), "{key}");
             for at in 0..len {
                 let mut other = key.clone().into_bytes();

@@ -10,22 +10,22 @@
 //! the connectors' sources), so a replay of the same input produces the same
 //! updates at the same times, whatever the number of workers.
 
+pub mod ingest;
 pub mod json;
-pub mod topics;
 pub mod ops;
 pub mod timefmt;
-pub mod ingest;
+pub mod topics;
 
-pub mod student_signal_etl;
+pub mod av_quality_30s;
 pub mod channel_dim;
 pub mod class_performance_1m;
-pub mod offline_study_time;
-pub mod av_quality_30s;
-pub mod hourly_registrations_by_level;
 pub mod daily_cc_confirmations;
+pub mod hourly_registrations_by_level;
+pub mod offline_study_time;
+pub mod student_signal_etl;
 
 mod build;
-pub use build::{build, Outputs, OutputRow};
+pub use build::{build, OutputRow, Outputs};
 
 use serde::{Deserialize, Serialize};
 

@@ -25,10 +25,10 @@ use serde::{Deserialize, Serialize};
 use timely::dataflow::operators::vec::{Filter, Map};
 use timely::dataflow::StreamVec;
 
-use crate::Text;
-use crate::ops::fold::fold_by_key;
 use crate::ops::distinct_inserts;
+use crate::ops::fold::fold_by_key;
 use crate::topics::Qos;
+use crate::Text;
 use crate::{Diff, Pos, Rejection, Time};
 
 /// `(user_id, classroom_id)`.
@@ -90,16 +90,13 @@ pub fn fact(q: &Qos) -> Result<Option<PlayFact>, Rejection> {
 
 /// The study-time rows, given every log record's fact (in position order per key).
 pub fn dataflow<'s>(facts: StreamVec<'s, Time, (Pos, PlayFact)>) -> VecCollection<'s, Time, StudyRow, Diff> {
-    let first_play = fold_by_key(
-        facts.clone().map(|(pos, f)| (f.key, pos, f.play)),
-        "FirstPlay",
-        |first, play| {
-            if play < *first {
-                *first = play;
-            }
-        },
-    );
-    let successes = distinct_inserts(facts.filter(|(_, f)| f.success).map(|(_, f)| (f.key, f.play.data_time)), "DistinctSuccesses");
+    let first_play = fold_by_key(facts.clone().map(|(pos, f)| (f.key, pos, f.play)), "FirstPlay", |first, play| {
+        if play < *first {
+            *first = play;
+        }
+    });
+    let successes =
+        distinct_inserts(facts.filter(|(_, f)| f.success).map(|(_, f)| (f.key, f.play.data_time)), "DistinctSuccesses");
     first_play.join(successes).flat_map(|((user_id, classroom_id), (a, success_time))| {
         (a.data_time < success_time).then(|| StudyRow {
             user_id,
@@ -160,10 +157,20 @@ mod tests {
 
     #[test]
     fn reading_facts() {
-        let f = fact(&Qos::parse(br#"{"user_id":"5","classroom_id":"r","sub_event":"PPT_SUCCESS","extra":"{\"data_time\":20}"}"#).unwrap()).unwrap().unwrap();
+        let f = fact(
+            &Qos::parse(
+                br#"{"user_id":"5","classroom_id":"r","sub_event":"PPT_SUCCESS","extra":"{\"data_time\":20}"}"#,
+            )
+            .unwrap(),
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(f.key, (5, crate::Text::from("r")));
         assert!(f.success);
         assert_eq!(fact(&Qos::parse(br#"{"user_id":"5","extra":{"data_time":20}}"#).unwrap()), Ok(None));
-        assert_eq!(fact(&Qos::parse(br#"{"user_id":"x","extra":{"data_time":20}}"#).unwrap()), Err(Rejection::BadField("user_id")));
+        assert_eq!(
+            fact(&Qos::parse(br#"{"user_id":"x","extra":{"data_time":20}}"#).unwrap()),
+            Err(Rejection::BadField("user_id"))
+        );
     }
 }

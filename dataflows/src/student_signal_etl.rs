@@ -25,9 +25,9 @@ use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::StreamVec;
 
-use crate::Text;
 use crate::ops::inserts;
 use crate::topics::Signal;
+use crate::Text;
 use crate::{Diff, Pos, Rejection, Time};
 
 /// The `msgId` of the signals kept.
@@ -78,7 +78,12 @@ impl SignalEvent {
 /// Written as one `match` on literals, which compiles to a few length and word
 /// comparisons: going through the table row by row cost about 160
 /// instructions per signal.
-pub fn classify(target_id: Option<&str>, target_type: Option<&str>, action: Option<&str>, sub_action: Option<&str>) -> Option<SignalEvent> {
+pub fn classify(
+    target_id: Option<&str>,
+    target_type: Option<&str>,
+    action: Option<&str>,
+    sub_action: Option<&str>,
+) -> Option<SignalEvent> {
     use SignalEvent::*;
     Some(match (target_type?, action?, sub_action) {
         ("shape", "move", _) => MoveImage,
@@ -134,7 +139,20 @@ pub type SignalRow = (Pos, Box<CleanSignal>);
 /// were only compared with [`MSG_ID`], [`MSG_TYPE`] and [`ROLE`], which a kept
 /// record holds.
 pub fn clean(s: Signal) -> Result<Option<CleanSignal>, Rejection> {
-    let Signal { create_time, user_id, room_id, timestamp, role, msg_id, msg_type, target_id, target_type, action, sub_action, page_index } = s;
+    let Signal {
+        create_time,
+        user_id,
+        room_id,
+        timestamp,
+        role,
+        msg_id,
+        msg_type,
+        target_id,
+        target_type,
+        action,
+        sub_action,
+        page_index,
+    } = s;
     let msg_id = msg_id.into_read("msgId")?;
     let msg_type = msg_type.into_read("msgType")?;
     let role = role.into_read("role")?;
@@ -145,7 +163,8 @@ pub fn clean(s: Signal) -> Result<Option<CleanSignal>, Rejection> {
     let target_type = target_type.into_read("targetType")?;
     let action = action.into_read("action")?;
     let sub_action = sub_action.into_read("subAction")?;
-    let Some(event) = classify(target_id.as_deref(), target_type.as_deref(), action.as_deref(), sub_action.as_deref()) else {
+    let Some(event) = classify(target_id.as_deref(), target_type.as_deref(), action.as_deref(), sub_action.as_deref())
+    else {
         return Ok(None);
     };
     Ok(Some(CleanSignal {
@@ -176,7 +195,9 @@ mod tests {
     use super::*;
 
     fn signal(extra: &str) -> Signal {
-        let raw = format!(r#"{{"createTime":"c","data":{{"userid":"7","roomId":"9","timestamp":1000,"role":"2","msgid":"305","msg":{{"msgtype":"116","msg_data":{{{extra}}}}}}}}}"#);
+        let raw = format!(
+            r#"{{"createTime":"c","data":{{"userid":"7","roomId":"9","timestamp":1000,"role":"2","msgid":"305","msg":{{"msgtype":"116","msg_data":{{{extra}}}}}}}}}"#
+        );
         Signal::parse(raw.as_bytes()).unwrap()
     }
 
@@ -199,7 +220,12 @@ mod tests {
     ];
 
     /// The table read as data: the event of the single matching rule.
-    fn by_table(target_id: Option<&str>, target_type: Option<&str>, action: Option<&str>, sub_action: Option<&str>) -> Option<SignalEvent> {
+    fn by_table(
+        target_id: Option<&str>,
+        target_type: Option<&str>,
+        action: Option<&str>,
+        sub_action: Option<&str>,
+    ) -> Option<SignalEvent> {
         let matches = |want: Option<&str>, got: Option<&str>| want.is_none() || want == got;
         let mut hits = RULES.iter().filter(|(_, tid, ttype, act, sub)| {
             matches(*tid, target_id) && Some(*ttype) == target_type && Some(*act) == action && matches(*sub, sub_action)
@@ -242,15 +268,24 @@ mod tests {
         assert_eq!(event_of(r#""target_type":"shape","action":"add""#), Some("DRAW_LINE"));
         assert_eq!(event_of(r#""target_type":"template","action":"audio","sub_action":"start""#), Some("AUDIO_PLAY"));
         assert_eq!(event_of(r#""target_type":"template","action":"audio","sub_action":"pause""#), Some("AUDIO_PAUSE"));
-        assert_eq!(event_of(r#""target_id":"match","target_type":"template","action":"match","sub_action":"drop:wrong""#), Some("MATCH_WRONG"));
-        assert_eq!(event_of(r#""target_id":"match","target_type":"template","action":"match","sub_action":"drop:correct""#), Some("MATCH_CORRECT"));
+        assert_eq!(
+            event_of(r#""target_id":"match","target_type":"template","action":"match","sub_action":"drop:wrong""#),
+            Some("MATCH_WRONG")
+        );
+        assert_eq!(
+            event_of(r#""target_id":"match","target_type":"template","action":"match","sub_action":"drop:correct""#),
+            Some("MATCH_CORRECT")
+        );
     }
 
     #[test]
     fn near_misses() {
         assert_eq!(event_of(r#""target_type":"shape","action":"mouse","sub_action":"out""#), None);
         assert_eq!(event_of(r#""target_type":"template","action":"audio","sub_action":"stop""#), None);
-        assert_eq!(event_of(r#""target_id":"other","target_type":"template","action":"match","sub_action":"drop:wrong""#), None);
+        assert_eq!(
+            event_of(r#""target_id":"other","target_type":"template","action":"match","sub_action":"drop:wrong""#),
+            None
+        );
         assert_eq!(event_of(r#""target_type":"Shape","action":"move""#), None);
         assert_eq!(event_of(r#""target_type":"template","action":"move""#), None);
     }
@@ -270,8 +305,17 @@ mod tests {
     /// give what it gives on the full parse, and the event time must be the same.
     #[test]
     fn gated_parse_cleans_like_the_full_parse() {
-        let roles = [r#""role":"2","#, r#""role":2,"#, r#""role":"1","#, r#""role":null,"#, "", r#""role":{"x":2},"#, r#""role":"02","#];
-        let ids = [r#""msgid":"305","#, r#""msgid":305,"#, r#""msgid":"306","#, r#""msgid":"","#, "", r#""msgid":[305],"#];
+        let roles = [
+            r#""role":"2","#,
+            r#""role":2,"#,
+            r#""role":"1","#,
+            r#""role":null,"#,
+            "",
+            r#""role":{"x":2},"#,
+            r#""role":"02","#,
+        ];
+        let ids =
+            [r#""msgid":"305","#, r#""msgid":305,"#, r#""msgid":"306","#, r#""msgid":"","#, "", r#""msgid":[305],"#];
         let types = [r#""msgtype":"116","#, r#""msgtype":116,"#, r#""msgtype":117,"#, "", r#""msgtype":true,"#];
         let texts = [
             r#""userid":"7","roomId":9,"msg_data":{"target_type":"shape","action":"move"}"#,
@@ -285,11 +329,15 @@ mod tests {
                 for ty in types {
                     for text in texts {
                         let (data, msg) = text.split_once(r#","msg_data""#).unwrap_or((text, ""));
-                        let raw = format!(r#"{{"createTime":"c","data":{{{role}{id}"timestamp":1000,{data},"msg":{{{ty}"msg_data"{msg}}}}}}}"#);
+                        let raw = format!(
+                            r#"{{"createTime":"c","data":{{{role}{id}"timestamp":1000,{data},"msg":{{{ty}"msg_data"{msg}}}}}}}"#
+                        );
                         let full = Signal::parse(raw.as_bytes()).unwrap();
                         let gated = Signal::parse_gated_with(raw.as_bytes(), &mut scratch).unwrap();
                         assert_eq!(gated.timestamp, full.timestamp, "{raw}");
-                        let passes = [&gated.role, &gated.msg_id, &gated.msg_type].iter().all(|f| **f == crate::json::Field::Val(true));
+                        let passes = [&gated.role, &gated.msg_id, &gated.msg_type]
+                            .iter()
+                            .all(|f| **f == crate::json::Field::Val(true));
                         if passes {
                             assert_eq!(gated, full, "{raw}");
                         }

@@ -26,7 +26,9 @@ fn strict_datetime(b: &[u8]) -> Option<NaiveDateTime> {
     let &[y0, y1, y2, y3, b'-', mo0, mo1, b'-', d0, d1, b' ', h0, h1, b':', mi0, mi1, b':', s0, s1] = b else {
         return None;
     };
-    let n = |digits: &[u8]| digits.iter().try_fold(0u32, |acc, &c| c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0')));
+    let n = |digits: &[u8]| {
+        digits.iter().try_fold(0u32, |acc, &c| c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0')))
+    };
     let year = i32::try_from(n(&[y0, y1, y2, y3])?).ok()?;
     let date = NaiveDate::from_ymd_opt(year, n(&[mo0, mo1])?, n(&[d0, d1])?)?;
     date.and_hms_opt(n(&[h0, h1])?, n(&[mi0, mi1])?, n(&[s0, s1])?)
@@ -59,9 +61,20 @@ pub fn date_text(d: NaiveDate) -> String {
     }
     let digit = |v: u32| char::from(b'0' + (v % 10) as u8);
     let y = year.unsigned_abs();
-    [digit(y / 1000), digit(y / 100), digit(y / 10), digit(y), '-', digit(d.month() / 10), digit(d.month()), '-', digit(d.day() / 10), digit(d.day())]
-        .into_iter()
-        .collect()
+    [
+        digit(y / 1000),
+        digit(y / 100),
+        digit(y / 10),
+        digit(y),
+        '-',
+        digit(d.month() / 10),
+        digit(d.month()),
+        '-',
+        digit(d.day() / 10),
+        digit(d.day()),
+    ]
+    .into_iter()
+    .collect()
 }
 
 /// UTC milliseconds since the epoch as `YYYY-MM-DD HH:MM:SS.SSS`.
@@ -85,11 +98,24 @@ mod tests {
     #[test]
     fn strict_layout_agrees_with_chrono() {
         let texts = [
-            "2025-12-02 08:15:00", "2024-02-29 23:59:59", "2025-02-29 00:00:00", "2025-04-31 12:00:00",
-            "0000-01-01 00:00:00", "9999-12-31 23:59:59", "2025-12-02 24:00:00", "2025-12-02 23:60:00",
-            "2025-12-02 23:59:60", "2025-00-10 10:10:10", "2025-12-00 10:10:10", "2025-1-02 08:15:00",
-            "2025-12-02T08:15:00", " 2025-12-02 08:15:0", "2025-12-02 08:15:00 ", "+2025-12-02 08:15:00",
-            "2025-12-02 08:15:0x", "２025-12-02 08:15:00",
+            "2025-12-02 08:15:00",
+            "2024-02-29 23:59:59",
+            "2025-02-29 00:00:00",
+            "2025-04-31 12:00:00",
+            "0000-01-01 00:00:00",
+            "9999-12-31 23:59:59",
+            "2025-12-02 24:00:00",
+            "2025-12-02 23:60:00",
+            "2025-12-02 23:59:60",
+            "2025-00-10 10:10:10",
+            "2025-12-00 10:10:10",
+            "2025-1-02 08:15:00",
+            "2025-12-02T08:15:00",
+            " 2025-12-02 08:15:0",
+            "2025-12-02 08:15:00 ",
+            "+2025-12-02 08:15:00",
+            "2025-12-02 08:15:0x",
+            "２025-12-02 08:15:00",
         ];
         for text in texts {
             let chrono = NaiveDateTime::parse_from_str(text, SOURCE_FORMAT).ok();

@@ -242,8 +242,18 @@ macro_rules! last_value {
 last_value!(Student { id, channel_id, update_time });
 last_value!(User { id, name, register_date_time, status });
 last_value!(Order {
-    id, cc_id, student_id, order_id, leads_id, confirm_date_time, create_time, update_time,
-    order_create_time, canceled_date_time, apply_refund_date, status
+    id,
+    cc_id,
+    student_id,
+    order_id,
+    leads_id,
+    confirm_date_time,
+    create_time,
+    update_time,
+    order_create_time,
+    canceled_date_time,
+    apply_refund_date,
+    status
 });
 
 #[cfg(test)]

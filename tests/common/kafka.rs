@@ -30,7 +30,11 @@ pub fn restart_broker() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts");
     let down = Command::new("bash").arg(root.join("kafka-down.sh")).status().expect("kafka-down.sh");
     assert!(down.success(), "kafka-down.sh failed");
-    let up = Command::new("bash").arg(root.join("kafka-up.sh")).env("EDU_RTDW_KAFKA_KEEP", "1").status().expect("kafka-up.sh");
+    let up = Command::new("bash")
+        .arg(root.join("kafka-up.sh"))
+        .env("EDU_RTDW_KAFKA_KEEP", "1")
+        .status()
+        .expect("kafka-up.sh");
     assert!(up.success(), "kafka-up.sh failed");
 }
 
@@ -43,7 +47,11 @@ pub fn fresh_broker() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts");
     let down = Command::new("bash").arg(root.join("kafka-down.sh")).status().expect("kafka-down.sh");
     assert!(down.success(), "kafka-down.sh failed");
-    let up = Command::new("bash").arg(root.join("kafka-up.sh")).env_remove("EDU_RTDW_KAFKA_KEEP").status().expect("kafka-up.sh");
+    let up = Command::new("bash")
+        .arg(root.join("kafka-up.sh"))
+        .env_remove("EDU_RTDW_KAFKA_KEEP")
+        .status()
+        .expect("kafka-up.sh");
     assert!(up.success(), "kafka-up.sh failed");
 }
 
@@ -62,7 +70,11 @@ pub fn require_broker() {
 fn tansu() -> String {
     let home = std::env::var("HOME").unwrap_or_default();
     let local = format!("{home}/.cargo/bin/tansu");
-    if Path::new(&local).exists() { local } else { "tansu".to_string() }
+    if Path::new(&local).exists() {
+        local
+    } else {
+        "tansu".to_string()
+    }
 }
 
 /// A fresh topic prefix with all source and output topics created.
@@ -72,7 +84,15 @@ pub fn topics(test: &str, partitions: u32) -> String {
     let prefix = format!("t{}{}_{test}_", std::process::id(), nanos % 1_000_000_007);
     for name in TOPICS.iter().chain(OUTPUTS.iter()) {
         let out = Command::new(tansu())
-            .args(["topic", "create", &format!("{prefix}{name}"), "--partitions", &partitions.to_string(), "--broker", "tcp://127.0.0.1:9092"])
+            .args([
+                "topic",
+                "create",
+                &format!("{prefix}{name}"),
+                "--partitions",
+                &partitions.to_string(),
+                "--broker",
+                "tcp://127.0.0.1:9092",
+            ])
             .output()
             .expect("run tansu topic create");
         assert!(out.status.success(), "topic create failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -82,9 +102,20 @@ pub fn topics(test: &str, partitions: u32) -> String {
 
 pub fn gen_to_kafka(dir: &Path, prefix: &str, scale: u64, seed: u64, partitions: u32) {
     let out = edu_rtdw(
-        &["gen", "--brokers", BROKERS, "--topic-prefix", prefix, "--scale", &scale.to_string(), "--seed", &seed.to_string(), "--partitions", &partitions.to_string()],
+        &[
+            "gen",
+            "--brokers",
+            BROKERS,
+            "--topic-prefix",
+            prefix,
+            "--scale",
+            &scale.to_string(),
+            "--seed",
+            &seed.to_string(),
+            "--partitions",
+            &partitions.to_string(),
+        ],
         dir,
     );
     assert!(out.status.success(), "gen --brokers failed: {}", String::from_utf8_lossy(&out.stderr));
 }
-

@@ -87,7 +87,16 @@ pub fn edu_rtdw_within(args: &[&str], cwd: &Path, limit: Duration) -> Output {
 /// Runs a file replay of `input` into `db` with `workers` workers; panics unless it exits 0.
 pub fn replay(input: &Path, db: &Path, workers: usize) {
     let out = edu_rtdw(
-        &["run", "--input-dir", &input.display().to_string(), "--sqlite", &db.display().to_string(), "-w", &workers.to_string(), "-q"],
+        &[
+            "run",
+            "--input-dir",
+            &input.display().to_string(),
+            "--sqlite",
+            &db.display().to_string(),
+            "-w",
+            &workers.to_string(),
+            "-q",
+        ],
         input.parent().unwrap_or(input),
     );
     assert!(out.status.success(), "run failed: {}", String::from_utf8_lossy(&out.stderr));

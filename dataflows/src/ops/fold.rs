@@ -57,51 +57,55 @@ where
 {
     let pact = Exchange::new(|(k, _, _): &(K, Pos, V)| k.hashed());
     records
-        .unary_frontier::<timely::container::CapacityContainerBuilder<Vec<((K, V), Time, Diff)>>, _, _, _>(pact, name, |_cap, _info| {
-            let mut stash = Stash::new();
-            let mut state: HashMap<K, V> = HashMap::default();
-            move |(input, frontier), output| {
-                input.for_each_stamp(|cap, data| {
-                    if let Some(cap) = cap.retain_least(0) {
-                        stash.push(cap, data);
-                    }
-                });
-                while let Some((cap, mut batch)) = stash.pop_complete(&[frontier]) {
-                    group_by_key(&mut batch);
-                    let time = *cap.time();
-                    let mut session = output.session(&cap);
-                    let mut records = batch.drain(..).peekable();
-                    while let Some((key, _, first)) = records.next() {
-                        // One clone of the old state (to compare and retract) and one of the new (to emit).
-                        match state.get_mut(&key) {
-                            Some(current) => {
-                                let mut new = current.clone();
-                                fold(&mut new, first);
-                                while let Some((_, _, v)) = records.next_if(|(k, _, _)| *k == key) {
-                                    fold(&mut new, v);
+        .unary_frontier::<timely::container::CapacityContainerBuilder<Vec<((K, V), Time, Diff)>>, _, _, _>(
+            pact,
+            name,
+            |_cap, _info| {
+                let mut stash = Stash::new();
+                let mut state: HashMap<K, V> = HashMap::default();
+                move |(input, frontier), output| {
+                    input.for_each_stamp(|cap, data| {
+                        if let Some(cap) = cap.retain_least(0) {
+                            stash.push(cap, data);
+                        }
+                    });
+                    while let Some((cap, mut batch)) = stash.pop_complete(&[frontier]) {
+                        group_by_key(&mut batch);
+                        let time = *cap.time();
+                        let mut session = output.session(&cap);
+                        let mut records = batch.drain(..).peekable();
+                        while let Some((key, _, first)) = records.next() {
+                            // One clone of the old state (to compare and retract) and one of the new (to emit).
+                            match state.get_mut(&key) {
+                                Some(current) => {
+                                    let mut new = current.clone();
+                                    fold(&mut new, first);
+                                    while let Some((_, _, v)) = records.next_if(|(k, _, _)| *k == key) {
+                                        fold(&mut new, v);
+                                    }
+                                    if *current == new {
+                                        continue;
+                                    }
+                                    let old = std::mem::replace(current, new.clone());
+                                    session.give(((key.clone(), old), time, -1));
+                                    session.give(((key, new), time, 1));
                                 }
-                                if *current == new {
-                                    continue;
+                                None => {
+                                    let mut new = first;
+                                    while let Some((_, _, v)) = records.next_if(|(k, _, _)| *k == key) {
+                                        fold(&mut new, v);
+                                    }
+                                    session.give(((key.clone(), new.clone()), time, 1));
+                                    state.insert(key, new);
                                 }
-                                let old = std::mem::replace(current, new.clone());
-                                session.give(((key.clone(), old), time, -1));
-                                session.give(((key, new), time, 1));
-                            }
-                            None => {
-                                let mut new = first;
-                                while let Some((_, _, v)) = records.next_if(|(k, _, _)| *k == key) {
-                                    fold(&mut new, v);
-                                }
-                                session.give(((key.clone(), new.clone()), time, 1));
-                                state.insert(key, new);
                             }
                         }
+                        drop(records);
+                        stash.recycle(batch);
                     }
-                    drop(records);
-                    stash.recycle(batch);
                 }
-            }
-        })
+            },
+        )
         .as_collection()
 }
 

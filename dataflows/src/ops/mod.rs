@@ -238,7 +238,12 @@ mod tests {
         for _ in 0..40 {
             let mut stream = |n| {
                 let mut time = 0;
-                (0..n).map(|_| { time += next(3); (time, next(12) as u8) }).collect::<Vec<_>>()
+                (0..n)
+                    .map(|_| {
+                        time += next(3);
+                        (time, next(12) as u8)
+                    })
+                    .collect::<Vec<_>>()
             };
             let (early, late) = (stream(30), stream(30));
             let (ours, theirs) = both(early, late);

@@ -153,13 +153,20 @@ pub struct Count(i64);
 impl Aggregate for Count {
     type In = ();
     type Out = i64;
-    fn add(&mut self, _: ()) { self.0 += 1; }
-    fn finish(&self) -> i64 { self.0 }
+    fn add(&mut self, _: ()) {
+        self.0 += 1;
+    }
+    fn finish(&self) -> i64 {
+        self.0
+    }
 }
 
 /// `SUM(x)` and `COUNT(x)` (the average is their exact quotient).
 #[derive(Default)]
-pub struct SumCount { sum: i64, count: i64 }
+pub struct SumCount {
+    sum: i64,
+    count: i64,
+}
 
 impl Aggregate for SumCount {
     type In = i64;
@@ -168,7 +175,9 @@ impl Aggregate for SumCount {
         self.sum = self.sum.saturating_add(value);
         self.count += 1;
     }
-    fn finish(&self) -> (i64, i64) { (self.sum, self.count) }
+    fn finish(&self) -> (i64, i64) {
+        (self.sum, self.count)
+    }
 }
 
 /// A final window: its start (ms), key and aggregate.
@@ -203,7 +212,13 @@ pub fn split_late<'s, K: ExchangeData, O: ExchangeData>(
             WindowOut::Closed(_) => None,
         })
         .distinct_total()
-        .map(move |Origin { pos, raw }| DeadLetter { source, pos, metric: Some(metric), reason: Rejection::Late.reason(), raw: raw.map(Vec::from).unwrap_or_default() });
+        .map(move |Origin { pos, raw }| DeadLetter {
+            source,
+            pos,
+            metric: Some(metric),
+            reason: Rejection::Late.reason(),
+            raw: raw.map(Vec::from).unwrap_or_default(),
+        });
     (closed, late)
 }
 
