@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context};
 use connectors::clock::{Clock, Resume};
+use connectors::fatal::Fatal;
 use connectors::files::{assigned, count_lines, discover, file_source, PartitionFile};
 use connectors::kafka::{self, kafka_source, KafkaConfig, KafkaPartition, KafkaSink, OffsetCommitter, SourceOptions};
 use connectors::sample::{write_files, GenOptions};
@@ -293,6 +294,7 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
     let cluster_total = Arc::clone(&cluster_records);
     let workers = cluster.workers.max(1);
     let high_epoch = Arc::new(AtomicU64::new(0));
+    let fatal = Fatal::default();
     let started = Instant::now();
 
     let ops = crate::admin::Ops::start(&args.ops, cluster)?;
@@ -302,6 +304,7 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
     let guards = timely::execute(config, move |worker| -> Result<(), String> {
         let index = worker.index();
         let peers = worker.peers();
+        fatal.register_worker();
         // Every worker builds the same sink operators; only worker 0 holds the writers.
         let mut writers =
             if index == 0 { writers.lock().map_err(|e| e.to_string())?.take().unwrap_or_default() } else { Vec::new() };
@@ -310,9 +313,14 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
         let durables: Vec<Arc<AtomicU64>> = sinks.iter().map(|_| Arc::new(AtomicU64::new(0))).collect();
         worker.dataflow::<Time, _, _>(|scope| -> Result<(), String> {
             let inputs = match &input {
-                Input::Files(files) => {
-                    file_source(scope, assigned(files, index, peers), delays, Arc::clone(&clock), counter)
-                }
+                Input::Files(files) => file_source(
+                    scope,
+                    assigned(files, index, peers),
+                    delays,
+                    Arc::clone(&clock),
+                    counter,
+                    fatal.clone(),
+                ),
                 Input::Kafka(cfg, partitions, opts) => kafka_source(
                     scope,
                     cfg,
@@ -320,6 +328,7 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
                     opts.clone(),
                     counter,
                     Arc::clone(&high_epoch),
+                    fatal.clone(),
                 ),
             }
             .map_err(|e| format!("{e:#}"))?;
@@ -328,7 +337,8 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
             let mut writers = writers.drain(..);
             for ((kind, tables), durable) in sinks.iter().zip(&durables) {
                 let writer = writers.next().map(|w| w as Box<dyn SinkWriter>);
-                sink(rows.clone(), writer, tables.clone(), Arc::clone(durable), &format!("{kind:?}").to_lowercase());
+                let name = format!("{kind:?}").to_lowercase();
+                sink(rows.clone(), writer, tables.clone(), Arc::clone(durable), &name, &fatal);
             }
             Ok(())
         })?;
@@ -342,9 +352,15 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
         let durable = || durables.iter().map(|d| d.load(Ordering::Acquire)).min().unwrap_or(0);
         let tick = committer.as_ref().map(|_| std::time::Duration::from_millis(200));
         while worker.step_or_park(tick) {
+            if fatal.is_raised() {
+                return Err(fatal.raised().unwrap_or_default());
+            }
             if let Some(c) = committer.as_mut() {
                 c.acknowledge(durable());
             }
+        }
+        if let Some(message) = fatal.raised() {
+            return Err(message);
         }
         if let Some(c) = committer.as_mut() {
             c.acknowledge(durable());

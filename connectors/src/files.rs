@@ -2,30 +2,29 @@
 //! value per line, line number = offset.
 //!
 //! Partitions are listed in a fixed order and spread round-robin over the
-//! cluster's workers; each worker reads its partitions in offset order.
-//! Logical time comes from the input [`Clock`] (`offset / epoch_records` on a
-//! fresh input): every partition's records of one epoch share a time, so times
-//! depend only on input positions (never on workers, batching or timing) and a
-//! replay produces the same updates at the same times. The source reads one epoch of all its partitions per
-//! activation, then downgrades its capability and schedules itself again: it
-//! never polls an idle input. An exhausted partition announces watermark
-//! +infinity (SPEC §3), so at the end of the input all windows close.
+//! cluster's workers ([`assigned`]); [`FileLogs`] reads each worker's share
+//! line by line for the generic source pipeline ([`crate::source`]), which
+//! gives them the times of the input [`Clock`] (`offset / epoch_records` on a
+//! fresh input): times depend only on input positions, never on workers,
+//! batching or timing. Files never go idle; the end of a file is the end of
+//! its partition (watermark +infinity, SPEC §3), so at the end of the input
+//! all windows close.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use timely::container::CapacityContainerBuilder;
-use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::{Scope, StreamVec};
 
-use dataflows::ingest::{Delays, Input, PartitionIngest};
+use dataflows::ingest::{Delays, Input};
 use dataflows::{Time, Topic};
 
 use crate::clock::Clock;
+use crate::fatal::Fatal;
+use crate::source::{partitioned_source, Epochs, Logs, Message, SourceSettings, Status, Unpaced};
 
 /// One partition file of the layout.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -80,104 +79,95 @@ pub fn assigned<P: Clone>(partitions: &[P], index: usize, peers: usize) -> Vec<P
     partitions.iter().enumerate().filter(|(i, _)| i % peers == index).map(|(_, p)| p.clone()).collect()
 }
 
-/// A partition being read.
-struct Reader {
-    ingest: PartitionIngest,
+/// The partition files of one worker, read line by line.
+pub struct FileLogs {
+    files: Vec<PartitionFile>,
+    readers: Vec<LineReader>,
+}
+
+/// One partition file being read.
+struct LineReader {
     lines: BufReader<File>,
-    next_offset: u64,
-    done: bool,
+    next: u64,
     line: Vec<u8>,
+    /// `line` holds message `next`, read but refused.
+    held: bool,
 }
 
-impl Reader {
-    fn open(file: &PartitionFile, delays: &Delays) -> anyhow::Result<Self> {
+impl FileLogs {
+    /// Opens `files` (this worker's share).
+    pub fn open(files: Vec<PartitionFile>) -> anyhow::Result<Self> {
+        let readers = files.iter().map(LineReader::open).collect::<anyhow::Result<_>>()?;
+        Ok(FileLogs { files, readers })
+    }
+}
+
+impl LineReader {
+    fn open(file: &PartitionFile) -> anyhow::Result<Self> {
         let f = File::open(&file.path).with_context(|| format!("cannot open {}", file.path.display()))?;
-        Ok(Reader {
-            ingest: PartitionIngest::new(file.topic, file.partition, delays),
-            lines: BufReader::with_capacity(1 << 16, f),
-            next_offset: 0,
-            done: false,
-            line: Vec::new(),
-        })
+        Ok(LineReader { lines: BufReader::with_capacity(1 << 16, f), next: 0, line: Vec::new(), held: false })
     }
 
-    /// Reads and ingests the lines whose time is at most `epoch`.
-    fn read_epoch(&mut self, clock: &Clock, epoch: Time, out: &mut Vec<Input>) -> std::io::Result<u64> {
-        let mut read = 0;
-        let (topic, partition) = (self.ingest.topic(), self.ingest.partition());
-        while !self.done && clock.time(topic, partition, self.next_offset) <= epoch {
-            self.line.clear();
-            if self.lines.read_until(b'\n', &mut self.line)? == 0 {
-                self.done = true;
-                out.extend(self.ingest.exhausted());
-                break;
-            }
-            if self.line.last() == Some(&b'\n') {
-                self.line.pop();
-            }
-            self.ingest.ingest(self.next_offset, &self.line, out);
-            self.next_offset += 1;
-            read += 1;
+    /// Makes `line` hold message `next`; false at the end of the file.
+    fn fill(&mut self) -> std::io::Result<bool> {
+        if self.held {
+            return Ok(true);
         }
-        if !self.done {
-            out.extend(self.ingest.watermark_update());
+        self.line.clear();
+        if self.lines.read_until(b'\n', &mut self.line)? == 0 {
+            return Ok(false);
         }
-        Ok(read)
+        if self.line.last() == Some(&b'\n') {
+            self.line.pop();
+        }
+        self.held = true;
+        Ok(true)
     }
 }
 
-/// Reads `files` (this worker's share) as a stream of [`Input`]s at epoch times.
+impl Logs for FileLogs {
+    fn partitions(&self) -> Vec<(Topic, u32)> {
+        self.files.iter().map(|f| (f.topic, f.partition)).collect()
+    }
+
+    fn read<F: FnMut(Message<'_>) -> bool>(
+        &mut self,
+        i: usize,
+        budget: usize,
+        mut deliver: F,
+    ) -> anyhow::Result<Status> {
+        let reader = &mut self.readers[i];
+        for _ in 0..budget {
+            let filled = reader.fill().with_context(|| {
+                let file = &self.files[i];
+                format!("cannot read partition {} of {}", file.partition, file.topic.default_name())
+            })?;
+            if !filled {
+                return Ok(Status::Ended);
+            }
+            if !deliver(Message { offset: reader.next, key: None, value: &reader.line, log_time: None }) {
+                return Ok(Status::More);
+            }
+            reader.held = false;
+            reader.next += 1;
+        }
+        Ok(Status::More)
+    }
+}
+
+/// Reads `files` (this worker's share) as a stream of [`Input`]s at the times of `clock`.
 ///
-/// `records_read` counts the messages read. An I/O error while reading is
-/// reported in one line and ends the process with a non-zero exit.
+/// `records_read` counts the messages read. An I/O error while reading goes to `fatal`.
 pub fn file_source<'s>(
     scope: Scope<'s, Time>,
     files: Vec<PartitionFile>,
     delays: Delays,
     clock: Arc<Clock>,
     records_read: Arc<AtomicU64>,
+    fatal: Fatal,
 ) -> anyhow::Result<StreamVec<'s, Time, Input>> {
-    let mut readers = files.iter().map(|f| Reader::open(f, &delays)).collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(source::<_, CapacityContainerBuilder<Vec<Input>>, _, _>(scope, "FileSource", move |cap, info| {
-        let activator = scope.activator_for(info.address);
-        let mut cap = Some(cap);
-        let mut out = Vec::new();
-        move |output| {
-            let Some(c) = cap.as_mut() else { return };
-            let epoch = *c.time();
-            for reader in readers.iter_mut() {
-                match reader.read_epoch(&clock, epoch, &mut out) {
-                    Ok(n) => {
-                        records_read.fetch_add(n, Ordering::Relaxed);
-                        crate::metrics::observe_partition(reader.ingest.topic(), reader.ingest.partition(), n, &out);
-                    }
-                    Err(e) => {
-                        // Fatal: one plain line like every error that ends the process (RUST_LOG cannot hide it).
-                        eprintln!(
-                            "edu-rtdw: cannot read partition {} of {}: {e}",
-                            reader.ingest.partition(),
-                            reader.ingest.topic().default_name()
-                        );
-                        std::process::exit(1);
-                    }
-                }
-                if !out.is_empty() {
-                    output.session(&*c).give_iterator(out.drain(..));
-                }
-            }
-            // The next time any partition has a record at.
-            let next = readers
-                .iter()
-                .filter(|r| !r.done)
-                .map(|r| clock.time(r.ingest.topic(), r.ingest.partition(), r.next_offset))
-                .min();
-            match next {
-                None => cap = None,
-                Some(next) => {
-                    c.downgrade(&next.max(epoch + 1));
-                    activator.activate();
-                }
-            }
-        }
-    }))
+    let logs = FileLogs::open(files)?;
+    let mut settings = SourceSettings::bounded("FileSource", delays, Epochs::Offsets(clock), fatal);
+    settings.records_read = records_read;
+    Ok(partitioned_source(scope, logs, settings, Unpaced))
 }

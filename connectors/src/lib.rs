@@ -13,6 +13,7 @@
 //! * [`sample`]: the seeded sample-data generator behind `edu-rtdw gen`.
 
 pub mod clock;
+pub mod fatal;
 pub mod files;
 pub mod kafka;
 pub mod latency;
@@ -21,6 +22,7 @@ pub mod mysql;
 pub mod postgres;
 pub mod sample;
 pub mod sink;
+pub mod source;
 pub mod sql;
 pub mod sqlite;
 pub mod tables;

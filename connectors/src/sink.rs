@@ -11,8 +11,9 @@
 //! and because logical times are a deterministic function of input positions,
 //! the replayed updates are exactly the ones that were committed before.
 //!
-//! A writer error is fatal: it is reported in one line and the process exits
-//! non-zero; the failed transaction leaves the sink as of its last commit.
+//! A writer error is fatal: it goes to the job's [`Fatal`] slot (the job ends
+//! with that one line and a non-zero exit) and the operator stops; the failed
+//! transaction leaves the sink as of its last commit.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use timely::dataflow::operators::generic::Operator;
 
 use dataflows::{Diff, OutputRow, Time};
 
+use crate::fatal::Fatal;
 use crate::tables::table_index;
 
 /// A durable destination for output rows.
@@ -39,13 +41,16 @@ pub trait SinkWriter {
 /// through `writer` on worker 0 (every other worker passes `None`).
 ///
 /// After each commit, `durable` holds the committed upper (for acknowledging sources).
+/// A failed commit goes to `fatal`.
 pub fn sink<'s>(
     rows: VecCollection<'s, Time, OutputRow, Diff>,
     writer: Option<Box<dyn SinkWriter>>,
     tables: Vec<bool>,
     durable: Arc<AtomicU64>,
     name: &str,
+    fatal: &Fatal,
 ) {
+    let fatal = fatal.clone();
     let mut writer = writer;
     let skip_below = writer.as_ref().map_or(0, |w| w.committed_upper());
     if writer.is_some() {
@@ -73,7 +78,7 @@ pub fn sink<'s>(
         }
         last_upper = upper;
         row_counter.flush(&sink_name, upper);
-        let Some(writer) = writer.as_mut() else { return };
+        let Some(w) = writer.as_mut() else { return };
         let ready = |t: &Time| upper.is_none_or(|u| *t < u);
         let (ready_now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut pending).into_iter().partition(|(_, t, _)| ready(t));
         pending = later;
@@ -83,10 +88,12 @@ pub fn sink<'s>(
         }
         let upper_now = upper.unwrap_or(max_time + 1).max(skip_below);
         let started = std::time::Instant::now();
-        if let Err(e) = writer.commit(upper_now, upper.is_none(), &changes) {
-            // Fatal: one plain line like every error that ends the process (RUST_LOG cannot hide it).
-            eprintln!("edu-rtdw: sink {sink_name} failed: {e:#}");
-            std::process::exit(1);
+        if let Err(e) = w.commit(upper_now, upper.is_none(), &changes) {
+            fatal.report(format!("sink {sink_name} failed: {e:#}"));
+            // Nothing more is written: the sink stays as of its last commit.
+            writer = None;
+            pending.clear();
+            return;
         }
         durable.store(upper_now, Ordering::Release);
         if let Some(id) = latency_id {

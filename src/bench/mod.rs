@@ -4,11 +4,12 @@
 //! writes) is generated once into memory, grouped by topic and partition, each
 //! partition's values back to back in one buffer (as a source holds them). Each
 //! run builds the full dataflow of all seven metrics (`dataflows::build`) over
-//! an in-memory source that feeds the raw bytes through
-//! `dataflows::ingest::PartitionIngest` exactly as the file source does
-//! (partitions round-robin over workers, logical time `offset / epoch_records`,
-//! one epoch of every partition per activation, `+inf` watermark at the end),
-//! and discards the output rows (or writes them to SQLite with `--sqlite`).
+//! the generic source pipeline of the file and Kafka sources
+//! (`connectors::source`) reading the buffers ([`feed::MemoryLogs`]):
+//! partitions round-robin over workers, logical time `offset / epoch_records`,
+//! one epoch of every partition per activation, `+inf` watermark at the end,
+//! at most `--max-inflight` epochs ahead of the last operator ([`pace`]); the
+//! output rows are discarded (or written to SQLite with `--sqlite`).
 //!
 //! Reported per worker count: records/s (median of `--runs`), per-epoch
 //! latency percentiles (hdrhistogram; from the moment a worker's source emits
@@ -19,8 +20,10 @@
 //! memory per live key. Everything is printed as text and as one JSON object
 //! on the last line.
 
-use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+mod feed;
+mod pace;
+
+use std::cell::Cell;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
@@ -30,19 +33,22 @@ use anyhow::{anyhow, bail};
 use clap::Args;
 use hdrhistogram::Histogram;
 use serde_json::{json, Value};
-use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
-use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
 use timely::dataflow::operators::Probe;
-use timely::scheduling::Activator;
 
+use connectors::clock::Clock;
+use connectors::fatal::Fatal;
 use connectors::sample::{messages, GenOptions};
 use connectors::sink::{sink, SinkWriter};
+use connectors::source::{partitioned_source, Epochs, SourceSettings};
 use connectors::sqlite::SqliteSink;
-use dataflows::ingest::{Delays, Input, PartitionIngest};
+use dataflows::ingest::Delays;
 use dataflows::{build, Time, Topic};
+
+use feed::{Feed, MemoryLogs, Messages, Part};
+use pace::{BenchPace, Waiting};
 
 /// `edu-rtdw bench`.
 #[derive(Args, Debug, Clone)]
@@ -78,52 +84,6 @@ pub struct BenchArgs {
     #[arg(long)]
     pub sqlite: Option<PathBuf>,
 }
-
-/// One partition's messages, in offset order.
-struct Part {
-    topic: Topic,
-    partition: u32,
-    values: Arc<Messages>,
-}
-
-/// A partition's message values back to back in one buffer, as a source holds them
-/// (a file's read buffer, a Kafka fetch), not one allocation per message: reading
-/// them walks memory in order, as the file and Kafka sources do.
-#[derive(Default)]
-struct Messages {
-    bytes: Vec<u8>,
-    /// Where each message ends in `bytes`.
-    ends: Vec<usize>,
-}
-
-impl Messages {
-    fn push(&mut self, value: &[u8]) {
-        self.bytes.extend_from_slice(value);
-        self.ends.push(self.bytes.len());
-    }
-
-    fn len(&self) -> usize {
-        self.ends.len()
-    }
-
-    /// Message `i` (`i < len`).
-    fn get(&self, i: usize) -> &[u8] {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.bytes[start..self.ends[i]]
-    }
-}
-
-/// Where a source gets its messages from.
-#[derive(Clone)]
-enum Feed {
-    /// Pre-generated messages (shared by every run).
-    Memory(Arc<Vec<Part>>, Vec<Topic>),
-    /// `n` distinct synthetic orders, formatted on the fly (dedup memory).
-    Orders(u64, u32),
-}
-
-/// A source partition: its ingest state, its messages (`None`: synthetic orders), length, next offset, done.
-type SourcePart = (PartitionIngest, Option<Arc<Messages>>, u64, u64, bool);
 
 /// What one run measured.
 struct RunResult {
@@ -174,32 +134,6 @@ fn median(mut xs: Vec<f64>) -> f64 {
     xs[xs.len() / 2]
 }
 
-fn synthetic_order(i: u64) -> Vec<u8> {
-    let status = if i.is_multiple_of(4) { 4 } else { 3 };
-    format!(
-        r#"{{"apply_refund_date":null,"cc_id":{},"confirm_date_time":"2025-11-{:02} {:02}:{:02}:{:02}","create_time":"2025-12-02 08:00:00","id":"{}","leads_id":{},"order_create_time":"2025-11-27 01:48:48","order_id":"SO{:08}","status":{status},"student_id":"{}","update_time":"2025-12-02 08:00:00"}}"#,
-        4000 + i % 40,
-        1 + i % 28,
-        i % 24,
-        i % 60,
-        (i / 60) % 60,
-        3_000_000 + i,
-        5_000_000 + i,
-        10_000 + i,
-        100_000 + i % 50_000,
-    )
-    .into_bytes()
-}
-
-/// What a worker's source waits for before it is scheduled again.
-#[derive(Clone, Copy)]
-enum Wait {
-    /// The probe to pass this time (at most `--max-inflight` epochs in flight).
-    Probe(Time),
-    /// The worker loop to have measured the live state.
-    Release,
-}
-
 /// One run of the dataflow over `feed` with `workers` workers.
 fn run_once(feed: &Feed, workers: usize, args: &BenchArgs, sqlite: Option<PathBuf>) -> anyhow::Result<RunResult> {
     let epoch_records = args.epoch_records.max(1);
@@ -221,109 +155,19 @@ fn run_once(feed: &Feed, workers: usize, args: &BenchArgs, sqlite: Option<PathBu
         let index = worker.index();
         let peers = worker.peers();
         let probe = ProbeHandle::<Time>::new();
-        // Per-epoch emission instants of this worker's source, and a flag to let it finish.
-        let emitted: Rc<RefCell<VecDeque<(Time, Instant)>>> = Rc::new(RefCell::new(VecDeque::new()));
-        let hold: Rc<Cell<Option<Time>>> = Rc::new(Cell::new(None));
-        let release = Rc::new(Cell::new(false));
-        // The source does not spin while it waits (for the probe, or for the release): it
-        // leaves its activator here and the loop below wakes it when what it waits for happens.
-        let waiting: Rc<Cell<Option<Wait>>> = Rc::new(Cell::new(None));
-        let source_activator: Rc<RefCell<Option<Activator>>> = Rc::new(RefCell::new(None));
+        // The source does not spin while it waits (for the probe, or for the release): the
+        // loop below wakes it when what it waits for happens.
+        let waiting = Waiting::default();
         let mut local_rows = 0u64;
         let count = Rc::new(Cell::new(0u64));
         worker.dataflow::<Time, _, _>(|scope| {
-            let (probe_s, emitted_s, hold_s, release_s) =
-                (probe.clone(), Rc::clone(&emitted), Rc::clone(&hold), Rc::clone(&release));
-            let (waiting_s, activator_s) = (Rc::clone(&waiting), Rc::clone(&source_activator));
-            let feed = feed_w.clone();
-            let delays = Delays::default();
-            let inputs =
-                source::<_, CapacityContainerBuilder<Vec<Input>>, _, _>(scope, "MemorySource", move |cap, info| {
-                    let activator = scope.activator_for(Rc::clone(&info.address));
-                    *activator_s.borrow_mut() = Some(scope.activator_for(info.address));
-                    let mut cap = Some(cap);
-                    // (ingest, messages or synthetic count, next offset, done)
-                    let mut parts: Vec<SourcePart> = match &feed {
-                        Feed::Memory(all, topics) => all
-                            .iter()
-                            .filter(|p| topics.contains(&p.topic))
-                            .enumerate()
-                            .filter(|(i, _)| i % peers == index)
-                            .map(|(_, p)| {
-                                (
-                                    PartitionIngest::new(p.topic, p.partition, &delays),
-                                    Some(Arc::clone(&p.values)),
-                                    p.values.len() as u64,
-                                    0,
-                                    false,
-                                )
-                            })
-                            .collect(),
-                        Feed::Orders(n, partitions) => (0..*partitions)
-                            .filter(|p| *p as usize % peers == index)
-                            .map(|p| {
-                                (
-                                    PartitionIngest::new(Topic::Order, p, &delays),
-                                    None,
-                                    n / u64::from(*partitions) + u64::from(u64::from(p) < n % u64::from(*partitions)),
-                                    0,
-                                    false,
-                                )
-                            })
-                            .collect(),
-                    };
-                    let partitions = match &feed {
-                        Feed::Orders(_, p) => u64::from(*p),
-                        Feed::Memory(..) => 1,
-                    };
-                    let mut out = Vec::new();
-                    move |output| {
-                        let Some(c) = cap.as_mut() else { return };
-                        let epoch = *c.time();
-                        if parts.iter().all(|p| p.4) {
-                            // Everything is in: optionally hold the last time until the worker has measured the live state.
-                            if hold_s.get().is_none() {
-                                hold_s.set(Some(epoch));
-                            }
-                            if release_s.get() {
-                                cap = None;
-                            } else {
-                                waiting_s.set(Some(Wait::Release));
-                            }
-                            return;
-                        }
-                        if epoch >= max_inflight && probe_s.less_than(&(epoch - max_inflight)) {
-                            waiting_s.set(Some(Wait::Probe(epoch - max_inflight)));
-                            return;
-                        }
-                        emitted_s.borrow_mut().push_back((epoch, Instant::now()));
-                        let end = (epoch + 1).saturating_mul(epoch_records);
-                        for (ingest, values, len, next, done) in parts.iter_mut() {
-                            while *next < end.min(*len) {
-                                match values {
-                                    Some(v) => ingest.ingest(*next, v.get(*next as usize), &mut out),
-                                    None => ingest.ingest(
-                                        *next,
-                                        &synthetic_order(*next * partitions + u64::from(ingest.partition())),
-                                        &mut out,
-                                    ),
-                                }
-                                *next += 1;
-                            }
-                            if *next >= *len && !*done {
-                                *done = true;
-                                out.extend(ingest.exhausted());
-                            } else if !*done {
-                                out.extend(ingest.watermark_update());
-                            }
-                            if !out.is_empty() {
-                                output.session(&*c).give_iterator(out.drain(..));
-                            }
-                        }
-                        c.downgrade(&(epoch + 1));
-                        activator.activate();
-                    }
-                });
+            let pace = BenchPace { probe: probe.clone(), max_inflight, waiting: waiting.clone() };
+            let logs = MemoryLogs::new(&feed_w, index, peers);
+            let epochs = Epochs::Offsets(Arc::new(Clock::new(epoch_records)));
+            let mut settings = SourceSettings::bounded("MemorySource", Delays::default(), epochs, Fatal::default());
+            // One epoch of every partition per activation, as the file source with its default epoch size.
+            settings.budget = usize::MAX;
+            let inputs = partitioned_source(scope, logs, settings, pace);
             let rows = build(inputs).rows();
             let rows = rows.inner.probe_with(&probe);
             let count = Rc::clone(&count);
@@ -339,6 +183,7 @@ fn run_once(feed: &Feed, workers: usize, args: &BenchArgs, sqlite: Option<PathBu
                     vec![true; 8],
                     std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)),
                     "sqlite",
+                    &Fatal::default(),
                 );
             }
         });
@@ -346,7 +191,7 @@ fn run_once(feed: &Feed, workers: usize, args: &BenchArgs, sqlite: Option<PathBu
         loop {
             let alive = worker.step_or_park(None);
             let now = Instant::now();
-            let mut emitted = emitted.borrow_mut();
+            let mut emitted = waiting.emitted.borrow_mut();
             while let Some(&(epoch, at)) = emitted.front() {
                 if probe.less_equal(&epoch) {
                     break;
@@ -355,26 +200,16 @@ fn run_once(feed: &Feed, workers: usize, args: &BenchArgs, sqlite: Option<PathBu
                 emitted.pop_front();
             }
             drop(emitted);
-            if let Some(last) = hold.get() {
+            if let Some(last) = waiting.hold.get() {
                 // All input is in and the dataflow has passed every earlier time: the state is live and complete.
-                if !release.get() && !probe.less_than(&last) {
+                if !waiting.release.get() && !probe.less_than(&last) {
                     if index == 0 {
                         *live2.lock().expect("rss") = Some(status_kb("VmRSS:"));
                     }
-                    release.set(true);
+                    waiting.release.set(true);
                 }
             }
-            let wake = match waiting.get() {
-                Some(Wait::Probe(time)) => !probe.less_than(&time),
-                Some(Wait::Release) => release.get(),
-                None => false,
-            };
-            if wake {
-                waiting.set(None);
-                if let Some(activator) = source_activator.borrow().as_ref() {
-                    activator.activate();
-                }
-            }
+            waiting.wake_if(&probe);
             if !alive {
                 break;
             }

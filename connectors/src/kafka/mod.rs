@@ -1,0 +1,18 @@
+//! Kafka in and out (SPEC §1, §2.1, §4, §5), over librdkafka.
+//!
+//! * [`config`]: brokers, properties and the clients made from them.
+//! * [`source`]: this worker's partitions as a [`crate::source::Logs`] reader
+//!   (one queue per partition), partition discovery, the consumer group's
+//!   offset commits.
+//! * [`sink`]: cleaned signals and dead letters, exactly once per source position.
+//! * [`producer`]: the sample generator's producer.
+
+pub mod config;
+pub mod producer;
+pub mod sink;
+pub mod source;
+
+pub use config::{KafkaConfig, LogContext};
+pub use producer::{produce_sample, Produced};
+pub use sink::{dead_letter_json, signal_json, KafkaSink};
+pub use source::{discover, fetch_ends, kafka_source, KafkaLogs, KafkaPartition, OffsetCommitter, SourceOptions};

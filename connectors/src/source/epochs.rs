@@ -1,0 +1,217 @@
+//! Clock strategies: which logical time each position of a source gets.
+//!
+//! * [`Epochs::Offsets`]: the input [`Clock`] alone (`offset / epoch_records`
+//!   on a fresh input): a function of the position, the same on every replay,
+//!   for any number of workers.
+//! * [`Epochs::Live`] (Kafka without `--until-end`, `--epoch-ms N`): offsets
+//!   cannot drive a live job's time, because partitions fill at very different
+//!   rates and the frontier follows the slowest one. Positions the clock has
+//!   recorded keep their recorded times; every later position gets the open
+//!   epoch, which closes every N ms (when it holds inputs) or as soon as a
+//!   partition has read `epoch_records` in it. The cuts of closed epochs are
+//!   recorded in the SQLite state file *before* the frontier passes them
+//!   ([`Epochs::persist`]), so a replay after a crash gives every recorded
+//!   position its original time (see [`crate::clock`]).
+//!
+//! Either way a record is never given a time below the source's frontier.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use dataflows::{Time, Topic};
+
+use crate::clock::Clock;
+
+/// How a source's positions get their logical times.
+pub enum Epochs {
+    /// Times from offsets, by the input clock.
+    Offsets(Arc<Clock>),
+    /// Live epochs closed by the wall clock.
+    Live(Box<LiveEpochs>),
+}
+
+/// A partition's place, for closing live epochs: topic, partition, next offset.
+pub(crate) type Place = (Topic, u32, u64);
+
+impl Epochs {
+    /// The time of the record at `offset` of partition `i` (`topic`/`partition`), read while
+    /// the source's frontier is at `floor`.
+    pub(crate) fn time(&self, i: usize, topic: Topic, partition: u32, offset: u64, floor: Time) -> Time {
+        let time = match self {
+            Epochs::Offsets(clock) => clock.time(topic, partition, offset),
+            Epochs::Live(live) if offset >= live.open_start[i] => live.epoch,
+            Epochs::Live(live) => live.clock.time(topic, partition, offset),
+        };
+        time.max(floor)
+    }
+
+    /// Whether the record at `offset` of partition `i` must wait for the next live epoch:
+    /// the open one already holds `epoch_records` of the partition's positions.
+    pub(crate) fn full(&self, i: usize, offset: u64) -> bool {
+        match self {
+            Epochs::Offsets(_) => false,
+            Epochs::Live(live) => live.first[i].is_some_and(|first| offset - first >= live.epoch_records),
+        }
+    }
+
+    /// Notes that partition `i` read `offset`.
+    pub(crate) fn note_read(&mut self, i: usize, offset: u64) {
+        if let Epochs::Live(live) = self {
+            if offset >= live.open_start[i] {
+                live.first[i].get_or_insert(offset);
+            }
+        }
+    }
+
+    /// Notes that inputs (records or watermark changes) were given at `time`.
+    pub(crate) fn note_given(&mut self, time: Time) {
+        if let Epochs::Live(live) = self {
+            live.given |= live.epoch == time;
+        }
+    }
+
+    /// After the reads of an activation: closes the open live epoch when a partition filled
+    /// it (`full`) or its period is over. `places` are every partition's positions.
+    pub(crate) fn after_reads(&mut self, full: bool, now: Instant, places: &[Place], high_epoch: &AtomicU64) {
+        if let Epochs::Live(live) = self {
+            if full || (live.holds_inputs() && now >= live.next_close) {
+                live.close(places, high_epoch);
+            }
+        }
+    }
+
+    /// Where the frontier goes: `min_next`, the least next time of the partitions that
+    /// hold it (`None`: none does), never below `floor`.
+    pub(crate) fn target(&self, min_next: Option<Time>, floor: Time, high_epoch: &AtomicU64) -> Time {
+        match self {
+            Epochs::Offsets(_) => min_next.unwrap_or_else(|| high_epoch.load(Ordering::Relaxed).max(floor)),
+            Epochs::Live(live) => min_next.map_or(live.epoch, |m| m.min(live.epoch)),
+        }
+    }
+
+    /// Records the closed epochs' cuts; must run before the frontier passes them.
+    pub(crate) fn persist(&mut self) -> anyhow::Result<()> {
+        match self {
+            Epochs::Offsets(_) => Ok(()),
+            Epochs::Live(live) => live.persist(),
+        }
+    }
+
+    /// Every partition is done: closes the open epoch if it holds records and records it.
+    pub(crate) fn finish(&mut self, places: &[Place], high_epoch: &AtomicU64) -> anyhow::Result<()> {
+        if let Epochs::Live(live) = self {
+            if live.holds_records() {
+                live.close(places, high_epoch);
+            }
+        }
+        self.persist()
+    }
+
+    /// How long the source may sleep before an open live epoch must close.
+    pub(crate) fn close_in(&self, now: Instant) -> Option<Duration> {
+        match self {
+            Epochs::Live(live) if live.holds_inputs() => {
+                Some(live.next_close.saturating_duration_since(now).max(Duration::from_millis(1)))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The open live epoch of one source.
+pub struct LiveEpochs {
+    clock: Arc<Clock>,
+    period: Duration,
+    next_close: Instant,
+    /// The open epoch: the time of every new record.
+    epoch: Time,
+    conn: rusqlite::Connection,
+    /// Per partition: the first offset read in the open epoch.
+    first: Vec<Option<u64>>,
+    /// Whether any inputs were given at the open epoch, records or not. Watermark changes
+    /// alone (a partition going idle) need the epoch to close too: when the whole input goes
+    /// quiet, the idle partitions' marks are what closes the last windows (SPEC §3).
+    given: bool,
+    /// Per partition: positions from here on get live times (before: the recorded clock).
+    open_start: Vec<u64>,
+    epoch_records: u64,
+    /// Cuts of closed epochs not yet recorded: `(topic, partition, start, base)`.
+    cuts: Vec<(Topic, u32, u64, Time)>,
+    /// Every partition's position at the last close: `(topic, partition, base, next offset)`.
+    positions: Vec<(Topic, u32, Time, u64)>,
+}
+
+impl LiveEpochs {
+    /// Live epochs of `period_ms` over `partitions`, recording cuts in the state file at
+    /// `state_path`; positions `clock` has recorded keep their times.
+    pub fn open(
+        clock: Arc<Clock>,
+        period_ms: u64,
+        state_path: &std::path::Path,
+        partitions: &[(Topic, u32)],
+    ) -> anyhow::Result<Self> {
+        crate::clock::set_live();
+        let conn = Clock::open_cuts(state_path).context("kafka source: cannot open the live epochs' state")?;
+        Ok(LiveEpochs {
+            period: Duration::from_millis(period_ms.max(1)),
+            next_close: Instant::now(),
+            epoch: clock.max_base(),
+            conn,
+            first: vec![None; partitions.len()],
+            given: false,
+            open_start: partitions.iter().map(|(t, p)| clock.open_start(*t, *p)).collect(),
+            epoch_records: clock.epoch_records(),
+            cuts: Vec::new(),
+            positions: Vec::new(),
+            clock,
+        })
+    }
+
+    /// Closes the open epoch and opens the next one; [`LiveEpochs::persist`] must run before
+    /// the frontier passes the closed epoch.
+    fn close(&mut self, places: &[Place], high_epoch: &AtomicU64) {
+        let e = self.epoch;
+        // The next epoch follows the process's most advanced source; the cuts must say exactly
+        // where it starts (a replay may not put the next records at an earlier, committed time).
+        let next = (e + 1).max(high_epoch.load(Ordering::Relaxed));
+        high_epoch.fetch_max(next, Ordering::Relaxed);
+        self.positions.clear();
+        for (first, &(topic, partition, next_offset)) in self.first.iter_mut().zip(places) {
+            if let Some(f) = first.take() {
+                self.cuts.push((topic, partition, f, e));
+                self.cuts.push((topic, partition, next_offset, next));
+            }
+            self.positions.push((topic, partition, next, next_offset));
+        }
+        self.epoch = next;
+        self.given = false;
+        self.next_close = Instant::now() + self.period;
+    }
+
+    /// Records the closed epochs' cuts (one transaction).
+    fn persist(&mut self) -> anyhow::Result<()> {
+        if !self.cuts.is_empty() {
+            Clock::record_cuts(&mut self.conn, &self.cuts)
+                .context("kafka source: cannot record the live epochs' cuts")?;
+            self.cuts.clear();
+        }
+        for (topic, partition, base, offset) in self.positions.drain(..) {
+            crate::clock::note_live_cut(topic, partition, base, offset);
+        }
+        Ok(())
+    }
+
+    /// Whether the open epoch holds records.
+    fn holds_records(&self) -> bool {
+        self.first.iter().any(Option::is_some)
+    }
+
+    /// Whether the open epoch holds anything the frontier has to pass: records read
+    /// or inputs given.
+    fn holds_inputs(&self) -> bool {
+        self.given || self.holds_records()
+    }
+}

@@ -1,0 +1,330 @@
+//! The generic partitioned source operator (see the module docs of [`super`]).
+
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::operators::generic::operator::source;
+use timely::dataflow::operators::generic::OutputBuilderSession;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::{Scope, StreamVec};
+use timely::scheduling::Activator;
+
+use dataflows::ingest::{Input, PartitionIngest};
+use dataflows::Time;
+
+use super::epochs::Place;
+use super::{Logs, Message, Pace, SourceSettings, Status};
+
+type Output<'a> = OutputBuilderSession<'a, Time, CapacityContainerBuilder<Vec<Input>>>;
+
+/// How long a source with waiting partitions sleeps at most (idleness is checked then).
+const MIN_WAKE: Duration = Duration::from_millis(50);
+
+/// Reads `logs` (this worker's partitions) as a stream of [`Input`]s at logical times.
+///
+/// ```
+/// use connectors::fatal::Fatal;
+/// use connectors::source::{partitioned_source, Epochs, Logs, Message, SourceSettings, Status, Unpaced};
+/// use connectors::clock::Clock;
+/// use dataflows::ingest::{Delays, Input};
+/// use dataflows::Topic;
+/// use std::sync::Arc;
+/// use timely::dataflow::operators::capture::{Capture, Extract};
+///
+/// /// Two messages of one user partition, then its end.
+/// struct Two(u64);
+/// impl Logs for Two {
+///     fn partitions(&self) -> Vec<(Topic, u32)> {
+///         vec![(Topic::User, 0)]
+///     }
+///     fn read<F: FnMut(Message<'_>) -> bool>(&mut self, _i: usize, _budget: usize, mut deliver: F) -> anyhow::Result<Status> {
+///         while self.0 < 2 {
+///             let msg = Message { offset: self.0, key: None, value: br#"{"id": "7"}"#, log_time: None };
+///             if !deliver(msg) {
+///                 return Ok(Status::More);
+///             }
+///             self.0 += 1;
+///         }
+///         Ok(Status::Ended)
+///     }
+/// }
+///
+/// let captured = timely::example(|scope| {
+///     let epochs = Epochs::Offsets(Arc::new(Clock::new(1))); // one record per logical time
+///     let settings = SourceSettings::bounded("Two", Delays::default(), epochs, Fatal::default());
+///     partitioned_source(scope, Two(0), settings, Unpaced).capture()
+/// });
+/// let times: Vec<_> = captured.extract().into_iter().map(|(t, inputs)| (t, inputs.len())).collect();
+/// assert_eq!(times, vec![(0, 1), (1, 1)]);
+/// ```
+pub fn partitioned_source<'s, L: Logs, P: Pace>(
+    scope: Scope<'s, Time>,
+    mut logs: L,
+    settings: SourceSettings,
+    mut pace: P,
+) -> StreamVec<'s, Time, Input> {
+    let parts: Vec<Part> = logs.partitions().into_iter().map(|(t, p)| Part::new(t, p, &settings)).collect();
+    source::<_, CapacityContainerBuilder<Vec<Input>>, _, _>(scope, settings.name, move |cap, info| {
+        let activator = scope.activator_for(Rc::clone(&info.address));
+        logs.wake_with(&scope.worker().sync_activator_for(info.address.to_vec()));
+        let stamps = crate::latency::enabled().then(crate::latency::Stamps::default);
+        let mut source = Source { logs, parts, settings, cap: Some(cap), out: Vec::new(), stamps, last_read: None };
+        move |output| source.activate(output, &activator, &mut pace)
+    })
+}
+
+/// One partition being read.
+struct Part {
+    ingest: PartitionIngest,
+    /// The next offset to read.
+    next: u64,
+    /// When it last delivered a message, or had one to deliver.
+    last_seen: Instant,
+    /// Its reader said it has nothing past `next`, ever.
+    ended: bool,
+    /// Its end has been announced: it no longer holds anything back.
+    done: bool,
+    idle: bool,
+}
+
+impl Part {
+    fn new(topic: dataflows::Topic, partition: u32, settings: &SourceSettings) -> Self {
+        Part {
+            ingest: PartitionIngest::new(topic, partition, &settings.delays),
+            next: 0,
+            last_seen: Instant::now(),
+            ended: false,
+            done: false,
+            idle: false,
+        }
+    }
+
+    fn place(&self) -> Place {
+        (self.ingest.topic(), self.ingest.partition(), self.next)
+    }
+}
+
+struct Source<L> {
+    logs: L,
+    parts: Vec<Part>,
+    settings: SourceSettings,
+    cap: Option<Capability<Time>>,
+    out: Vec<Input>,
+    stamps: Option<crate::latency::Stamps>,
+    /// When this worker last read a record (for `exit_when_idle`).
+    last_read: Option<Instant>,
+}
+
+/// What the reads of one activation found.
+#[derive(Default)]
+struct Reads {
+    /// The budget ran out: read again at once.
+    exhausted_budget: bool,
+    /// A partition filled the open live epoch.
+    full: bool,
+    /// Some partition has something to read now or at a later time.
+    ready: bool,
+}
+
+impl<L: Logs> Source<L> {
+    fn activate(&mut self, output: &mut Output<'_>, activator: &Activator, pace: &mut impl Pace) {
+        let Some(floor) = self.cap.as_ref().map(|c| *c.time()) else { return };
+        if !pace.admit(floor, activator) {
+            return;
+        }
+        self.logs.service();
+        let now = Instant::now();
+        let reads = match self.read_all(floor, now, output) {
+            Ok(reads) => reads,
+            Err(e) => return self.fail(format!("{e:#}")),
+        };
+        let places: Vec<Place> = self.parts.iter().map(Part::place).collect();
+        let high_epoch = Arc::clone(&self.settings.high_epoch);
+        let high_epoch = &*high_epoch;
+        self.settings.epochs.after_reads(reads.full, now, &places, high_epoch);
+        let min_next = self.announce_states(floor, now, output);
+        if let Some(s) = self.stamps.as_mut() {
+            s.flush();
+        }
+        if self.parts.iter().all(|p| p.done) {
+            if let Err(e) = self.settings.epochs.finish(&places, high_epoch) {
+                return self.fail(format!("{e:#}"));
+            }
+            if pace.release(floor, activator) {
+                self.cap = None;
+            }
+            return;
+        }
+        let target = self.settings.epochs.target(min_next, floor, high_epoch);
+        if let Err(e) = self.settings.epochs.persist() {
+            return self.fail(format!("{e:#}"));
+        }
+        if let Some(cap) = self.cap.as_mut() {
+            cap.downgrade(&target);
+        }
+        if reads.exhausted_budget || (reads.ready && target > floor) {
+            activator.activate();
+        } else if let Some(wake) = self.wake_in(now) {
+            activator.activate_after(wake);
+        }
+    }
+
+    /// Reads every partition's messages at time `floor`, within the budget.
+    fn read_all(&mut self, floor: Time, now: Instant, output: &mut Output<'_>) -> anyhow::Result<Reads> {
+        let mut reads = Reads::default();
+        let mut budget = self.settings.budget;
+        let read_ms = if self.stamps.is_some() { crate::latency::now_ms() } else { 0 };
+        for i in 0..self.parts.len() {
+            let part = &self.parts[i];
+            if part.done {
+                continue;
+            }
+            if part.ended {
+                // Its end is announced once the frontier reaches its end position.
+                reads.ready = true;
+                continue;
+            }
+            if budget == 0 {
+                reads.exhausted_budget = true;
+                continue;
+            }
+            let (read, status, refused) = self.read_partition(i, floor, budget, read_ms)?;
+            budget -= read;
+            let part = &mut self.parts[i];
+            match status {
+                Status::Ended => part.ended = true,
+                Status::More if !refused => reads.exhausted_budget = true,
+                _ => {}
+            }
+            if read > 0 || refused || status != Status::Waiting {
+                part.last_seen = now;
+            }
+            reads.ready |= refused || status != Status::Waiting;
+            if read > 0 {
+                part.idle = false;
+                self.last_read = Some(now);
+            }
+            reads.full |= self.settings.epochs.full(i, part.next);
+            if !part.idle && !part.ended {
+                self.out.extend(part.ingest.watermark_update());
+            }
+            self.settings.records_read.fetch_add(read as u64, Ordering::Relaxed);
+            crate::metrics::observe_partition(part.ingest.topic(), part.ingest.partition(), read as u64, &self.out);
+            if !self.out.is_empty() {
+                self.settings.epochs.note_given(floor);
+                if let Some(cap) = self.cap.as_ref() {
+                    output.session(cap).give_iterator(self.out.drain(..));
+                }
+            }
+        }
+        Ok(reads)
+    }
+
+    /// Reads partition `i` at `floor`: how many messages, the reader's status, and whether
+    /// a message was refused (its time is later).
+    fn read_partition(
+        &mut self,
+        i: usize,
+        floor: Time,
+        budget: usize,
+        read_ms: i64,
+    ) -> anyhow::Result<(usize, Status, bool)> {
+        let Source { logs, parts, settings, out, stamps, .. } = self;
+        let part = &mut parts[i];
+        let (topic, partition) = (part.ingest.topic(), part.ingest.partition());
+        let epochs = &mut settings.epochs;
+        let (mut read, mut refused) = (0, false);
+        let status = logs.read(i, budget, |msg: Message<'_>| {
+            if epochs.full(i, msg.offset) || epochs.time(i, topic, partition, msg.offset, floor) > floor {
+                refused = true;
+                return false;
+            }
+            if part.idle {
+                tracing::debug!(
+                    topic = topic.default_name(),
+                    partition,
+                    offset = msg.offset,
+                    "source partition resumed"
+                );
+                out.extend(part.ingest.watermark_resumed(floor));
+                part.idle = false;
+            }
+            part.ingest.ingest_keyed(msg.offset, msg.key, msg.value, out);
+            if let (Some(s), Some(ts)) = (stamps.as_mut(), msg.log_time) {
+                s.note(floor, ts, read_ms);
+            }
+            epochs.note_read(i, msg.offset);
+            part.next = msg.offset + 1;
+            read += 1;
+            true
+        })?;
+        Ok((read, status, refused))
+    }
+
+    /// Announces ends and idleness, and returns the least next time of the partitions
+    /// that hold the frontier.
+    fn announce_states(&mut self, floor: Time, now: Instant, output: &mut Output<'_>) -> Option<Time> {
+        let idle_timeout = self.settings.idle_timeout;
+        let all_idle =
+            self.settings.exit_when_idle.is_some_and(|t| self.last_read.is_some_and(|r| now.duration_since(r) >= t));
+        let mut min_next: Option<Time> = None;
+        let mut max_next = floor;
+        for i in 0..self.parts.len() {
+            let part = &mut self.parts[i];
+            if part.done {
+                continue;
+            }
+            let (topic, partition) = (part.ingest.topic(), part.ingest.partition());
+            let next = self.settings.epochs.time(i, topic, partition, part.next, floor);
+            let mark = if all_idle || (part.ended && next <= floor) {
+                (part.done, part.ended) = (true, true);
+                part.ingest.exhausted()
+            } else if !part.idle && !part.ended && idle_timeout.is_some_and(|t| now.duration_since(part.last_seen) >= t)
+            {
+                part.idle = true;
+                tracing::debug!(
+                    topic = topic.default_name(),
+                    partition,
+                    next_offset = part.next,
+                    "source partition idle"
+                );
+                part.ingest.went_idle()
+            } else {
+                None
+            };
+            if !all_idle {
+                max_next = max_next.max(next);
+            }
+            if !part.done && !part.idle {
+                min_next = Some(min_next.map_or(next, |m| m.min(next)));
+            }
+            if let Some(mark) = mark {
+                crate::metrics::observe_inputs(std::slice::from_ref(&mark));
+                self.settings.epochs.note_given(next);
+                if let Some(cap) = self.cap.as_ref() {
+                    output.session(&cap.delayed(&next)).give(mark);
+                }
+            }
+        }
+        self.settings.high_epoch.fetch_max(max_next, Ordering::Relaxed);
+        min_next
+    }
+
+    /// How long to sleep when nothing can be read now: until a waiting partition may go idle
+    /// or the open live epoch must close.
+    fn wake_in(&self, now: Instant) -> Option<Duration> {
+        let idle = self.settings.idle_timeout.or(self.settings.exit_when_idle).map(|t| t.max(MIN_WAKE));
+        match (idle, self.settings.epochs.close_in(now)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn fail(&mut self, message: String) {
+        self.settings.fatal.report(message);
+        self.cap = None;
+    }
+}
