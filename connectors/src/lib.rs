@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod mysql;
 pub mod postgres;
 pub mod sample;
+pub mod server_sink;
 pub mod sink;
 pub mod source;
 pub mod sql;

@@ -23,32 +23,29 @@
 //! wrong password or unreachable server is an error at start-up.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ::mysql::prelude::Queryable;
 use ::mysql::{Conn, Opts, OptsBuilder, TxOpts, Value};
 use anyhow::Context;
 use chrono::{Datelike, Timelike};
 
-use dataflows::{Diff, OutputRow, Time};
+use dataflows::Time;
 
-use crate::sink::SinkWriter;
-use crate::sql::{self, group, mask_url, retrying, statement_sizes, CommitStats, Failure, RetryPolicy, TableChanges};
+use crate::server_sink::{Server, ServerSink};
+use crate::sql::{self, mask_url, statement_sizes, Failure, TableChanges};
 use crate::tables::{ColumnType, SqlValue, StampKind, Table, ALL};
 
 /// The progress table: one row per sink.
 const PROGRESS: &str = "edu_rtdw_progress";
 
 /// A MySQL database receiving some of the output tables.
-pub struct MysqlSink {
+pub type MysqlSink = ServerSink<Mysql>;
+
+/// MySQL's own SQL for [`ServerSink`]: its connection options and the statements it prepared.
+pub struct Mysql {
     opts: Opts,
-    url: String,
-    sink: String,
-    conn: Option<Conn>,
-    committed: Time,
-    retry: RetryPolicy,
     statements: HashMap<(usize, usize, bool), String>,
-    stats: CommitStats,
 }
 
 fn quoted(name: &str) -> String {
@@ -221,49 +218,42 @@ impl MysqlSink {
                     mask_url(url)
                 )
             })?;
-        Ok(MysqlSink {
-            opts,
-            url: url.to_string(),
-            sink: sink.to_string(),
-            conn: Some(conn),
-            committed: upper.unwrap_or(0).max(0) as Time,
-            retry: RetryPolicy::default(),
-            statements: HashMap::new(),
-            stats: CommitStats::from_env(),
-        })
+        Ok(ServerSink::new(
+            Mysql { opts, statements: HashMap::new() },
+            url,
+            sink,
+            conn,
+            upper.unwrap_or(0).max(0) as Time,
+        ))
     }
 
-    /// Retries connection losses for at most `budget` in total per commit (default 5 minutes).
-    pub fn with_retry_budget(mut self, budget: Duration) -> Self {
-        self.retry.budget = budget;
-        self
+    /// Every row of `table` (data columns, stamp excluded) as text cells, sorted (for comparisons).
+    pub fn read_rows(url: &str, table: &Table) -> anyhow::Result<Vec<Vec<String>>> {
+        let opts = parse_url(url)?;
+        let mut conn = connect(&opts, url)?;
+        let cols: Vec<String> = table.columns.iter().map(|(n, _)| quoted(n)).collect();
+        let rows: Vec<::mysql::Row> =
+            conn.exec(format!("SELECT {} FROM {}", cols.join(", "), quoted(table.name)), ())?;
+        let mut out: Vec<Vec<String>> =
+            rows.iter().map(|r| (0..r.len()).map(|i| cell(r.as_ref(i))).collect()).collect();
+        out.sort();
+        Ok(out)
     }
+}
 
-    fn statement(&mut self, table: usize, rows: usize, delete: bool) -> String {
-        self.statements
-            .entry((table, rows, delete))
-            .or_insert_with(|| if delete { delete_sql(&ALL[table], rows) } else { upsert_sql(&ALL[table], rows) })
-            .clone()
-    }
+impl Server for Mysql {
+    type Conn = Conn;
+    const LABEL: &'static str = "mysql";
+    const NAME: &'static str = "MySQL";
 
-    /// One attempt at the whole transaction, reconnecting first when the last attempt lost the connection.
-    fn attempt(&mut self, upper: Time, complete: bool, tables: &[TableChanges]) -> Result<(), Failure> {
-        let conn = match self.conn.take() {
-            Some(conn) => conn,
-            None => Conn::new(self.opts.clone()).map_err(failure)?,
-        };
-        let mut conn = conn;
-        let result = self.transaction(&mut conn, upper, complete, tables);
-        if result.as_ref().is_err_and(|f| f.transient) {
-            return result; // drop the connection: the next attempt reconnects
-        }
-        self.conn = Some(conn);
-        result
+    fn connect(&mut self) -> Result<Conn, Failure> {
+        Conn::new(self.opts.clone()).map_err(failure)
     }
 
     fn transaction(
         &mut self,
         conn: &mut Conn,
+        sink: &str,
         upper: Time,
         complete: bool,
         tables: &[TableChanges],
@@ -281,13 +271,22 @@ impl MysqlSink {
              ON DUPLICATE KEY UPDATE `upper` = VALUES(`upper`), complete = VALUES(complete), updated_at = VALUES(updated_at)"
         );
         let params = vec![
-            Value::from(self.sink.as_str()),
+            Value::from(sink),
             Value::Int(upper as i64),
             Value::from(complete),
             datetime(stamp).map_err(Failure::fatal)?,
         ];
         tx.exec_drop(progress, params).map_err(failure)?;
         tx.commit().map_err(failure)
+    }
+}
+
+impl Mysql {
+    fn statement(&mut self, table: usize, rows: usize, delete: bool) -> String {
+        self.statements
+            .entry((table, rows, delete))
+            .or_insert_with(|| if delete { delete_sql(&ALL[table], rows) } else { upsert_sql(&ALL[table], rows) })
+            .clone()
     }
 
     /// Deletes (by key) or upserts `rows` of `table` in statements of [`statement_sizes`].
@@ -319,19 +318,6 @@ impl MysqlSink {
         }
         Ok(())
     }
-
-    /// Every row of `table` (data columns, stamp excluded) as text cells, sorted (for comparisons).
-    pub fn read_rows(url: &str, table: &Table) -> anyhow::Result<Vec<Vec<String>>> {
-        let opts = parse_url(url)?;
-        let mut conn = connect(&opts, url)?;
-        let cols: Vec<String> = table.columns.iter().map(|(n, _)| quoted(n)).collect();
-        let rows: Vec<::mysql::Row> =
-            conn.exec(format!("SELECT {} FROM {}", cols.join(", "), quoted(table.name)), ())?;
-        let mut out: Vec<Vec<String>> =
-            rows.iter().map(|r| (0..r.len()).map(|i| cell(r.as_ref(i))).collect()).collect();
-        out.sort();
-        Ok(out)
-    }
 }
 
 fn cell(v: Option<&Value>) -> String {
@@ -346,25 +332,5 @@ fn cell(v: Option<&Value>) -> String {
             format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{:03}", us / 1000)
         }
         Some(Value::Time(..)) => "TIME".to_string(),
-    }
-}
-
-impl SinkWriter for MysqlSink {
-    fn committed_upper(&self) -> Time {
-        self.committed
-    }
-
-    fn commit(&mut self, upper: Time, complete: bool, changes: &[(OutputRow, Diff)]) -> anyhow::Result<()> {
-        let started = Instant::now();
-        let tables = group(changes);
-        let retry = self.retry;
-        retrying("mysql", &retry, || self.attempt(upper, complete, &tables))
-            .with_context(|| format!("MySQL sink {} at {}", self.sink, mask_url(&self.url)))?;
-        self.committed = upper;
-        self.stats.record(changes.len(), started.elapsed());
-        if complete {
-            self.stats.report("mysql");
-        }
-        Ok(())
     }
 }

@@ -21,17 +21,17 @@
 //! back, the retry applies the same changes. `open` does not retry: a bad URL,
 //! wrong password or unreachable server is an error at start-up.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ::postgres::types::ToSql;
 use ::postgres::{Client, Config, NoTls, Statement};
 use anyhow::Context;
 use chrono::NaiveDateTime;
 
-use dataflows::{Diff, OutputRow, Time};
+use dataflows::Time;
 
-use crate::sink::SinkWriter;
-use crate::sql::{self, group, mask_url, retrying, CommitStats, Failure, RetryPolicy, TableChanges};
+use crate::server_sink::{Server, ServerSink};
+use crate::sql::{self, mask_url, Failure, TableChanges};
 use crate::tables::{ColumnType, SqlValue, StampKind, Table, ALL};
 
 /// The progress table: one row per sink.
@@ -41,18 +41,15 @@ const PROGRESS: &str = "edu_rtdw_progress";
 const PG_BATCH_ROWS: usize = 8192;
 
 /// A PostgreSQL database receiving some of the output tables.
-pub struct PostgresSink {
+pub type PostgresSink = ServerSink<Postgres>;
+
+/// PostgreSQL's own SQL for [`ServerSink`]: its connection settings.
+pub struct Postgres {
     config: Config,
-    url: String,
-    sink: String,
-    conn: Option<Prepared>,
-    committed: Time,
-    retry: RetryPolicy,
-    stats: CommitStats,
 }
 
 /// A connection with every statement of the sink prepared.
-struct Prepared {
+pub struct Prepared {
     client: Client,
     upserts: Vec<Statement>,
     deletes: Vec<Statement>,
@@ -309,35 +306,7 @@ impl PostgresSink {
         let upper: Option<i64> = row.map(|r| r.try_get(0)).transpose().with_context(context)?;
         let prepared =
             Prepared::new(client).map_err(|e| anyhow::anyhow!("cannot prepare statements: {}", error_text(&e)))?;
-        Ok(PostgresSink {
-            config,
-            url: url.to_string(),
-            sink: sink.to_string(),
-            conn: Some(prepared),
-            committed: upper.unwrap_or(0).max(0) as Time,
-            retry: RetryPolicy::default(),
-            stats: CommitStats::from_env(),
-        })
-    }
-
-    /// Retries connection losses for at most `budget` in total per commit (default 5 minutes).
-    pub fn with_retry_budget(mut self, budget: Duration) -> Self {
-        self.retry.budget = budget;
-        self
-    }
-
-    /// One attempt at the whole transaction, reconnecting first when the last attempt lost the connection.
-    fn attempt(&mut self, upper: Time, complete: bool, tables: &[TableChanges]) -> Result<(), Failure> {
-        let mut conn = match self.conn.take() {
-            Some(conn) => conn,
-            None => Prepared::new(self.config.connect(NoTls).map_err(failure)?).map_err(failure)?,
-        };
-        let result = transaction(&mut conn, &self.sink, upper, complete, tables);
-        if result.as_ref().is_err_and(|f| f.transient) {
-            return result; // drop the connection: the next attempt reconnects
-        }
-        self.conn = Some(conn);
-        result
+        Ok(ServerSink::new(Postgres { config }, url, sink, prepared, upper.unwrap_or(0).max(0) as Time))
     }
 
     /// Every row of `table` (data columns, stamp excluded) as text cells, sorted (for comparisons).
@@ -378,59 +347,50 @@ fn cell(row: &::postgres::Row, i: usize, ty: ColumnType) -> Result<String, ::pos
     })
 }
 
-fn transaction(
-    conn: &mut Prepared,
-    sink: &str,
-    upper: Time,
-    complete: bool,
-    tables: &[TableChanges],
-) -> Result<(), Failure> {
-    let stamp = sql::now_millis();
-    let stamp_time = sql::naive_utc(stamp).map_err(Failure::fatal)?;
-    let mut tx = conn.client.transaction().map_err(failure)?;
-    for (table, changes) in tables.iter().enumerate() {
-        let t = &ALL[table];
-        for rows in changes.deletes.chunks(PG_BATCH_ROWS) {
-            let cols = columns(t, t.key, rows, true).map_err(Failure::fatal)?;
-            let params: Vec<&(dyn ToSql + Sync)> = cols.iter().map(Column::param).collect();
-            tx.execute(&conn.deletes[table], &params).map_err(failure)?;
-        }
+impl Server for Postgres {
+    type Conn = Prepared;
+    const LABEL: &'static str = "postgres";
+    const NAME: &'static str = "PostgreSQL";
+
+    fn connect(&mut self) -> Result<Prepared, Failure> {
+        Prepared::new(self.config.connect(NoTls).map_err(failure)?).map_err(failure)
     }
-    for (table, changes) in tables.iter().enumerate() {
-        let t = &ALL[table];
-        let all: Vec<usize> = (0..t.columns.len()).collect();
-        for rows in changes.upserts.chunks(PG_BATCH_ROWS) {
-            let cols = columns(t, &all, rows, false).map_err(Failure::fatal)?;
-            let mut params: Vec<&(dyn ToSql + Sync)> = cols.iter().map(Column::param).collect();
-            match t.stamp {
-                Some((_, StampKind::Millis)) => params.push(&stamp),
-                Some((_, StampKind::Timestamp)) => params.push(&stamp_time),
-                None => {}
+
+    fn transaction(
+        &mut self,
+        conn: &mut Prepared,
+        sink: &str,
+        upper: Time,
+        complete: bool,
+        tables: &[TableChanges],
+    ) -> Result<(), Failure> {
+        let stamp = sql::now_millis();
+        let stamp_time = sql::naive_utc(stamp).map_err(Failure::fatal)?;
+        let mut tx = conn.client.transaction().map_err(failure)?;
+        for (table, changes) in tables.iter().enumerate() {
+            let t = &ALL[table];
+            for rows in changes.deletes.chunks(PG_BATCH_ROWS) {
+                let cols = columns(t, t.key, rows, true).map_err(Failure::fatal)?;
+                let params: Vec<&(dyn ToSql + Sync)> = cols.iter().map(Column::param).collect();
+                tx.execute(&conn.deletes[table], &params).map_err(failure)?;
             }
-            tx.execute(&conn.upserts[table], &params).map_err(failure)?;
         }
-    }
-    let upper = upper as i64;
-    tx.execute(&conn.progress, &[&sink, &upper, &complete, &stamp_time]).map_err(failure)?;
-    tx.commit().map_err(failure)
-}
-
-impl SinkWriter for PostgresSink {
-    fn committed_upper(&self) -> Time {
-        self.committed
-    }
-
-    fn commit(&mut self, upper: Time, complete: bool, changes: &[(OutputRow, Diff)]) -> anyhow::Result<()> {
-        let started = Instant::now();
-        let tables = group(changes);
-        let retry = self.retry;
-        retrying("postgres", &retry, || self.attempt(upper, complete, &tables))
-            .with_context(|| format!("PostgreSQL sink {} at {}", self.sink, mask_url(&self.url)))?;
-        self.committed = upper;
-        self.stats.record(changes.len(), started.elapsed());
-        if complete {
-            self.stats.report("postgres");
+        for (table, changes) in tables.iter().enumerate() {
+            let t = &ALL[table];
+            let all: Vec<usize> = (0..t.columns.len()).collect();
+            for rows in changes.upserts.chunks(PG_BATCH_ROWS) {
+                let cols = columns(t, &all, rows, false).map_err(Failure::fatal)?;
+                let mut params: Vec<&(dyn ToSql + Sync)> = cols.iter().map(Column::param).collect();
+                match t.stamp {
+                    Some((_, StampKind::Millis)) => params.push(&stamp),
+                    Some((_, StampKind::Timestamp)) => params.push(&stamp_time),
+                    None => {}
+                }
+                tx.execute(&conn.upserts[table], &params).map_err(failure)?;
+            }
         }
-        Ok(())
+        let upper = upper as i64;
+        tx.execute(&conn.progress, &[&sink, &upper, &complete, &stamp_time]).map_err(failure)?;
+        tx.commit().map_err(failure)
     }
 }
