@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use timely::dataflow::StreamVec;
 
 use crate::ops::window::{split_late, tumbling, Mark, Origin, SumCount};
+use crate::output::{ColumnType::*, Row, SqlValue, StampKind, Table};
 use crate::topics::Agora;
 use crate::Text;
 use crate::{DeadLetter, Diff, Metric, Rejection, Time, Topic};
@@ -150,6 +151,44 @@ pub fn dataflow<'s>(
         Metric::AvQuality30s,
     );
     (closed.map(|(start_time, key, (event_sum, event_count))| AvRow { start_time, key, event_sum, event_count }), late)
+}
+
+/// 2.5 `user_av_record`.
+impl Row for AvRow {
+    const TABLE: Table = Table {
+        name: "user_av_record",
+        columns: &[
+            ("start_time", Timestamp),
+            ("end_time", Timestamp),
+            ("user_id", BigInt),
+            ("web_server_id", BigInt),
+            ("classroom_id", Text),
+            ("user_type", Text),
+            ("extra_uid", BigInt),
+            ("event", Text),
+            ("event_sum", BigInt),
+            ("event_avg", Double),
+            ("event_count", BigInt),
+        ],
+        key: &[0, 1, 2, 3, 4, 5, 6, 7],
+        stamp: Some(("create_time", StampKind::Timestamp)),
+    };
+
+    fn values(&self) -> Vec<SqlValue> {
+        vec![
+            SqlValue::Millis(self.start_time),
+            SqlValue::Millis(self.end_time()),
+            SqlValue::Int(self.key.user_id),
+            SqlValue::Int(self.key.web_server_id),
+            SqlValue::Text(self.key.classroom_id.to_string()),
+            SqlValue::Text(self.key.user_type.to_string()),
+            SqlValue::Int(self.key.extra_uid),
+            SqlValue::Text(self.key.event.to_string()),
+            SqlValue::Int(self.event_sum),
+            SqlValue::Double(self.event_avg()),
+            SqlValue::Int(self.event_count),
+        ]
+    }
 }
 
 #[cfg(test)]

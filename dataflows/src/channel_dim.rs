@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use timely::dataflow::StreamVec;
 
 use crate::ops::fold::fold_by_key;
+use crate::output::{ColumnType::*, Row, SqlValue, Table};
 use crate::topics::Channel;
 use crate::Text;
 use crate::{Diff, Pos, Rejection, Time};
@@ -87,6 +88,40 @@ pub fn levels<'s>(
     dictionary: VecCollection<'s, Time, ChannelRow, Diff>,
 ) -> VecCollection<'s, Time, (Text, Option<Text>), Diff> {
     dictionary.map(|row| (row.rowkey, row.level))
+}
+
+/// 2.2 `channel_name_dictionary`.
+impl Row for ChannelRow {
+    const TABLE: Table = Table {
+        name: "channel_name_dictionary",
+        columns: &[
+            ("rowkey", Text),
+            ("id", Text),
+            ("chinese_name", Text),
+            ("english_name", Text),
+            ("level", Text),
+            ("pid", Text),
+            ("create_time", Text),
+            ("update_time", Text),
+            ("dept_id", Text),
+        ],
+        key: &[0],
+        stamp: None,
+    };
+
+    fn values(&self) -> Vec<SqlValue> {
+        vec![
+            SqlValue::Text(self.rowkey.to_string()),
+            SqlValue::Text(self.id.to_string()),
+            SqlValue::text(&self.chinese_name),
+            SqlValue::text(&self.english_name),
+            SqlValue::text(&self.level),
+            SqlValue::text(&self.pid),
+            SqlValue::text(&self.create_time),
+            SqlValue::text(&self.update_time),
+            SqlValue::text(&self.dept_id),
+        ]
+    }
 }
 
 #[cfg(test)]

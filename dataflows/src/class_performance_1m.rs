@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use timely::dataflow::StreamVec;
 
 use crate::ops::window::{split_late, tumbling, Count, Mark, Origin};
+use crate::output::{ColumnType::*, Row, SqlValue, StampKind, Table};
 use crate::student_signal_etl::{CleanSignal, SignalEvent, ROLE};
 use crate::Text;
 use crate::{DeadLetter, Diff, Metric, Rejection, Time, Topic};
@@ -99,6 +100,36 @@ pub fn dataflow<'s>(
         Metric::ClassPerformance1m,
     );
     (closed.map(|(start_time, key, event_count)| MinuteRow { start_time, key, event_count }), late)
+}
+
+/// 2.3 `timeline_signal_analysis`.
+impl Row for MinuteRow {
+    const TABLE: Table = Table {
+        name: "timeline_signal_analysis",
+        columns: &[
+            ("start_time", Timestamp),
+            ("end_time", Timestamp),
+            ("webserver_id", BigInt),
+            ("user_id", BigInt),
+            ("role", TinyInt),
+            ("event", Text),
+            ("event_count", BigInt),
+        ],
+        key: &[0, 2, 3, 4, 5],
+        stamp: Some(("create_time", StampKind::Timestamp)),
+    };
+
+    fn values(&self) -> Vec<SqlValue> {
+        vec![
+            SqlValue::Millis(self.start_time),
+            SqlValue::Millis(self.end_time()),
+            SqlValue::Int(self.key.webserver_id),
+            SqlValue::Int(self.key.user_id),
+            SqlValue::Int(i64::from(self.key.role)),
+            SqlValue::Text(self.key.event.name().into()),
+            SqlValue::Int(self.event_count),
+        ]
+    }
 }
 
 #[cfg(test)]

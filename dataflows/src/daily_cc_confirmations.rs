@@ -26,6 +26,7 @@ use crate::ops::fold::fold_by_key;
 use crate::Text;
 use chrono::Datelike;
 
+use crate::output::{ColumnType::*, Row, SqlValue, StampKind, Table};
 use crate::timefmt::parse_datetime;
 use crate::topics::Order;
 use crate::{Diff, Pos, Rejection, Time};
@@ -185,6 +186,25 @@ pub fn dataflow<'s>(
         .flat_map(|(_, order)| order.attribution())
         .count_total()
         .map(|((attribution_time, cc_id), count)| StaffIndexRow { cc_id, attribution_time, cc_index: count as i64 })
+}
+
+/// 2.7 `staff_index` (`type` is always 1).
+impl Row for StaffIndexRow {
+    const TABLE: Table = Table {
+        name: "staff_index",
+        columns: &[("cc_id", BigInt), ("cc_index", BigInt), ("type", Int), ("attribution_time", Text)],
+        key: &[0, 2, 3],
+        stamp: Some(("update_time", StampKind::Timestamp)),
+    };
+
+    fn values(&self) -> Vec<SqlValue> {
+        vec![
+            SqlValue::Int(self.cc_id),
+            SqlValue::Int(self.cc_index),
+            SqlValue::Int(1),
+            SqlValue::Text(self.attribution_time.to_string()),
+        ]
+    }
 }
 
 #[cfg(test)]

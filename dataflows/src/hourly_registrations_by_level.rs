@@ -39,6 +39,7 @@ use timely::dataflow::StreamVec;
 
 use crate::channel_dim::rowkey;
 use crate::ops::fold::fold_by_key;
+use crate::output::{ColumnType::*, Row, SqlValue, Table};
 use crate::timefmt::{hour_number, parse_datetime};
 use crate::topics::{LastValue, Student, User};
 use crate::Text;
@@ -168,6 +169,25 @@ pub fn dataflow<'s>(
         .map(|(hour, level)| (hour, Text::from(level)))
         .count_total()
         .map(|((reg_date, level), leads)| RegistrationRow { reg_date, level, leads: leads as i64 })
+}
+
+/// 2.6 `registrations_hourly_level`.
+impl Row for RegistrationRow {
+    const TABLE: Table = Table {
+        name: "registrations_hourly_level",
+        columns: &[("uk", Text), ("reg_date", BigInt), ("level", Text), ("leads", BigInt)],
+        key: &[0],
+        stamp: None,
+    };
+
+    fn values(&self) -> Vec<SqlValue> {
+        vec![
+            SqlValue::Text(self.uk()),
+            SqlValue::Int(self.reg_date),
+            SqlValue::Text(self.level.to_string()),
+            SqlValue::Int(self.leads),
+        ]
+    }
 }
 
 #[cfg(test)]

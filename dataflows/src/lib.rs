@@ -13,6 +13,7 @@
 pub mod ingest;
 pub mod json;
 pub mod ops;
+pub mod output;
 pub mod timefmt;
 pub mod topics;
 

@@ -27,6 +27,7 @@ use timely::dataflow::StreamVec;
 
 use crate::ops::distinct_inserts;
 use crate::ops::fold::fold_by_key;
+use crate::output::{ColumnType::*, Row, SqlValue, StampKind, Table};
 use crate::topics::Qos;
 use crate::Text;
 use crate::{Diff, Pos, Rejection, Time};
@@ -107,6 +108,34 @@ pub fn dataflow<'s>(facts: StreamVec<'s, Time, (Pos, PlayFact)>) -> VecCollectio
             event_time: a.event_time,
         })
     })
+}
+
+/// 2.4 `user_enter_classroom_take_time`.
+impl Row for StudyRow {
+    const TABLE: Table = Table {
+        name: "user_enter_classroom_take_time",
+        columns: &[
+            ("user_id", BigInt),
+            ("classroom_id", Text),
+            ("user_type", Text),
+            ("spend_time", BigInt),
+            ("event_time", Timestamp),
+            ("success_time", BigInt),
+        ],
+        key: &[0, 1, 5],
+        stamp: Some(("create_time", StampKind::Timestamp)),
+    };
+
+    fn values(&self) -> Vec<SqlValue> {
+        vec![
+            SqlValue::Int(self.user_id),
+            SqlValue::Text(self.classroom_id.to_string()),
+            SqlValue::text(&self.user_type),
+            SqlValue::Int(self.spend_time),
+            self.event_time.map_or(SqlValue::Null, SqlValue::Millis),
+            SqlValue::Int(self.success_time),
+        ]
+    }
 }
 
 #[cfg(test)]

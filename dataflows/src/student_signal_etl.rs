@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use timely::dataflow::StreamVec;
 
 use crate::ops::inserts;
+use crate::output::{ColumnType::*, Row, SqlValue, StampKind, Table};
 use crate::topics::Signal;
 use crate::Text;
 use crate::{Diff, Pos, Rejection, Time};
@@ -188,6 +189,53 @@ pub fn clean(s: Signal) -> Result<Option<CleanSignal>, Rejection> {
 /// The cleaned-signal collection: every kept record, once.
 pub fn dataflow<'s>(cleaned: StreamVec<'s, Time, SignalRow>) -> VecCollection<'s, Time, SignalRow, Diff> {
     inserts(cleaned)
+}
+
+/// 2.1 `timeline_analysis_student`, keyed by source position.
+impl Row for SignalRow {
+    const TABLE: Table = Table {
+        name: "timeline_analysis_student",
+        columns: &[
+            ("src_partition", BigInt),
+            ("src_offset", BigInt),
+            ("messageCreateTime", Text),
+            ("messageTimeStamp", BigInt),
+            ("userId", Text),
+            ("roomId", Text),
+            ("role", Text),
+            ("msgId", Text),
+            ("msgType", Text),
+            ("targetId", Text),
+            ("targetType", Text),
+            ("action", Text),
+            ("subAction", Text),
+            ("pageIndex", Text),
+            ("event", Text),
+        ],
+        key: &[0, 1],
+        stamp: Some(("timeStamp", StampKind::Millis)),
+    };
+
+    fn values(&self) -> Vec<SqlValue> {
+        let (pos, s) = self;
+        vec![
+            SqlValue::Int(i64::from(pos.partition)),
+            SqlValue::Int(pos.offset as i64),
+            SqlValue::text(&s.message_create_time),
+            SqlValue::int(s.message_time_stamp),
+            SqlValue::text(&s.user_id),
+            SqlValue::text(&s.room_id),
+            SqlValue::text(&s.role),
+            SqlValue::text(&s.msg_id),
+            SqlValue::text(&s.msg_type),
+            SqlValue::text(&s.target_id),
+            SqlValue::text(&s.target_type),
+            SqlValue::text(&s.action),
+            SqlValue::text(&s.sub_action),
+            SqlValue::text(&s.page_index),
+            SqlValue::Text(s.event.name().into()),
+        ]
+    }
 }
 
 #[cfg(test)]

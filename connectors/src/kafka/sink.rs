@@ -25,6 +25,8 @@ use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
+use dataflows::output::{Row, SqlValue};
+use dataflows::student_signal_etl::SignalRow;
 use dataflows::{DeadLetter, Diff, OutputRow, Pos, Time, Topic};
 
 use super::{KafkaConfig, LogContext};
@@ -209,40 +211,40 @@ fn position_of<M: Message>(msg: &M) -> Option<(String, u32, u64)> {
     Some((source?, partition?, offset?))
 }
 
-/// The DLQ value: JSON with source, partition, offset, metric, reason and raw (lossy UTF-8).
-pub fn dead_letter_json(d: &DeadLetter) -> Vec<u8> {
-    serde_json::json!({
-        "source": d.source.default_name(),
-        "partition": d.pos.partition,
-        "offset": d.pos.offset,
-        "metric": crate::tables::dead_letter_metric(d),
-        "reason": d.reason,
-        "raw": String::from_utf8_lossy(&d.raw),
-    })
-    .to_string()
-    .into_bytes()
+/// A row as the flat JSON object of a Kafka output value: its table's columns by name
+/// (timestamps as ms, bytes as lossy UTF-8), without the columns in `drop`, and with the
+/// table's stamp column set to `stamp` (ms) when given.
+pub fn row_json<R: Row>(row: &R, drop: &[&str], stamp: Option<i64>) -> Vec<u8> {
+    use serde_json::Value;
+    let mut object = serde_json::Map::new();
+    for ((name, _), value) in R::TABLE.columns.iter().zip(row.values()) {
+        if drop.contains(name) {
+            continue;
+        }
+        let value = match value {
+            SqlValue::Null => Value::Null,
+            SqlValue::Int(i) | SqlValue::Millis(i) => Value::from(i),
+            SqlValue::Double(d) => Value::from(d),
+            SqlValue::Text(t) => Value::String(t),
+            SqlValue::Bytes(b) => Value::String(String::from_utf8_lossy(&b).into_owned()),
+        };
+        object.insert(name.to_string(), value);
+    }
+    if let (Some((name, _)), Some(ms)) = (R::TABLE.stamp, stamp) {
+        object.insert(name.to_string(), Value::from(ms));
+    }
+    Value::Object(object).to_string().into_bytes()
 }
 
-/// The cleaned-signal value of SPEC §2.1, stamped with `time_stamp` (ms).
-pub fn signal_json(s: &dataflows::student_signal_etl::CleanSignal, time_stamp: i64) -> Vec<u8> {
-    serde_json::json!({
-        "messageCreateTime": s.message_create_time,
-        "timeStamp": time_stamp,
-        "messageTimeStamp": s.message_time_stamp,
-        "userId": s.user_id,
-        "roomId": s.room_id,
-        "role": s.role,
-        "msgId": s.msg_id,
-        "msgType": s.msg_type,
-        "targetId": s.target_id,
-        "targetType": s.target_type,
-        "action": s.action,
-        "subAction": s.sub_action,
-        "pageIndex": s.page_index,
-        "event": s.event.name(),
-    })
-    .to_string()
-    .into_bytes()
+/// The DLQ value: JSON with source, partition, offset, metric, reason and raw (lossy UTF-8).
+pub fn dead_letter_json(d: &DeadLetter) -> Vec<u8> {
+    row_json(d, &[], None)
+}
+
+/// The cleaned-signal value of SPEC §2.1, stamped with `time_stamp` (ms); its source position
+/// travels in the headers.
+pub fn signal_json(row: &SignalRow, time_stamp: i64) -> Vec<u8> {
+    row_json(row, &["src_partition", "src_offset"], Some(time_stamp))
 }
 
 fn now_millis() -> i64 {
@@ -273,8 +275,9 @@ impl SinkWriter for KafkaSink {
                 continue;
             }
             match row {
-                OutputRow::Signal((_, s)) => {
-                    self.send(&self.signals_topic, s.key.as_deref(), &signal_json(s, stamp), source, pos)?
+                OutputRow::Signal(signal) => {
+                    let key = signal.1.key.as_deref();
+                    self.send(&self.signals_topic, key, &signal_json(signal, stamp), source, pos)?
                 }
                 OutputRow::Dead(d) => self.send(&self.dlq_topic, None, &dead_letter_json(d), source, pos)?,
                 _ => {}
@@ -303,5 +306,63 @@ impl SinkWriter for KafkaSink {
             *e = (*e).max(v);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use dataflows::student_signal_etl::{CleanSignal, SignalEvent};
+    use dataflows::{DeadLetter, Metric, Pos, Topic};
+    use serde_json::json;
+
+    use super::{dead_letter_json, signal_json};
+
+    fn parse(bytes: &[u8]) -> serde_json::Value {
+        serde_json::from_slice(bytes).expect("JSON")
+    }
+
+    #[test]
+    fn a_signal_value_has_the_fields_of_spec_2_1() {
+        let signal = CleanSignal {
+            message_create_time: Some("2025-12-01 10:00:00".into()),
+            message_time_stamp: Some(1_764_583_200_000),
+            user_id: Some("7".into()),
+            room_id: Some("305".into()),
+            role: Some("2".into()),
+            msg_id: Some("305".into()),
+            msg_type: Some("116".into()),
+            target_id: None,
+            target_type: Some("shape".into()),
+            action: Some("move".into()),
+            sub_action: None,
+            page_index: Some("3".into()),
+            event: SignalEvent::MoveImage,
+            key: Some(b"k".to_vec()),
+        };
+        let value = parse(&signal_json(&(Pos { partition: 1, offset: 9 }, Box::new(signal)), 42));
+        let expected = json!({
+            "messageCreateTime": "2025-12-01 10:00:00", "timeStamp": 42, "messageTimeStamp": 1_764_583_200_000_i64,
+            "userId": "7", "roomId": "305", "role": "2", "msgId": "305", "msgType": "116", "targetId": null,
+            "targetType": "shape", "action": "move", "subAction": null, "pageIndex": "3", "event": "MOVE_IMAGE",
+        });
+        assert_eq!(value, expected);
+    }
+
+    #[test]
+    fn a_dead_letter_value_keeps_raw_as_lossy_text() {
+        let dead = DeadLetter {
+            source: Topic::Agora,
+            pos: Pos { partition: 2, offset: 5 },
+            metric: Some(Metric::AvQuality30s),
+            reason: "bad_field:event".into(),
+            raw: b"{\xff}".to_vec(),
+        };
+        let expected = json!({
+            "source": "agora_record", "partition": 2, "offset": 5, "metric": "av_quality_30s",
+            "reason": "bad_field:event", "raw": "{\u{fffd}}",
+        });
+        assert_eq!(parse(&dead_letter_json(&dead)), expected);
+        let unread = DeadLetter { metric: None, reason: "not_json".into(), ..dead };
+        assert_eq!(parse(&dead_letter_json(&unread))["metric"], "*");
     }
 }
