@@ -30,12 +30,14 @@ use crate::topics::Signal;
 use crate::Text;
 use crate::{Diff, Pos, Rejection, Time};
 
-/// The `msgId` of the signals kept.
-pub const MSG_ID: &str = "305";
+/// The `msgId` of the signals kept. (The three constants are defined with the signal
+/// record, [`Signal::MSG_ID`], which compares its fields with them, so that `topics`
+/// does not import this module, which reads that record.)
+pub const MSG_ID: &str = Signal::MSG_ID;
 /// The `msgType` of the signals kept.
-pub const MSG_TYPE: &str = "116";
+pub const MSG_TYPE: &str = Signal::MSG_TYPE;
 /// The `role` of the signals kept (students).
-pub const ROLE: &str = "2";
+pub const ROLE: &str = Signal::ROLE;
 
 /// The classroom action a kept signal stands for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
