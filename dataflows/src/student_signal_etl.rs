@@ -25,7 +25,7 @@ use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::StreamVec;
 
-use crate::ops::inserts;
+use crate::ops::Inserts;
 use crate::topics::Signal;
 use crate::Text;
 use crate::{Diff, Pos, Rejection, Time};
@@ -187,9 +187,11 @@ pub fn clean(s: Signal) -> Result<Option<CleanSignal>, Rejection> {
     }))
 }
 
-/// The cleaned-signal collection: every kept record, once.
+/// The cleaned-signal collection: every kept record, once (the seed's `INSERT INTO
+/// signal_student_classroom_internation SELECT .. WHERE ..`, one per rule, whose
+/// filters [`clean`] applied).
 pub fn dataflow<'s>(cleaned: StreamVec<'s, Time, SignalRow>) -> VecCollection<'s, Time, SignalRow, Diff> {
-    inserts(cleaned)
+    cleaned.inserts()
 }
 
 #[cfg(test)]
