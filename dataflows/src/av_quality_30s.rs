@@ -23,7 +23,8 @@ use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::StreamVec;
 
-use crate::ops::window::{split_late, tumbling, Mark, Origin, SumCount};
+use crate::ops::window::{Mark, SumCount, Window, WindowFact};
+use crate::ops::{SplitLate, Tumbling};
 use crate::output::{ColumnType::*, Row, SqlValue, StampKind, Table};
 use crate::topics::Agora;
 use crate::Text;
@@ -140,17 +141,35 @@ fn state_event(event: &str, family: &str) -> Text {
     text
 }
 
-/// Final 30-second windows, given the facts and their topic's partition watermarks.
+/// Final 30-second windows, given the facts (both families, [`facts`] made their
+/// keys) and their topic's partition watermarks; and a `late` dead letter for each
+/// sample that arrived after its window had been written. The seed's query, per family
+/// (the video one reads `agoraVideoState` and `_VIDEO_STATE`):
+///
+/// ```sql
+/// SELECT TUMBLE_START(messageCreateTime, INTERVAL '30' SECOND) AS start_time,
+///        user_id, web_server_id, classroom_id, userType AS user_type,
+///        agoraAudioStateUid AS extra_uid, CONCAT(event, '_AUDIO_STATE') AS event,
+///        SUM(agoraAudioStateLost) AS event_sum, COUNT(event) AS event_count
+/// FROM qos_agora_record_kafka
+/// WHERE agoraAudioStateLost >= 0 AND userType = 'student'
+/// GROUP BY TUMBLE(messageCreateTime, INTERVAL '30' SECOND),
+///          userId, agoraChannelId, classroomId, userType, event, agoraAudioStateUid
+/// ```
 pub fn dataflow<'s>(
-    facts: StreamVec<'s, Time, (AvKey, i64, i64, Origin)>,
+    facts: StreamVec<'s, Time, WindowFact<AvKey, i64>>,
     watermarks: StreamVec<'s, Time, (u32, Mark)>,
 ) -> (VecCollection<'s, Time, AvRow, Diff>, VecCollection<'s, Time, DeadLetter, Diff>) {
-    let (closed, late) = split_late(
-        tumbling::<_, SumCount>(facts, watermarks, WIDTH_MS, Topic::Agora, "AvQuality30s"),
-        Topic::Agora,
-        Metric::AvQuality30s,
-    );
-    (closed.map(|(start_time, key, (event_sum, event_count))| AvRow { start_time, key, event_sum, event_count }), late)
+    let (windows, late) = facts
+        .tumbling::<SumCount>(watermarks, WIDTH_MS, Topic::Agora, "AvQuality30s")
+        .split_late(Topic::Agora, Metric::AvQuality30s);
+    let rows = windows.map(|Window { start, key, aggregate: (event_sum, event_count) }| AvRow {
+        start_time: start,
+        key,
+        event_sum,
+        event_count,
+    });
+    (rows, late)
 }
 
 /// 2.5 `user_av_record`.

@@ -16,8 +16,8 @@ use crate::daily_cc_confirmations::{self, OrderId, OrderState, StaffIndexRow};
 use crate::hourly_registrations_by_level::{self, RegistrationRow};
 use crate::ingest::Input;
 use crate::offline_study_time::{self, PlayFact, StudyRow};
-use crate::ops::inserts;
-use crate::ops::window::{Mark, Origin};
+use crate::ops::window::{Mark, WindowFact};
+use crate::ops::Inserts;
 use crate::student_signal_etl::{self, SignalRow};
 use crate::topics::{Student, User};
 use crate::{DeadLetter, Diff, Pos, Text, Time, Topic};
@@ -81,10 +81,10 @@ impl<'s> Outputs<'s> {
 /// The ingested input, split by kind into one stream per consumer.
 struct Split<'s> {
     signals: StreamVec<'s, Time, SignalRow>,
-    minutes: StreamVec<'s, Time, (MinuteKey, i64, (), Origin)>,
+    minutes: StreamVec<'s, Time, WindowFact<MinuteKey, ()>>,
     channels: StreamVec<'s, Time, (Pos, ChannelRow)>,
     plays: StreamVec<'s, Time, (Pos, PlayFact)>,
-    av: StreamVec<'s, Time, (AvKey, i64, i64, Origin)>,
+    av: StreamVec<'s, Time, WindowFact<AvKey, i64>>,
     students: StreamVec<'s, Time, (Text, Pos, Student)>,
     users: StreamVec<'s, Time, (Text, Pos, User)>,
     orders: StreamVec<'s, Time, (OrderId, Pos, OrderState)>,
@@ -129,10 +129,14 @@ fn split(inputs: StreamVec<'_, Time, Input>) -> Split<'_> {
                 for input in data.flat_map(|batch| batch.drain(..)) {
                     match input {
                         Input::Signal(pos, clean) => signals.give((pos, clean)),
-                        Input::Minute(key, time, origin) => minutes.give((key, time, (), origin)),
+                        Input::Minute(key, event_time, origin) => {
+                            minutes.give(WindowFact { key, event_time, value: (), origin })
+                        }
                         Input::Channel(pos, row) => channels.give((pos, *row)),
                         Input::Play(pos, fact) => plays.give((pos, fact)),
-                        Input::Av(key, time, value, origin) => av.give((key, time, value, origin)),
+                        Input::Av(key, event_time, value, origin) => {
+                            av.give(WindowFact { key, event_time, value, origin })
+                        }
                         Input::Student(id, pos, s) => students.give((id, pos, s)),
                         Input::User(id, pos, u) => users.give((id, pos, u)),
                         Input::Order(id, pos, o) => orders.give((id, pos, o)),
@@ -205,7 +209,7 @@ pub fn build<'s>(inputs: StreamVec<'s, Time, Input>) -> Outputs<'s> {
         ),
         daily_cc_confirmations: daily_cc_confirmations::dataflow(orders),
         channel_dim,
-        dead_letters: inserts(dead).concat(late_signals).concat(late_samples),
+        dead_letters: dead.inserts().concat(late_signals).concat(late_samples),
     }
 }
 

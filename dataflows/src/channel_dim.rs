@@ -12,7 +12,7 @@ use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::StreamVec;
 
-use crate::ops::fold::fold_by_key;
+use crate::ops::FoldByKey;
 use crate::output::{ColumnType::*, Row, SqlValue, Table};
 use crate::topics::Channel;
 use crate::Text;
@@ -76,11 +76,13 @@ pub fn row(c: &Channel) -> Result<ChannelRow, Rejection> {
     })
 }
 
-/// The dictionary: the latest row per rowkey.
+/// The dictionary: the latest row per rowkey (the seed's `SELECT MD5(id) AS rowkey, id, ..
+/// FROM blink_stg_activity__channel_name_dictionary_da`, upserted by rowkey).
 pub fn dataflow<'s>(rows: StreamVec<'s, Time, (Pos, ChannelRow)>) -> VecCollection<'s, Time, ChannelRow, Diff> {
     use timely::dataflow::operators::vec::Map;
-    let keyed = rows.map(|(pos, row)| (row.rowkey.clone(), pos, row));
-    fold_by_key(keyed, "ChannelLatest", |latest, later| *latest = later).map(|(_, row)| row)
+    rows.map(|(pos, row)| (row.rowkey.clone(), pos, row))
+        .fold_by_key("ChannelLatest", |latest, later| *latest = later)
+        .map(|(_, row)| row)
 }
 
 /// The dimension as 2.6 joins it: `(rowkey, level)`.

@@ -16,7 +16,8 @@ use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::StreamVec;
 
-use crate::ops::window::{split_late, tumbling, Count, Mark, Origin};
+use crate::ops::window::{Count, Mark, Window, WindowFact};
+use crate::ops::{SplitLate, Tumbling};
 use crate::output::{ColumnType::*, Row, SqlValue, StampKind, Table};
 use crate::student_signal_etl::{CleanSignal, SignalEvent, ROLE};
 use crate::Text;
@@ -89,17 +90,24 @@ pub fn fact(signal: &CleanSignal, late: bool) -> Result<(MinuteKey, i64), Reject
 
 /// Final per-minute counts, given the signals' facts and their topic's partition
 /// watermarks; and a `late` dead letter for each signal that arrived, from a
-/// partition that had been idle, after its minute had been written.
+/// partition that had been idle, after its minute had been written. The seed's query:
+///
+/// ```sql
+/// SELECT TUMBLE_START(time_stamp, INTERVAL '1' MINUTE) AS start_time,
+///        webserverId AS webserver_id, userId AS user_id, role, event, COUNT(event) AS event_count
+/// FROM timeline_analysis_student_mashup_stream
+/// GROUP BY TUMBLE(time_stamp, INTERVAL '1' MINUTE), userId, webserverId, role, event
+/// ```
 pub fn dataflow<'s>(
-    facts: StreamVec<'s, Time, (MinuteKey, i64, (), Origin)>,
+    facts: StreamVec<'s, Time, WindowFact<MinuteKey, ()>>,
     watermarks: StreamVec<'s, Time, (u32, Mark)>,
 ) -> (VecCollection<'s, Time, MinuteRow, Diff>, VecCollection<'s, Time, DeadLetter, Diff>) {
-    let (closed, late) = split_late(
-        tumbling::<_, Count>(facts, watermarks, WIDTH_MS, Topic::Timeline, "ClassPerformance1m"),
-        Topic::Timeline,
-        Metric::ClassPerformance1m,
-    );
-    (closed.map(|(start_time, key, event_count)| MinuteRow { start_time, key, event_count }), late)
+    let (minutes, late) = facts
+        .tumbling::<Count>(watermarks, WIDTH_MS, Topic::Timeline, "ClassPerformance1m")
+        .split_late(Topic::Timeline, Metric::ClassPerformance1m);
+    let rows =
+        minutes.map(|Window { start, key, aggregate }| MinuteRow { start_time: start, key, event_count: aggregate });
+    (rows, late)
 }
 
 /// 2.3 `timeline_signal_analysis`.

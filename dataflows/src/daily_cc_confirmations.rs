@@ -22,7 +22,7 @@ use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::StreamVec;
 
-use crate::ops::fold::fold_by_key;
+use crate::ops::FoldByKey;
 use crate::Text;
 use chrono::Datelike;
 
@@ -178,11 +178,21 @@ pub fn attribution(o: &Order) -> Option<(String, i64)> {
     OrderState::of(o).attribution()
 }
 
-/// Daily confirmations per consultant, from the order log (records keyed by id).
+/// Daily confirmations per consultant, from the order log (records keyed by id). The seed's
+/// query over its LAST_VALUE view of the orders:
+///
+/// ```sql
+/// SELECT cc_id, COUNT(*) AS cc_index, date_format(confirm_date_time, 'yyyy-MM-dd') AS attribution_time
+/// FROM (SELECT LAST_VALUE(cc_id), LAST_VALUE(confirm_date_time), LAST_VALUE(status)
+///       FROM cc_data_pack_order_info_src GROUP BY id)
+/// WHERE confirm_date_time IS NOT NULL AND status = 3
+/// GROUP BY date_format(confirm_date_time, 'yyyy-MM-dd'), cc_id
+/// ```
 pub fn dataflow<'s>(
     orders: StreamVec<'s, Time, (OrderId, Pos, OrderState)>,
 ) -> VecCollection<'s, Time, StaffIndexRow, Diff> {
-    fold_by_key(orders, "OrderLastValue", OrderState::merge_last)
+    orders
+        .fold_by_key("OrderLastValue", OrderState::merge_last)
         .flat_map(|(_, order)| order.attribution())
         .count_total()
         .map(|((attribution_time, cc_id), count)| StaffIndexRow { cc_id, attribution_time, cc_index: count as i64 })

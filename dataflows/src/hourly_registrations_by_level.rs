@@ -38,7 +38,7 @@ use timely::dataflow::operators::Concat;
 use timely::dataflow::StreamVec;
 
 use crate::channel_dim::rowkey;
-use crate::ops::fold::fold_by_key;
+use crate::ops::FoldByKey;
 use crate::output::{ColumnType::*, Row, SqlValue, Table};
 use crate::timefmt::{hour_number, parse_datetime};
 use crate::topics::{LastValue, Student, User};
@@ -138,7 +138,20 @@ impl Account {
 }
 
 /// Hourly registrations per level, from the student and user logs (keyed by id)
-/// and the channel dimension `(rowkey, level)` of 2.2.
+/// and the channel dimension `(rowkey, level)` of 2.2. The seed's query, over the
+/// LAST_VALUE views of both logs (a differential join here, not a lookup join):
+///
+/// ```sql
+/// SELECT date_format(register_date_time, 'yyyyMMddHH') AS reg_date,
+///        CASE WHEN level IN ('A', 'B', 'C', 'D') THEN level ELSE 'other' END AS level,
+///        COUNT(DISTINCT t.id) AS leads
+/// FROM student_da_src_view t
+/// LEFT JOIN user_da_in_view u ON u.id = t.id
+/// LEFT JOIN channel_da ch ON ch.rowkey = MD5(t.channel_id)
+/// WHERE u.name NOT LIKE '%测试%' AND u.name NOT LIKE 'DM\_\_%' AND u.name NOT LIKE '%test%'
+///   AND u.status = 'NORMAL'
+/// GROUP BY reg_date, level
+/// ```
 pub fn dataflow<'s>(
     students: StreamVec<'s, Time, (Text, Pos, Student)>,
     users: StreamVec<'s, Time, (Text, Pos, User)>,
@@ -149,7 +162,9 @@ pub fn dataflow<'s>(
     // id without arranging either side. One registration per id at most.
     let students = students.map(|(id, pos, student)| (id, pos, Account { student: Some(student), user: None }));
     let users = users.map(|(id, pos, user)| (id, pos, Account { student: None, user: Some(user) }));
-    let registered = fold_by_key(students.concat(users), "AccountLastValue", Account::merge_last)
+    let registered = students
+        .concat(users)
+        .fold_by_key("AccountLastValue", Account::merge_last)
         .flat_map(|(_, account)| account.registration());
 
     // Every registration counts as `other` unless its channel has a row, which moves it to that

@@ -8,11 +8,11 @@
 //! `user_type = a.user_type`, `success_time = b.data_time`, keyed by
 //! `(user_id, classroom_id, success_time)`.
 //!
-//! The first play per key is a [`fold_by_key`] minimum, so an earlier play that
+//! The first play per key is a [`FoldByKey::fold_by_key`] minimum, so an earlier play that
 //! arrives late replaces it and every row of that key is updated (retracted and
 //! re-inserted), never duplicated. Successes are deduplicated by key and
 //! `success_time`, so two successes at the same instant give one row (the log
-//! is append-only, so [`distinct_inserts`] does this with a hash set instead of
+//! is append-only, so [`DistinctInserts::distinct_inserts`] does this with a hash set instead of
 //! an arrangement). State is one play per key plus the distinct successes,
 //! which are the output rows.
 //!
@@ -25,8 +25,7 @@ use serde::{Deserialize, Serialize};
 use timely::dataflow::operators::vec::{Filter, Map};
 use timely::dataflow::StreamVec;
 
-use crate::ops::distinct_inserts;
-use crate::ops::fold::fold_by_key;
+use crate::ops::{DistinctInserts, FoldByKey};
 use crate::output::{ColumnType::*, Row, SqlValue, StampKind, Table};
 use crate::topics::Qos;
 use crate::Text;
@@ -90,14 +89,25 @@ pub fn fact(q: &Qos) -> Result<Option<PlayFact>, Rejection> {
 }
 
 /// The study-time rows, given every log record's fact (in position order per key).
+/// The seed's self-join, with `a` narrowed to the first play of its key (module docs):
+///
+/// ```sql
+/// SELECT a.userId, a.classroomId, a.userType, b.extraDataTime - a.extraDataTime, TO_TIMESTAMP(a.eventTime)
+/// FROM qos_log_kafka a
+/// JOIN (SELECT * FROM qos_log_kafka WHERE subEvent = 'PPT_SUCCESS') b
+///   ON a.userId = b.userId AND a.classroomId = b.classroomId
+/// WHERE a.extraDataTime < b.extraDataTime
+/// ```
 pub fn dataflow<'s>(facts: StreamVec<'s, Time, (Pos, PlayFact)>) -> VecCollection<'s, Time, StudyRow, Diff> {
-    let first_play = fold_by_key(facts.clone().map(|(pos, f)| (f.key, pos, f.play)), "FirstPlay", |first, play| {
+    // a: the first play per (user_id, classroom_id).
+    let first_play = facts.clone().map(|(pos, f)| (f.key, pos, f.play)).fold_by_key("FirstPlay", |first, play| {
         if play < *first {
             *first = play;
         }
     });
+    // b: each distinct success time per key.
     let successes =
-        distinct_inserts(facts.filter(|(_, f)| f.success).map(|(_, f)| (f.key, f.play.data_time)), "DistinctSuccesses");
+        facts.filter(|(_, f)| f.success).map(|(_, f)| (f.key, f.play.data_time)).distinct_inserts("DistinctSuccesses");
     first_play.join(successes).flat_map(|((user_id, classroom_id), (a, success_time))| {
         (a.data_time < success_time).then(|| StudyRow {
             user_id,

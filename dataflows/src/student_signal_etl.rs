@@ -25,18 +25,20 @@ use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::StreamVec;
 
-use crate::ops::inserts;
+use crate::ops::Inserts;
 use crate::output::{ColumnType::*, Row, SqlValue, StampKind, Table};
 use crate::topics::Signal;
 use crate::Text;
 use crate::{Diff, Pos, Rejection, Time};
 
-/// The `msgId` of the signals kept.
-pub const MSG_ID: &str = "305";
+/// The `msgId` of the signals kept. (The three constants are defined with the signal
+/// record, [`Signal::MSG_ID`], which compares its fields with them, so that `topics`
+/// does not import this module, which reads that record.)
+pub const MSG_ID: &str = Signal::MSG_ID;
 /// The `msgType` of the signals kept.
-pub const MSG_TYPE: &str = "116";
+pub const MSG_TYPE: &str = Signal::MSG_TYPE;
 /// The `role` of the signals kept (students).
-pub const ROLE: &str = "2";
+pub const ROLE: &str = Signal::ROLE;
 
 /// The classroom action a kept signal stands for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -186,9 +188,11 @@ pub fn clean(s: Signal) -> Result<Option<CleanSignal>, Rejection> {
     }))
 }
 
-/// The cleaned-signal collection: every kept record, once.
+/// The cleaned-signal collection: every kept record, once (the seed's `INSERT INTO
+/// signal_student_classroom_internation SELECT .. WHERE ..`, one per rule, whose
+/// filters [`clean`] applied).
 pub fn dataflow<'s>(cleaned: StreamVec<'s, Time, SignalRow>) -> VecCollection<'s, Time, SignalRow, Diff> {
-    inserts(cleaned)
+    cleaned.inserts()
 }
 
 /// 2.1 `timeline_analysis_student`, keyed by source position.

@@ -131,15 +131,24 @@ topic_record! {
         /// Event time of 2.3, ms.
         timestamp: int = ["data", "timestamp"],
         /// 2.1 keeps only students' signals of one id and type: these three are only compared.
-        role: is(crate::student_signal_etl::ROLE) = ["data", "role"],
-        msg_id: is(crate::student_signal_etl::MSG_ID) = ["data", "msgid"],
-        msg_type: is(crate::student_signal_etl::MSG_TYPE) = ["data", "msg", "msgtype"],
+        role: is(Signal::ROLE) = ["data", "role"],
+        msg_id: is(Signal::MSG_ID) = ["data", "msgid"],
+        msg_type: is(Signal::MSG_TYPE) = ["data", "msg", "msgtype"],
         target_id: str = ["data", "msg", "msg_data", "target_id"],
         target_type: str = ["data", "msg", "msg_data", "target_type"],
         action: str = ["data", "msg", "msg_data", "action"],
         sub_action: str = ["data", "msg", "msg_data", "sub_action"],
         page_index: str = ["data", "msg", "msg_data", "page_index"],
     }
+}
+
+impl Signal {
+    /// The `msgId` of the signals 2.1 keeps (what [`Self::msg_id`] is compared with).
+    pub const MSG_ID: &'static str = "305";
+    /// The `msgType` of the signals 2.1 keeps (what [`Self::msg_type`] is compared with).
+    pub const MSG_TYPE: &'static str = "116";
+    /// The `role` of the signals 2.1 keeps, students (what [`Self::role`] is compared with).
+    pub const ROLE: &'static str = "2";
 }
 
 topic_record! {

@@ -26,7 +26,7 @@
 //! table that reaches [`MAX_KEYS`] keys (a topic with ever-new keys) is emptied
 //! and learns again.
 
-use super::PathSet;
+use super::paths::PathSet;
 
 /// The longest pattern learned, in bytes (a level-3 quote is 8 bytes, twice, plus the key and `:`).
 pub(super) const PATTERN: usize = 32;
@@ -34,8 +34,12 @@ pub(super) const PATTERN: usize = 32;
 /// The most keys a table keeps before it starts over.
 pub(super) const MAX_KEYS: usize = 64;
 
+/// At most this many escape levels are read in place (by the fast reader, so a memo
+/// keeps tables for them).
+pub(super) const MAX_LEVEL: u32 = 8;
+
 /// Escape levels per trie node (the fast reader reads levels `0..=MAX_LEVEL`).
-const LEVELS: usize = super::fast::MAX_LEVEL as usize + 1;
+const LEVELS: usize = MAX_LEVEL as usize + 1;
 
 /// The keys learned from the messages read with one [`PathSet`].
 #[derive(Clone, Debug, Default)]

@@ -1,4 +1,4 @@
-//! `fold_by_key`: one value per key, folded from an append-only keyed log.
+//! [`FoldByKey`]: one value per key, folded from an append-only keyed log.
 //!
 //! Semantics: the input is a stream of `(key, position, value)` records. At
 //! every logical time, once all of that time's records are in, each key's
@@ -23,41 +23,50 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::StreamVec;
 
-use super::Stash;
+use super::stash::Stash;
 use crate::{Diff, Pos, Time};
 
-/// Folds each key's records, in position order, into one value per key.
-///
-/// ```
-/// use timely::dataflow::operators::ToStream;
-/// use timely::dataflow::operators::capture::{Capture, Extract};
-/// use dataflows::{ops::fold::fold_by_key, Pos};
-///
-/// let captured = timely::example(|scope| {
-///     let at = |offset| Pos { partition: 0, offset };
-///     let records = vec![('k', at(1), 5), ('k', at(0), 7), ('j', at(2), 1)];
-///     // Keep the larger value per key.
-///     fold_by_key(records.to_stream(scope), "Max", |s: &mut i32, v| *s = (*s).max(v))
-///         .inner
-///         .capture()
-/// });
-/// let mut updates: Vec<_> = captured.extract().into_iter().flat_map(|(_, u)| u).collect();
-/// updates.sort();
-/// assert_eq!(updates, vec![(('j', 1), 0, 1), (('k', 7), 0, 1)]);
-/// ```
-pub fn fold_by_key<'s, K, V, F>(
-    records: StreamVec<'s, Time, (K, Pos, V)>,
-    name: &str,
-    mut fold: F,
-) -> VecCollection<'s, Time, (K, V), Diff>
+/// Extension trait for [`FoldByKey::fold_by_key`], on a keyed append-only log of
+/// `(key, position, value)` records.
+pub trait FoldByKey<'s, K, V> {
+    /// Folds each key's records, in position order, into one value per key (module docs).
+    ///
+    /// `SELECT key, fold(value) FROM log GROUP BY key`, where the fold sees the key's
+    /// values in log order: `|state, later| *state = later` is the latest record,
+    /// a per-column merge is LAST_VALUE, a minimum is the first play.
+    ///
+    /// ```
+    /// use timely::dataflow::operators::ToStream;
+    /// use timely::dataflow::operators::capture::{Capture, Extract};
+    /// use dataflows::{ops::FoldByKey, Pos};
+    ///
+    /// let captured = timely::example(|scope| {
+    ///     let at = |offset| Pos { partition: 0, offset };
+    ///     let records = vec![('k', at(1), 5), ('k', at(0), 7), ('j', at(2), 1)];
+    ///     // Keep the larger value per key.
+    ///     records.to_stream(scope).fold_by_key("Max", |s: &mut i32, v| *s = (*s).max(v)).inner.capture()
+    /// });
+    /// let mut updates: Vec<_> = captured.extract().into_iter().flat_map(|(_, u)| u).collect();
+    /// updates.sort();
+    /// assert_eq!(updates, vec![(('j', 1), 0, 1), (('k', 7), 0, 1)]);
+    /// ```
+    fn fold_by_key<F>(self, name: &str, fold: F) -> VecCollection<'s, Time, (K, V), Diff>
+    where
+        F: FnMut(&mut V, V) + 'static;
+}
+
+impl<'s, K, V> FoldByKey<'s, K, V> for StreamVec<'s, Time, (K, Pos, V)>
 where
     K: ExchangeData + Hash + Hashable<Output = u64>,
     V: ExchangeData,
-    F: FnMut(&mut V, V) + 'static,
 {
-    let pact = Exchange::new(|(k, _, _): &(K, Pos, V)| k.hashed());
-    records
-        .unary_frontier::<timely::container::CapacityContainerBuilder<Vec<((K, V), Time, Diff)>>, _, _, _>(
+    #[inline]
+    fn fold_by_key<F>(self, name: &str, mut fold: F) -> VecCollection<'s, Time, (K, V), Diff>
+    where
+        F: FnMut(&mut V, V) + 'static,
+    {
+        let pact = Exchange::new(|(k, _, _): &(K, Pos, V)| k.hashed());
+        self.unary_frontier::<timely::container::CapacityContainerBuilder<Vec<((K, V), Time, Diff)>>, _, _, _>(
             pact,
             name,
             |_cap, _info| {
@@ -107,6 +116,7 @@ where
             },
         )
         .as_collection()
+    }
 }
 
 /// Orders a batch so that each key's records are together and in position order:
@@ -115,7 +125,7 @@ where
 /// records move once, in a final permutation.
 ///
 /// Two distinct keys with one 64-bit hash (improbable) would interleave. That is
-/// still correct in [`fold_by_key`]: each key's records stay in position order, so
+/// still correct in [`FoldByKey::fold_by_key`]: each key's records stay in position order, so
 /// its runs are folded one after the other into its state, and the intermediate
 /// states they emit and retract at the same time cancel out.
 fn group_by_key<K: Hashable<Output = u64>, V>(batch: &mut [(K, Pos, V)]) {
@@ -132,7 +142,7 @@ mod tests {
     use timely::dataflow::operators::capture::{Capture, Extract};
     use timely::dataflow::operators::ToStream;
 
-    use super::fold_by_key;
+    use super::FoldByKey;
     use crate::Pos;
 
     /// A key whose every value hashes alike: distinct keys collide.
@@ -154,7 +164,7 @@ mod tests {
             (Clash('a'), at(5), "5".to_string()),
         ];
         let captured = timely::example(move |scope| {
-            fold_by_key(records.to_stream(scope), "Concat", |s: &mut String, v: String| s.push_str(&v)).inner.capture()
+            records.to_stream(scope).fold_by_key("Concat", |s: &mut String, v: String| s.push_str(&v)).inner.capture()
         });
         let mut net: BTreeMap<(Clash, String), crate::Diff> = BTreeMap::new();
         for (_, updates) in captured.extract() {

@@ -1,6 +1,6 @@
-//! `tumbling`: event-time tumbling windows that are written only when final.
+//! [`Tumbling`]: event-time tumbling windows that are written only when final.
 //!
-//! Semantics (SPEC §3): records arrive as `(key, event_time, value, origin)`,
+//! Semantics (SPEC §3): records arrive as [`WindowFact`]s (key, event time, value, origin),
 //! already stripped of late records by their source partition. Watermark updates
 //! arrive as `(partition, Mark)`; every source partition announces
 //! itself (with `Mark::At(i64::MIN)`) at the first logical time, an exhausted
@@ -58,7 +58,7 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::Broadcast;
 use timely::dataflow::StreamVec;
 
-use super::Stash;
+use super::stash::Stash;
 use crate::{DeadLetter, Diff, Metric, Pos, Rejection, Time, Topic};
 
 /// A source partition's watermark announcement (SPEC §3).
@@ -109,6 +109,20 @@ impl Origin {
     pub fn at(pos: Pos) -> Self {
         Origin { pos, raw: None }
     }
+}
+
+/// What one record contributes to a windowed metric: a row of the `FROM` of
+/// `GROUP BY TUMBLE(event_time, width), key`, with the value its aggregate takes.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+pub struct WindowFact<K, V> {
+    /// The grouping key (window aside).
+    pub key: K,
+    /// The event time (ms since the epoch), which picks the window.
+    pub event_time: i64,
+    /// What the record adds to its window's aggregate (`()` for `COUNT(*)`).
+    pub value: V,
+    /// Where the record was read (and its message, while it could be late).
+    pub origin: Origin,
 }
 
 std::thread_local! {
@@ -180,85 +194,146 @@ impl Aggregate for SumCount {
     }
 }
 
-/// A final window: its start (ms), key and aggregate.
-pub type Closed<K, O> = (i64, K, O);
+/// A final window: `TUMBLE_START`, the group and the aggregate of one output row.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Window<K, O> {
+    /// The window's start (ms since the epoch); it ends `width` later.
+    pub start: i64,
+    /// The group.
+    pub key: K,
+    /// The aggregate's final result.
+    pub aggregate: O,
+}
 
 /// What the window operator reports.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub enum WindowOut<K, O> {
     /// A final window.
-    Closed(Closed<K, O>),
+    Closed(Window<K, O>),
     /// A record whose window had already been emitted: where it was read (and its message).
     Late(Origin),
 }
 
-/// Splits the window operator's output into final windows and `late` dead
-/// letters of `metric`, one per late record of `source` (a 2.5 sample feeds two
-/// windows, so its origin can come twice). Their `raw` is the record's message,
-/// which sources carry while a record may be late (module docs).
-#[allow(clippy::type_complexity)]
-pub fn split_late<'s, K: ExchangeData, O: ExchangeData>(
-    out: VecCollection<'s, Time, WindowOut<K, O>, Diff>,
-    source: Topic,
-    metric: Metric,
-) -> (VecCollection<'s, Time, Closed<K, O>, Diff>, VecCollection<'s, Time, DeadLetter, Diff>) {
-    let closed = out.clone().flat_map(|o| match o {
-        WindowOut::Closed(c) => Some(c),
-        WindowOut::Late(_) => None,
-    });
-    let late = out
-        .flat_map(|o| match o {
-            WindowOut::Late(origin) => Some(origin),
-            WindowOut::Closed(_) => None,
-        })
-        .distinct_total()
-        .map(move |Origin { pos, raw }| DeadLetter {
-            source,
-            pos,
-            metric: Some(metric),
-            reason: Rejection::Late.reason(),
-            raw: raw.map(Vec::from).unwrap_or_default(),
-        });
-    (closed, late)
+/// The parts of a window operator's output: final windows, and `late` dead letters.
+pub type FinalAndLate<'s, K, O> =
+    (VecCollection<'s, Time, Window<K, O>, Diff>, VecCollection<'s, Time, DeadLetter, Diff>);
+
+/// Extension trait for [`SplitLate::split_late`], on what [`Tumbling::tumbling`] reports.
+pub trait SplitLate<'s, K, O> {
+    /// Splits the window operator's output into final windows and `late` dead
+    /// letters of `metric`, one per late record of `source` (a 2.5 sample feeds two
+    /// windows, so its origin can come twice). Their `raw` is the record's message,
+    /// which sources carry while a record may be late (module docs).
+    ///
+    /// ```
+    /// use differential_dataflow::AsCollection;
+    /// use timely::dataflow::operators::ToStream;
+    /// use timely::dataflow::operators::capture::{Capture, Extract};
+    /// use dataflows::ops::window::{Origin, Window, WindowOut};
+    /// use dataflows::ops::SplitLate;
+    /// use dataflows::{Metric, Pos, Topic};
+    ///
+    /// let (windows, late) = timely::example(|scope| {
+    ///     let late = Origin { pos: Pos { partition: 0, offset: 7 }, raw: Some(b"{}".to_vec().into()) };
+    ///     let out = vec![
+    ///         (WindowOut::Closed(Window { start: 0, key: 'a', aggregate: 2 }), 0, 1),
+    ///         (WindowOut::Late(late.clone()), 0, 1),
+    ///         (WindowOut::Late(late), 0, 1),
+    ///     ];
+    ///     let (windows, late) = out.to_stream(scope).as_collection().split_late(Topic::Agora, Metric::AvQuality30s);
+    ///     (windows.inner.capture(), late.inner.capture())
+    /// });
+    /// let windows: Vec<_> = windows.extract().into_iter().flat_map(|(_, u)| u).collect();
+    /// assert_eq!(windows, vec![(Window { start: 0, key: 'a', aggregate: 2i64 }, 0, 1)]);
+    /// let late: Vec<_> = late.extract().into_iter().flat_map(|(_, u)| u).collect();
+    /// assert!(matches!(&late[..], [(d, 0, 1)] if d.reason == "late" && d.pos.offset == 7 && d.raw == b"{}"));
+    /// ```
+    fn split_late(self, source: Topic, metric: Metric) -> FinalAndLate<'s, K, O>;
 }
 
-/// Aggregates records into tumbling windows of `width` ms, emitting each window once it is final.
-///
-/// `topic` is the records' source topic: the operator publishes its progress under it
-/// ([`published`]).
-///
-/// ```
-/// use timely::dataflow::operators::ToStream;
-/// use timely::dataflow::operators::capture::{Capture, Extract};
-/// use dataflows::ops::window::{tumbling, Count, Mark, Origin, WindowOut};
-/// use dataflows::{Pos, Topic};
-///
-/// let at = |offset| Origin::at(Pos { partition: 0, offset });
-/// let captured = timely::example(move |scope| {
-///     let records = vec![('a', 1_000, (), at(0)), ('a', 59_999, (), at(1)), ('a', 60_000, (), at(2))];
-///     let watermarks = vec![(0u32, Mark::At(i64::MIN)), (0, Mark::At(i64::MAX))];
-///     tumbling::<_, Count>(records.to_stream(scope), watermarks.to_stream(scope), 60_000, Topic::Timeline, "Minute")
-///         .inner
-///         .capture()
-/// });
-/// let mut rows: Vec<_> = captured.extract().into_iter().flat_map(|(_, u)| u).map(|(d, _, r)| (d, r)).collect();
-/// rows.sort();
-/// assert_eq!(rows, vec![(WindowOut::Closed((0, 'a', 2)), 1), (WindowOut::Closed((60_000, 'a', 1)), 1)]);
-/// ```
-pub fn tumbling<'s, K, A>(
-    records: StreamVec<'s, Time, (K, i64, A::In, Origin)>,
-    watermarks: StreamVec<'s, Time, (u32, Mark)>,
-    width: i64,
-    topic: Topic,
-    name: &str,
-) -> VecCollection<'s, Time, WindowOut<K, A::Out>, Diff>
+impl<'s, K: ExchangeData, O: ExchangeData> SplitLate<'s, K, O> for VecCollection<'s, Time, WindowOut<K, O>, Diff> {
+    #[inline]
+    fn split_late(self, source: Topic, metric: Metric) -> FinalAndLate<'s, K, O> {
+        let closed = self.clone().flat_map(|o| match o {
+            WindowOut::Closed(c) => Some(c),
+            WindowOut::Late(_) => None,
+        });
+        let late = self
+            .flat_map(|o| match o {
+                WindowOut::Late(origin) => Some(origin),
+                WindowOut::Closed(_) => None,
+            })
+            .distinct_total()
+            .map(move |Origin { pos, raw }| DeadLetter {
+                source,
+                pos,
+                metric: Some(metric),
+                reason: Rejection::Late.reason(),
+                raw: raw.map(Vec::from).unwrap_or_default(),
+            });
+        (closed, late)
+    }
+}
+
+/// Extension trait for [`Tumbling::tumbling`], on a stream of [`WindowFact`]s.
+pub trait Tumbling<'s, K, V> {
+    /// Aggregates records into tumbling windows of `width` ms, emitting each window once it
+    /// is final: `SELECT TUMBLE_START(..), key, A(value) .. GROUP BY TUMBLE(event_time, width), key`.
+    ///
+    /// `watermarks` are the source partitions' announcements (module docs); `topic` is the
+    /// records' source topic: the operator publishes its progress under it ([`published`]).
+    ///
+    /// ```
+    /// use timely::dataflow::operators::ToStream;
+    /// use timely::dataflow::operators::capture::{Capture, Extract};
+    /// use dataflows::ops::window::{Count, Mark, Origin, Window, WindowFact, WindowOut};
+    /// use dataflows::ops::Tumbling;
+    /// use dataflows::{Pos, Topic};
+    ///
+    /// let fact = |event_time, offset| WindowFact {
+    ///     key: 'a',
+    ///     event_time,
+    ///     value: (),
+    ///     origin: Origin::at(Pos { partition: 0, offset }),
+    /// };
+    /// let captured = timely::example(move |scope| {
+    ///     let records = vec![fact(1_000, 0), fact(59_999, 1), fact(60_000, 2)];
+    ///     let watermarks = vec![(0u32, Mark::At(i64::MIN)), (0, Mark::At(i64::MAX))];
+    ///     records
+    ///         .to_stream(scope)
+    ///         .tumbling::<Count>(watermarks.to_stream(scope), 60_000, Topic::Timeline, "Minute")
+    ///         .inner
+    ///         .capture()
+    /// });
+    /// let mut rows: Vec<_> = captured.extract().into_iter().flat_map(|(_, u)| u).map(|(d, _, r)| (d, r)).collect();
+    /// rows.sort();
+    /// let window = |start, aggregate| WindowOut::Closed(Window { start, key: 'a', aggregate });
+    /// assert_eq!(rows, vec![(window(0, 2), 1), (window(60_000, 1), 1)]);
+    /// ```
+    fn tumbling<A: Aggregate<In = V>>(
+        self,
+        watermarks: StreamVec<'s, Time, (u32, Mark)>,
+        width: i64,
+        topic: Topic,
+        name: &str,
+    ) -> VecCollection<'s, Time, WindowOut<K, A::Out>, Diff>;
+}
+
+impl<'s, K, V> Tumbling<'s, K, V> for StreamVec<'s, Time, WindowFact<K, V>>
 where
     K: ExchangeData + Hash + Hashable<Output = u64>,
-    A: Aggregate,
+    V: ExchangeData,
 {
-    let pact = Exchange::new(|(k, _, _, _): &(K, i64, A::In, Origin)| k.hashed());
-    records
-        .binary_frontier::<_, CapacityContainerBuilder<Vec<(WindowOut<K, A::Out>, Time, Diff)>>, _, _, _, _>(
+    #[inline]
+    fn tumbling<A: Aggregate<In = V>>(
+        self,
+        watermarks: StreamVec<'s, Time, (u32, Mark)>,
+        width: i64,
+        topic: Topic,
+        name: &str,
+    ) -> VecCollection<'s, Time, WindowOut<K, A::Out>, Diff> {
+        let pact = Exchange::new(|fact: &WindowFact<K, V>| fact.key.hashed());
+        self.binary_frontier::<_, CapacityContainerBuilder<Vec<(WindowOut<K, A::Out>, Time, Diff)>>, _, _, _, _>(
             watermarks.broadcast(),
             pact,
             Pipeline,
@@ -299,7 +374,7 @@ where
                         }
                         if let Some((cap, mut batch)) = records_by_time.take(next) {
                             let mut late = output.session(&cap);
-                            for (key, event_time, value, origin) in batch.drain(..) {
+                            for WindowFact { key, event_time, value, origin } in batch.drain(..) {
                                 let start = event_time.div_euclid(width) * width;
                                 // A window closes only when every partition's watermark passed it, and
                                 // sources drop records behind their partition's watermark, so a record
@@ -329,7 +404,8 @@ where
                                 let (start, keys) = entry.remove_entry();
                                 last_keys = keys.len();
                                 for (key, agg) in keys {
-                                    session.give((WindowOut::Closed((start, key, agg.finish())), *cap.time(), 1));
+                                    let window = Window { start, key, aggregate: agg.finish() };
+                                    session.give((WindowOut::Closed(window), *cap.time(), 1));
                                 }
                             }
                         }
@@ -339,4 +415,5 @@ where
             },
         )
         .as_collection()
+    }
 }
