@@ -170,7 +170,10 @@ fn open_sinks(
                 let cfg =
                     settings.kafka_config().context("a table is routed to kafka but no brokers are configured")?;
                 let (signals, dlq) = settings.output_topics();
-                Box::new(KafkaSink::open(&cfg, &signals, &dlq, &settings.sinks.sqlite)?)
+                let prefix = &settings.kafka.topic_prefix;
+                let outputs = kafka::KafkaOutputs { signals, dlq, progress: format!("{prefix}edu_rtdw_progress") };
+                // One transactional id per sink and job: the group id and the topic prefix.
+                Box::new(KafkaSink::open(&cfg, outputs, &format!("{prefix}kafka"))?)
             }
             SinkKind::Mysql => Box::new(open_mysql(settings)?),
             SinkKind::Postgres => Box::new(open_postgres(settings)?),

@@ -32,7 +32,7 @@ pub struct KafkaConfig {
 }
 
 impl KafkaConfig {
-    fn client_config(&self) -> ClientConfig {
+    pub(crate) fn client_config(&self) -> ClientConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.brokers);
         for (k, v) in &self.properties {
@@ -52,7 +52,9 @@ impl KafkaConfig {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("enable.partition.eof", "false")
-            .set("auto.offset.reset", "earliest");
+            .set("auto.offset.reset", "earliest")
+            // A transactional upstream's aborted records are never read (nor open ones, until they commit).
+            .set("isolation.level", "read_committed");
         c.create_with_context(LogContext::default()).map_err(|e| anyhow!("cannot create Kafka consumer: {e}"))
     }
 
@@ -63,6 +65,18 @@ impl KafkaConfig {
         self.producer_config()
             .create_with_context(LogContext::default())
             .map_err(|e| anyhow!("cannot create Kafka producer: {e}"))
+    }
+
+    /// A transactional producer with id `transactional_id` (idempotent, `acks=all`): each
+    /// commit of a sink is one Kafka transaction. `transaction.timeout.ms` is 60 s unless the
+    /// properties set it, and messages wait for as long as their transaction may.
+    pub fn transactional_producer(&self, transactional_id: &str) -> anyhow::Result<BaseProducer<LogContext>> {
+        let mut c = self.producer_config();
+        let timeout = self.properties.get("transaction.timeout.ms").map_or("60000", String::as_str).to_string();
+        c.set("transactional.id", transactional_id)
+            .set("transaction.timeout.ms", &timeout)
+            .set("message.timeout.ms", &timeout);
+        c.create_with_context(LogContext::default()).map_err(|e| anyhow!("cannot create Kafka producer: {e}"))
     }
 
     /// The configuration of [`Self::producer`].

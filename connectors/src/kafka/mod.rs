@@ -4,9 +4,11 @@
 //! * [`source`]: this worker's partitions as a [`crate::source::Logs`] reader
 //!   (one queue per partition), partition discovery, the consumer group's
 //!   offset commits.
-//! * [`sink`]: cleaned signals and dead letters, exactly once per source position.
+//! * [`sink`]: cleaned signals and dead letters, exactly once, in Kafka transactions.
+//! * [`admin`]: the sinks' progress topic, created when missing.
 //! * [`producer`]: the sample generator's producer.
 
+pub mod admin;
 pub mod config;
 pub mod producer;
 pub mod sink;
@@ -14,5 +16,5 @@ pub mod source;
 
 pub use config::{KafkaConfig, LogContext};
 pub use producer::{produce_sample, Produced};
-pub use sink::{dead_letter_json, signal_json, KafkaSink};
+pub use sink::{dead_letter_json, row_json, signal_json, KafkaOutputs, KafkaSink};
 pub use source::{discover, fetch_ends, kafka_source, KafkaLogs, KafkaPartition, OffsetCommitter, SourceOptions};

@@ -1,29 +1,38 @@
-//! The Kafka sink (SPEC §2.1, §4): cleaned signals and dead letters, exactly
-//! once per source position.
+//! The Kafka sink (SPEC §2.1, §4, §5): cleaned signals and dead letters,
+//! exactly once, in Kafka transactions.
 //!
-//! Cleaned signals go to the signals topic with the input's key and dead
-//! letters to the DLQ topic (JSON value), through an idempotent producer with
-//! `acks=all`. Every output record carries its source position in headers
-//! (`edu-source`, `edu-partition`, `edu-offset`). After each flush the sink
-//! records, in its SQLite state file and in one transaction, the highest
-//! source offset written per source partition and the end offsets of its
-//! output partitions. On restart it reads its output partitions from the
-//! recorded end offsets to their ends, learns from the headers which source
-//! positions were written after the last record (a crash between flush and
-//! record), and skips every position already written: a crash never doubles
-//! an output record, without broker transactions.
+//! Each [`SinkWriter::commit`] (the changes of complete logical times) is one
+//! Kafka transaction holding the new cleaned signals (to the signals topic,
+//! with the input's key), the new dead letters (to the DLQ topic, JSON) and a
+//! progress record: the sink's committed upper, keyed by its transactional id,
+//! on a compacted progress topic, as Materialize's Kafka sinks do. A
+//! `read_committed` consumer therefore sees every output record exactly once,
+//! and whole logical times only. Every record also carries its source position
+//! in headers (`edu-source`, `edu-partition`, `edu-offset`), so a user can
+//! trace it back to its input.
+//!
+//! Restart: the producer's `init_transactions` fences any earlier incarnation
+//! with the same transactional id (a zombie after `kill -9`) and aborts its
+//! open transaction; the sink then reads its last progress record (with
+//! `read_committed`) and reports that upper as committed, and the sink
+//! operator skips the updates below it. Logical times are a deterministic
+//! function of input positions, so the replay writes exactly what was not
+//! committed before.
+//!
+//! The transactional id is `<group id>.<sink name>`: one per sink and cluster
+//! (the sink runs on worker 0 only). A commit that fails with an abortable
+//! error (a broker outage that outlived the transaction) is aborted and sent
+//! again; a fatal one (fenced by a newer incarnation) stops the job.
 
-use std::collections::HashMap;
-use std::path::Path;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context as _};
 use rdkafka::consumer::Consumer;
-use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
 
 use dataflows::output::{Row, SqlValue};
 use dataflows::student_signal_etl::SignalRow;
@@ -37,124 +46,80 @@ const H_SOURCE: &str = "edu-source";
 const H_PARTITION: &str = "edu-partition";
 const H_OFFSET: &str = "edu-offset";
 
-/// The Kafka sink: cleaned signals and dead letters, exactly once per source position.
+/// How long a transaction operation may block before it is retried or given up.
+const TXN_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a commit keeps retrying a broker that is away.
+const GIVE_UP_AFTER: Duration = Duration::from_secs(600);
+/// A commit with no records writes its progress at most this often (and always at the end).
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// Where the output topics are.
+#[derive(Clone, Debug)]
+pub struct KafkaOutputs {
+    /// 2.1 cleaned signals.
+    pub signals: String,
+    /// Dead letters.
+    pub dlq: String,
+    /// The sinks' progress (compacted; created when missing).
+    pub progress: String,
+}
+
+/// A progress record's value.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct Progress {
+    /// Every update at a time below it is in the output topics.
+    upper: Time,
+    /// The input has ended.
+    complete: bool,
+}
+
+/// The Kafka sink: cleaned signals and dead letters, one transaction per commit.
 pub struct KafkaSink {
     producer: BaseProducer<LogContext>,
-    signals_topic: String,
-    dlq_topic: String,
-    state: rusqlite::Connection,
-    /// Highest source offset written, per (source topic, partition).
-    written: HashMap<(String, u32), u64>,
-    flush_timeout: Duration,
+    outputs: KafkaOutputs,
+    /// The transactional id, also the progress record's key.
+    id: String,
+    committed: Time,
+    last_progress: Option<Instant>,
 }
 
 impl KafkaSink {
-    /// Connects, and learns from the state file and the output topics what was already written.
-    pub fn open(cfg: &KafkaConfig, signals_topic: &str, dlq_topic: &str, state_path: &Path) -> anyhow::Result<Self> {
-        let state = rusqlite::Connection::open(state_path)
-            .with_context(|| format!("cannot open Kafka sink state {}", state_path.display()))?;
-        state.execute_batch(
-            "PRAGMA journal_mode = WAL;
-             CREATE TABLE IF NOT EXISTS edu_rtdw_kafka_written (source TEXT, partition INTEGER, max_offset INTEGER, PRIMARY KEY (source, partition));
-             CREATE TABLE IF NOT EXISTS edu_rtdw_kafka_outputs (topic TEXT, partition INTEGER, end_offset INTEGER, PRIMARY KEY (topic, partition));",
-        )?;
-        let mut written = HashMap::new();
-        {
-            let mut stmt = state.prepare("SELECT source, partition, max_offset FROM edu_rtdw_kafka_written")?;
-            for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))? {
-                let (s, p, o) = row?;
-                written.insert((s, p as u32), o as u64);
-            }
-        }
-        let mut outputs: HashMap<(String, i32), i64> = HashMap::new();
-        {
-            let mut stmt = state.prepare("SELECT topic, partition, end_offset FROM edu_rtdw_kafka_outputs")?;
-            for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))? {
-                let (t, p, o) = row?;
-                outputs.insert((t, p as i32), o);
-            }
-        }
-        let mut sink = KafkaSink {
-            producer: cfg.producer()?,
-            signals_topic: signals_topic.to_string(),
-            dlq_topic: dlq_topic.to_string(),
-            state,
-            written,
-            flush_timeout: Duration::from_secs(30),
-        };
-        for topic in [signals_topic, dlq_topic] {
-            sink.read_back(cfg, topic, &outputs)?;
-        }
-        Ok(sink)
+    /// Connects as sink `name` of the cluster of `cfg` (fencing an earlier incarnation), and
+    /// reads what it already committed from the progress topic.
+    pub fn open(cfg: &KafkaConfig, outputs: KafkaOutputs, name: &str) -> anyhow::Result<Self> {
+        super::admin::ensure_compacted_topic(cfg, &outputs.progress)?;
+        let id = format!("{}.{name}", cfg.group_id);
+        let producer = cfg.transactional_producer(&id)?;
+        producer
+            .init_transactions(TXN_TIMEOUT)
+            .map_err(|e| anyhow!("Kafka sink {id}: cannot start transactions at {}: {e}", cfg.brokers))?;
+        let committed = read_progress(cfg, &outputs.progress, &id)?.map_or(0, |p| p.upper);
+        Ok(KafkaSink { producer, outputs, id, committed, last_progress: None })
     }
 
-    /// Reads `topic` from the recorded end offsets to its end, folding the headers into `written`.
-    fn read_back(
-        &mut self,
-        cfg: &KafkaConfig,
+    fn send(
+        &self,
         topic: &str,
-        recorded: &HashMap<(String, i32), i64>,
+        key: Option<&[u8]>,
+        value: &[u8],
+        position: Option<(Topic, Pos)>,
     ) -> anyhow::Result<()> {
-        let consumer = cfg.consumer()?;
-        let md = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(30))
-            .map_err(|e| anyhow!("cannot read metadata of output topic {topic}: {e}"))?;
-        let partitions = md.topics().first().map_or(0, |t| t.partitions().len()) as i32;
-        if partitions == 0 {
-            bail!("output topic {topic} does not exist (create it, e.g. with scripts/kafka-up.sh)");
+        let mut record = BaseRecord::<[u8], [u8]>::to(topic).payload(value);
+        if let Some((source, pos)) = position {
+            record = record.headers(
+                OwnedHeaders::new()
+                    .insert(Header { key: H_SOURCE, value: Some(source.default_name()) })
+                    .insert(Header { key: H_PARTITION, value: Some(&pos.partition.to_string()) })
+                    .insert(Header { key: H_OFFSET, value: Some(&pos.offset.to_string()) }),
+            );
         }
-        let mut tpl = TopicPartitionList::new();
-        let mut ends = HashMap::new();
-        for p in 0..partitions {
-            let (_, high) = consumer
-                .fetch_watermarks(topic, p, Duration::from_secs(30))
-                .map_err(|e| anyhow!("cannot read the end of {topic}/{p}: {e}"))?;
-            let from = recorded.get(&(topic.to_string(), p)).copied().unwrap_or(0);
-            if high > from {
-                tpl.add_partition_offset(topic, p, Offset::Offset(from))?;
-                ends.insert(p, high);
-            }
-        }
-        if ends.is_empty() {
-            return Ok(());
-        }
-        consumer.assign(&tpl)?;
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while !ends.is_empty() {
-            if Instant::now() > deadline {
-                bail!("timed out reading back output topic {topic}");
-            }
-            let Some(result) = consumer.poll(Duration::from_millis(500)) else { continue };
-            let msg = result.map_err(|e| anyhow!("reading back {topic}: {e}"))?;
-            if let Some((source, partition, offset)) = position_of(&msg) {
-                let e = self.written.entry((source, partition)).or_insert(offset);
-                *e = (*e).max(offset);
-            }
-            if ends.get(&msg.partition()).is_some_and(|end| msg.offset() + 1 >= *end) {
-                ends.remove(&msg.partition());
-            }
-        }
-        Ok(())
-    }
-
-    fn already_written(&self, source: Topic, pos: Pos) -> bool {
-        self.written.get(&(source.default_name().to_string(), pos.partition)).is_some_and(|max| pos.offset <= *max)
-    }
-
-    fn send(&self, topic: &str, key: Option<&[u8]>, value: &[u8], source: Topic, pos: Pos) -> anyhow::Result<()> {
-        let headers = OwnedHeaders::new()
-            .insert(Header { key: H_SOURCE, value: Some(source.default_name()) })
-            .insert(Header { key: H_PARTITION, value: Some(&pos.partition.to_string()) })
-            .insert(Header { key: H_OFFSET, value: Some(&pos.offset.to_string()) });
-        let mut record = BaseRecord::<[u8], [u8]>::to(topic).payload(value).headers(headers);
         if let Some(k) = key {
             record = record.key(k);
         }
-        let mut record = record;
         loop {
             match self.producer.send(record) {
                 Ok(()) => return Ok(()),
-                Err((KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), r)) => {
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
                     self.producer.poll(Duration::from_millis(100));
                     record = r;
                 }
@@ -163,52 +128,89 @@ impl KafkaSink {
         }
     }
 
-    fn record_progress(&mut self, touched: &HashMap<(String, u32), u64>) -> anyhow::Result<()> {
-        let mut ends = Vec::new();
-        for topic in [&self.signals_topic, &self.dlq_topic] {
-            let md = self.producer.client().fetch_metadata(Some(topic), Duration::from_secs(30))?;
-            let partitions = md.topics().first().map_or(0, |t| t.partitions().len()) as i32;
-            for p in 0..partitions {
-                let (_, high) = self.producer.client().fetch_watermarks(topic, p, Duration::from_secs(30))?;
-                ends.push((topic.clone(), p, high));
+    /// Sends `records` and the progress record in one transaction and commits it.
+    fn transaction(&self, records: &[&OutputRow], progress: &Progress, stamp: i64) -> Result<(), KafkaError> {
+        self.producer.begin_transaction()?;
+        let sent: anyhow::Result<()> = records.iter().try_for_each(|row| match row {
+            OutputRow::Signal(signal) => {
+                let position = Some((Topic::Timeline, signal.0));
+                self.send(&self.outputs.signals, signal.1.key.as_deref(), &signal_json(signal, stamp), position)
+            }
+            OutputRow::Dead(d) => self.send(&self.outputs.dlq, None, &dead_letter_json(d), Some((d.source, d.pos))),
+            _ => Ok(()),
+        });
+        let value = serde_json::to_vec(progress).unwrap_or_default();
+        let sent = sent.and_then(|()| self.send(&self.outputs.progress, Some(self.id.as_bytes()), &value, None));
+        if let Err(e) = sent {
+            tracing::warn!(sink = %self.id, "kafka: {e:#}; aborting the transaction");
+            return Err(KafkaError::MessageProduction(RDKafkaErrorCode::Fail));
+        }
+        self.producer.commit_transaction(TXN_TIMEOUT)
+    }
+
+    /// Commits `records` and `progress`, retrying what the broker lets us retry.
+    fn commit_records(&self, records: &[&OutputRow], progress: &Progress, stamp: i64) -> anyhow::Result<()> {
+        let started = Instant::now();
+        loop {
+            let error = match self.transaction(records, progress, stamp) {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            let txn = match &error {
+                KafkaError::Transaction(t) => Some(t),
+                _ => None,
+            };
+            if txn.is_some_and(|t| t.is_fatal()) {
+                bail!("Kafka sink {}: {error} (another incarnation of this sink fenced it?)", self.id);
+            }
+            if started.elapsed() > GIVE_UP_AFTER {
+                bail!("Kafka sink {}: cannot commit for {} s: {error}", self.id, GIVE_UP_AFTER.as_secs());
+            }
+            tracing::warn!(sink = %self.id, "kafka: transaction not committed ({error}); retrying");
+            if txn.is_some_and(|t| t.is_retriable() && !t.txn_requires_abort()) {
+                // The commit itself may go through on a retry; a retried commit is idempotent.
+                if self.producer.commit_transaction(TXN_TIMEOUT).is_ok() {
+                    return Ok(());
+                }
+            }
+            if let Err(e) = self.producer.abort_transaction(TXN_TIMEOUT) {
+                tracing::warn!(sink = %self.id, "kafka: cannot abort the transaction yet ({e})");
             }
         }
-        let tx = self.state.transaction()?;
-        for ((source, partition), offset) in touched {
-            tx.execute(
-                "INSERT INTO edu_rtdw_kafka_written (source, partition, max_offset) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (source, partition) DO UPDATE SET max_offset = MAX(max_offset, excluded.max_offset)",
-                rusqlite::params![source, *partition as i64, *offset as i64],
-            )?;
-        }
-        for (topic, p, high) in ends {
-            tx.execute(
-                "INSERT INTO edu_rtdw_kafka_outputs (topic, partition, end_offset) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (topic, partition) DO UPDATE SET end_offset = excluded.end_offset",
-                rusqlite::params![topic, p as i64, high],
-            )?;
-        }
-        tx.commit()?;
-        Ok(())
     }
 }
 
-/// The source position in an output record's headers.
-fn position_of<M: Message>(msg: &M) -> Option<(String, u32, u64)> {
-    let headers = msg.headers()?;
-    let mut source = None;
-    let mut partition = None;
-    let mut offset = None;
-    for h in headers.iter() {
-        let value = h.value.and_then(|v| std::str::from_utf8(v).ok());
-        match h.key {
-            H_SOURCE => source = value.map(str::to_string),
-            H_PARTITION => partition = value.and_then(|v| v.parse().ok()),
-            H_OFFSET => offset = value.and_then(|v| v.parse().ok()),
-            _ => {}
+/// The last progress record of sink `id` on `topic`, read committed.
+fn read_progress(cfg: &KafkaConfig, topic: &str, id: &str) -> anyhow::Result<Option<Progress>> {
+    let mut c = cfg.client_config();
+    c.set("group.id", &cfg.group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed");
+    let consumer: rdkafka::consumer::BaseConsumer =
+        c.create().map_err(|e| anyhow!("cannot create a Kafka consumer: {e}"))?;
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)?;
+    consumer.assign(&tpl).map_err(|e| anyhow!("cannot read the progress topic {topic}: {e}"))?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut last = None;
+    loop {
+        if Instant::now() > deadline {
+            bail!("timed out reading the progress topic {topic}");
+        }
+        match consumer.poll(Duration::from_millis(500)) {
+            None => continue,
+            Some(Err(KafkaError::PartitionEOF(_))) => return Ok(last),
+            Some(Err(e)) => tracing::warn!("kafka: reading the progress topic {topic}: {e}"),
+            Some(Ok(msg)) if msg.key() == Some(id.as_bytes()) => {
+                let value = msg.payload().unwrap_or_default();
+                let progress: Progress = serde_json::from_slice(value)
+                    .with_context(|| format!("unreadable progress record of sink {id} in {topic}"))?;
+                last = Some(progress);
+            }
+            Some(Ok(_)) => {}
         }
     }
-    Some((source?, partition?, offset?))
 }
 
 /// A row as the flat JSON object of a Kafka output value: its table's columns by name
@@ -247,64 +249,30 @@ pub fn signal_json(row: &SignalRow, time_stamp: i64) -> Vec<u8> {
     row_json(row, &["src_partition", "src_offset"], Some(time_stamp))
 }
 
-fn now_millis() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
-
 impl SinkWriter for KafkaSink {
     fn committed_upper(&self) -> Time {
-        // Exactly-once here is by source position, not by logical time.
-        0
+        self.committed
     }
 
-    fn commit(&mut self, _upper: Time, _complete: bool, changes: &[(OutputRow, Diff)]) -> anyhow::Result<()> {
-        let stamp = now_millis();
-        let mut touched: HashMap<(String, u32), u64> = HashMap::new();
-        let mut records: Vec<(Topic, Pos, &OutputRow)> = changes
+    fn commit(&mut self, upper: Time, complete: bool, changes: &[(OutputRow, Diff)]) -> anyhow::Result<()> {
+        // Signals and dead letters are only ever inserted.
+        let mut records: Vec<&OutputRow> = changes
             .iter()
-            .filter(|(_, diff)| *diff > 0)
-            .filter_map(|(row, _)| match row {
-                OutputRow::Signal((pos, _)) => Some((Topic::Timeline, *pos, row)),
-                OutputRow::Dead(d) => Some((d.source, d.pos, row)),
-                _ => None,
-            })
+            .filter(|(row, diff)| *diff > 0 && matches!(row, OutputRow::Signal(_) | OutputRow::Dead(_)))
+            .map(|(row, _)| row)
             .collect();
-        records.sort_by_key(|(t, p, _)| (*t, *p));
-        for (source, pos, row) in records {
-            if self.already_written(source, pos) {
-                continue;
-            }
-            match row {
-                OutputRow::Signal(signal) => {
-                    let key = signal.1.key.as_deref();
-                    self.send(&self.signals_topic, key, &signal_json(signal, stamp), source, pos)?
-                }
-                OutputRow::Dead(d) => self.send(&self.dlq_topic, None, &dead_letter_json(d), source, pos)?,
-                _ => {}
-            }
-            let e = touched.entry((source.default_name().to_string(), pos.partition)).or_insert(pos.offset);
-            *e = (*e).max(pos.offset);
-        }
-        if touched.is_empty() {
+        let quiet = self.last_progress.is_some_and(|t| t.elapsed() < PROGRESS_EVERY);
+        if records.is_empty() && !complete && quiet {
             return Ok(());
         }
-        let started = Instant::now();
-        while let Err(e) = self.producer.flush(self.flush_timeout) {
-            if started.elapsed() > Duration::from_secs(600) {
-                bail!("Kafka flush failed for 10 minutes: {e}");
-            }
-            tracing::warn!("kafka: flush not done yet ({e}); retrying");
-        }
-        // A failed delivery is never recorded as written: fail, and let the restart's read-back resend it.
-        let failed = self.producer.context().failed_deliveries.swap(0, Ordering::Relaxed);
-        if failed > 0 {
-            bail!("{failed} Kafka deliveries failed; restart to resend them (nothing is recorded as written)");
-        }
-        self.record_progress(&touched)?;
-        for (k, v) in touched {
-            let e = self.written.entry(k).or_insert(v);
-            *e = (*e).max(v);
-        }
+        records.sort_by_key(|row| match row {
+            OutputRow::Dead(d) => (d.source, d.pos),
+            OutputRow::Signal(s) => (Topic::Timeline, s.0),
+            _ => (Topic::Timeline, Pos { partition: 0, offset: 0 }),
+        });
+        self.commit_records(&records, &Progress { upper, complete }, crate::sql::now_millis())?;
+        self.committed = upper;
+        self.last_progress = Some(Instant::now());
         Ok(())
     }
 }
