@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# Stops the broker started by scripts/kafka-up.sh (its data stays in the working directory).
+# Stops the broker started by scripts/kafka-up.sh: SIGTERM (a clean shutdown), at most 30 s,
+# then SIGKILL. Its data stays in the working directory.
 set -euo pipefail
 DIR="${EDU_RTDW_KAFKA_DIR:-/tmp/edu-rtdw-kafka}"
-if [ -f "$DIR/tansu.pid" ]; then
-    pid=$(cat "$DIR/tansu.pid")
+if [ -f "$DIR/kafka.pid" ]; then
+    pid=$(cat "$DIR/kafka.pid")
     if kill "$pid" 2>/dev/null; then
-        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-        # tansu does not always exit on SIGTERM.
-        kill -9 "$pid" 2>/dev/null || true
-        echo "kafka-down: stopped tansu (pid $pid)"
+        for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+        if kill -9 "$pid" 2>/dev/null; then
+            echo "kafka-down: Apache Kafka (pid $pid) ignored SIGTERM for 30 s: killed"
+        else
+            echo "kafka-down: stopped Apache Kafka (pid $pid)"
+        fi
     fi
-    rm -f "$DIR/tansu.pid"
+    rm -f "$DIR/kafka.pid"
 else
     echo "kafka-down: no broker started by kafka-up.sh"
 fi

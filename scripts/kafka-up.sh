@@ -1,92 +1,107 @@
 #!/usr/bin/env bash
-# Starts a Kafka-protocol broker (tansu, sqlite storage) on 127.0.0.1:9092 and
-# creates the seven source topics and the two output topics. Idempotent:
-# installs tansu only when missing, starts it only when nothing answers.
+# Starts Apache Kafka (one combined broker + KRaft controller node) on 127.0.0.1:9092 and
+# creates the seven source topics and the two output topics. Idempotent: fetches the jars
+# only when they are not cached, starts the broker only when none answers, creates only the
+# topics that are missing.
 #
 #   scripts/kafka-up.sh [PARTITIONS]      (default 4)
-#   EDU_RTDW_KAFKA_DIR   working directory of the broker (default /tmp/edu-rtdw-kafka)
-#   EDU_RTDW_KAFKA_KEEP  1: keep the previous broker's data when starting (default: start empty;
-#                        tansu's sqlite storage slows down as test topics accumulate)
+#   EDU_RTDW_KAFKA_DIR   the broker's working directory: server.properties, kafka.log,
+#                        kafka.pid, data/ (default /tmp/edu-rtdw-kafka)
+#   EDU_RTDW_KAFKA_KEEP  1: keep the previous broker's data when starting (default: start empty)
+#   EDU_RTDW_CACHE       where the jars are cached (default ~/.cache/edu-rtdw; see kafka-env.sh)
+#
+# The controller listens on 127.0.0.1:9093. The version is pom.xml's kafka.version.
 set -euo pipefail
+# shellcheck source=kafka-env.sh
+source "$(dirname "$0")/kafka-env.sh"
 
 PARTITIONS="${1:-4}"
-DIR="${EDU_RTDW_KAFKA_DIR:-/tmp/edu-rtdw-kafka}"
-BROKER="tcp://127.0.0.1:9092"
-export PATH="$HOME/.cargo/bin:$PATH"
+BOOTSTRAP=127.0.0.1:9092
+DATA="$KAFKA_DIR/data"
 
 answers() { (exec 3<>/dev/tcp/127.0.0.1/9092) 2>/dev/null; }
 
-if ! command -v tansu >/dev/null 2>&1; then
-    echo "kafka-up: installing tansu (cargo install tansu --locked --features libsql; takes 10-20 minutes)"
-    cargo install tansu --version 0.6.0 --locked --features libsql
-fi
+write_properties() {
+    cat >"$KAFKA_DIR/server.properties" <<PROPS
+# Written by scripts/kafka-up.sh: a single node for tests and benchmarks, loopback only.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:9093
+listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093
+advertised.listeners=PLAINTEXT://127.0.0.1:9092
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$DATA
+# Every topic is created explicitly (a misspelt topic is an error, not a new topic).
+auto.create.topics.enable=false
+num.partitions=$PARTITIONS
+default.replication.factor=1
+min.insync.replicas=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=8
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=8
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+# The generator stamps records with event times years in the past: time retention would
+# delete them at once. Test data lives as long as the working directory.
+log.retention.ms=-1
+PROPS
+}
 
-if answers; then
-    echo "kafka-up: a broker already answers on 127.0.0.1:9092"
-else
-    mkdir -p "$DIR"
+# A KRaft cluster id: 16 random bytes, URL-safe base64 without padding (22 characters).
+cluster_id() { head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n'; }
+
+start_broker() {
+    mkdir -p "$KAFKA_DIR"
     if [ "${EDU_RTDW_KAFKA_KEEP:-0}" != 1 ]; then
-        rm -f "$DIR"/tansu.db "$DIR"/tansu.db-wal "$DIR"/tansu.db-shm
+        rm -rf "$DATA"
     fi
-    # tansu reads a .env file from its working directory: start it from a clean one, with a
-    # relative sqlite path, detached from this shell's terminal and pipes.
-    # No descriptor but stdio is inherited: under `flock LOCK …` (how tests and scripts share the
-    # broker) the lock's descriptor would otherwise keep the lock held for the broker's whole life.
-    pushd "$DIR" >/dev/null
+    write_properties
+    if [ ! -f "$DATA/meta.properties" ]; then
+        kafka_java kafka.tools.StorageTool format --cluster-id "$(cluster_id)" \
+            --config "$KAFKA_DIR/server.properties" >/dev/null
+    fi
+    # Detached from this shell's terminal and pipes. No descriptor but stdio is inherited:
+    # under `flock LOCK …` (how tests and scripts share the broker) the lock's descriptor
+    # would otherwise keep the lock held for the broker's whole life.
     (
         for fd in /proc/"$BASHPID"/fd/*; do
             fd=${fd##*/}
             if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
         done
-        exec setsid nohup tansu broker \
-            --listener-url "$BROKER" \
-            --advertised-listener-url "$BROKER" \
-            --storage-engine sqlite://tansu.db </dev/null >"$DIR/tansu.log" 2>&1
+        KAFKA_JVM_OPTS="-Xms256m -Xmx1g -XX:+UseG1GC -XX:MaxGCPauseMillis=20" KAFKA_LOG_LEVEL=INFO
+        kafka_java_command
+        exec setsid nohup "${KAFKA_JAVA[@]}" kafka.Kafka "$KAFKA_DIR/server.properties" \
+            </dev/null >"$KAFKA_DIR/kafka.log" 2>&1
     ) &
-    echo $! >"$DIR/tansu.pid"
-    popd >/dev/null
-    for _ in $(seq 1 120); do
+    echo $! >"$KAFKA_DIR/kafka.pid"
+    local pid i
+    pid=$(cat "$KAFKA_DIR/kafka.pid")
+    for ((i = 0; i < 240; i++)); do
         answers && break
-        sleep 0.5
+        if ! kill -0 "$pid" 2>/dev/null; then break; fi
+        sleep 0.25
     done
     if ! answers; then
-        echo "kafka-up: tansu did not start; see $DIR/tansu.log" >&2
-        tail -20 "$DIR/tansu.log" >&2 || true
+        kafka_log "Apache Kafka did not start; see $KAFKA_DIR/kafka.log"
+        tail -20 "$KAFKA_DIR/kafka.log" >&2 || true
         exit 1
     fi
-    echo "kafka-up: tansu started (pid $(cat "$DIR/tansu.pid"), log $DIR/tansu.log)"
+    kafka_log "Apache Kafka $KAFKA_VERSION started (pid $pid, log $KAFKA_DIR/kafka.log)"
+}
+
+kafka_resolve
+if answers; then
+    kafka_log "a broker already answers on $BOOTSTRAP"
+else
+    start_broker
 fi
-
-# tansu 0.6's sqlite schema has no index on `header (topition, offset_id)`, and a fetch looks up
-# each record's headers: every fetched record scanned the whole header table. Our output topics
-# carry headers, so reading them back after a crash (tests/kafka.rs) grew quadratically with the
-# stored records until the broker seemed hung (a CI run timed out there). The index is idempotent
-# and invisible to tansu; sqlite re-prepares tansu's statements when the schema changes.
-index_headers() {
-    [ -f "$DIR/tansu.db" ] || return 0
-    python3 - "$DIR/tansu.db" <<'PY' || echo "kafka-up: could not index tansu's header table (fetches stay slow)" >&2
-import sqlite3, sys
-db = sqlite3.connect(sys.argv[1], timeout=60)
-if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'header'").fetchone():
-    db.execute("CREATE INDEX IF NOT EXISTS edu_rtdw_header_record ON header (topition, offset_id)")
-    db.commit()
-PY
-}
-
-create_topic() {
-    local name="$1" partitions="$2"
-    if out=$(tansu topic create "$name" --partitions "$partitions" --broker "$BROKER" 2>&1); then
-        echo "kafka-up: created topic $name ($partitions partitions)"
-    else
-        case "$out" in
-            *xists*|*EXISTS*) ;;
-            *) echo "kafka-up: topic $name: $out" >&2 ;;
-        esac
-    fi
-}
-
-for topic in timeline_client_topic blink_stg_activity__channel_name_dictionary_da qos_log agora_record \
-             uc_account-student uc_account-user data_pack_order_info timeline_analysis_student edu_rtdw_dlq; do
-    create_topic "$topic" "$PARTITIONS"
-done
-index_headers
+# Waits (at most 60 s) until the broker answers a metadata request, then creates what is missing.
+kafka_java "$KAFKA_SCRIPTS/KafkaTopics.java" "$BOOTSTRAP" "$PARTITIONS" 60 \
+    timeline_client_topic blink_stg_activity__channel_name_dictionary_da qos_log agora_record \
+    uc_account-student uc_account-user data_pack_order_info timeline_analysis_student edu_rtdw_dlq \
+    | sed 's/^/kafka-up: /'

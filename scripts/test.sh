@@ -2,9 +2,10 @@
 # The whole test suite, from a clean clone on a fresh machine.
 #
 # It installs and starts every server the tests need before running them:
-# the tansu Kafka broker (scripts/kafka-up.sh; `cargo install tansu` the first
-# time, 10-20 minutes) and MariaDB and PostgreSQL (scripts/db-up.sh, from
-# Debian packages). Both scripts are idempotent and reuse what is running.
+# Apache Kafka (scripts/kafka-up.sh; its jars are fetched from Maven Central
+# with mvn the first time, a few seconds, and cached outside the clone) and
+# MariaDB and PostgreSQL (scripts/db-up.sh, from Debian packages). Both
+# scripts are idempotent and reuse what is running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,7 +16,7 @@ fi
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-# Kafka protocol broker for tests/kafka.rs.
+# Apache Kafka for tests/kafka.rs, cluster.rs, observability.rs and sql_sinks.rs.
 bash scripts/kafka-up.sh
 # MariaDB and PostgreSQL for tests/sql_sinks.rs (installs them from Debian packages when missing).
 bash scripts/db-up.sh

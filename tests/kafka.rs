@@ -1,5 +1,5 @@
 //! Kafka in and out on the real broker started by `scripts/kafka-up.sh`
-//! (tansu on 127.0.0.1:9092). Every test uses its own topic prefix, so tests
+//! (Apache Kafka on 127.0.0.1:9092). Every test uses its own topic prefix, so tests
 //! are independent and can be re-run against the same broker.
 //!
 //! * the same generated records through Kafka (`--until-end`) and through
@@ -19,7 +19,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::kafka::{fresh_broker, gen_to_kafka, lock, restart_broker, topics, BROKERS};
+use common::kafka::{gen_to_kafka, lock, topics, BROKERS};
 use common::{dump, edu_rtdw, rows};
 use connectors::sample::TOPICS;
 use rdkafka::config::ClientConfig;
@@ -270,7 +270,6 @@ fn kill_9_at_random_points_then_restart_equals_an_uninterrupted_run() {
     // Small epochs: many commits, so the kills land between and inside them.
     let args = kafka_args(&prefix, "crashed.db", &["--epoch-records", "64", "-w", "2"]);
     kill_9_five_times(tmp.path(), &args, 0x9e37_79b9_7f4a_7c15, 150, 700);
-    restart_broker();
     run_ok(tmp.path(), &args);
     // The uninterrupted run reads the same topics into its own file, and writes no Kafka outputs.
     std::fs::write(
@@ -290,7 +289,6 @@ fn kill_9_at_random_points_then_restart_equals_an_uninterrupted_run() {
 #[test]
 fn live_epochs_equal_file_replay_and_the_latency_report_counts_every_record() {
     let _broker = lock();
-    fresh_broker();
     let prefix = topics("live", 2);
     let tmp = tempfile::tempdir().expect("tempdir");
     let live = [
@@ -370,20 +368,6 @@ fn live_epochs_equal_file_replay_and_the_latency_report_counts_every_record() {
     assert_eq!(dump(&live_db), dump(&tmp.path().join("files.db")), "a replay over the live cuts changed the tables");
 }
 
-/// `kafka-up.sh` indexes tansu's header table after a fresh start (without it every fetched
-/// record scans all stored headers, and reading output topics back grows quadratically).
-#[test]
-fn a_fresh_broker_has_its_header_table_indexed() {
-    let _broker = lock();
-    fresh_broker();
-    let dir = std::env::var("EDU_RTDW_KAFKA_DIR").unwrap_or_else(|_| "/tmp/edu-rtdw-kafka".into());
-    let indexes = rows(
-        &Path::new(&dir).join("tansu.db"),
-        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'header' AND sql LIKE '%(topition, offset_id)%'",
-    );
-    assert_eq!(indexes, vec![vec!["edu_rtdw_header_record".to_string()]]);
-}
-
 #[test]
 fn live_epochs_survive_kill_9_exactly() {
     let _broker = lock();
@@ -409,7 +393,6 @@ fn live_epochs_survive_kill_9_exactly() {
         "10000",
     ];
     kill_9_five_times(tmp.path(), &args, 0x2545_f491_4f6c_dd1d, 300, 1500);
-    restart_broker();
     run_ok(tmp.path(), &args);
     // The reference is file replay of the same records (fewer broker reads). The Kafka outputs
     // are exact by source position, as without live epochs.

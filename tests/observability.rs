@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
-use common::kafka::{lock, restart_broker, topics, BROKERS};
+use common::kafka::{lock, topics, BROKERS};
 use common::{edu_rtdw, rows, write_partition};
 
 const SIGNALS: &str = "timeline_client_topic";
@@ -354,18 +354,6 @@ fn order(id: &str, cc: i64, status: &str, confirmed: &str) -> Value {
     json!({"id": id, "cc_id": cc, "status": status, "confirm_date_time": confirmed})
 }
 
-/// A job reading Kafka: dropping it (also when a test fails) kills it and then restarts tansu,
-/// so that no connection of the killed client lingers into the next test.
-struct KafkaJob(Job);
-
-impl Drop for KafkaJob {
-    fn drop(&mut self) {
-        let _ = self.0 .0.kill();
-        let _ = self.0 .0.wait();
-        restart_broker();
-    }
-}
-
 /// `query` during an unbounded Kafka run answers at the sink's committed logical time with the
 /// sink's rows, at three intermediate times, for 2.3 (windows) and 2.7 (counts retracted).
 ///
@@ -390,7 +378,7 @@ fn live_query_equals_the_sink_at_intermediate_times() {
     .expect("config");
     let port = free_port();
     let admin = format!("127.0.0.1:{port}");
-    let _job = KafkaJob(Job(Command::new(env!("CARGO_BIN_EXE_edu-rtdw"))
+    let _job = Job(Command::new(env!("CARGO_BIN_EXE_edu-rtdw"))
         .args([
             "run",
             "--config",
@@ -408,7 +396,7 @@ fn live_query_equals_the_sink_at_intermediate_times() {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("spawn edu-rtdw")));
+        .expect("spawn edu-rtdw"));
 
     let producer: BaseProducer = ClientConfig::new().set("bootstrap.servers", BROKERS).create().expect("producer");
     let mut produced = 0u64;

@@ -1,8 +1,10 @@
 //! The MySQL and PostgreSQL sinks against real servers (started by
 //! `scripts/db-up.sh`; these tests start nothing and fail when the servers do
 //! not answer): every table equals the SQLite result of the same input, a
-//! wrong password is a one-line error, and a server stopped in the middle of a
-//! run loses nothing.
+//! wrong password is a one-line error, a server stopped in the middle of a
+//! run loses nothing, and runs killed with SIGKILL (on file and on Kafka input)
+//! end like an uninterrupted one. The Kafka-input test also needs the broker
+//! of `scripts/kafka-up.sh`.
 //!
 //! Each test writes into its own database (`edu_rtdw_t_*`, dropped and created
 //! afresh), so the tests are independent and re-runnable. They hold one lock
@@ -388,25 +390,39 @@ fn route_all_to_every_sql(dir: &Path) -> PathBuf {
 /// SPEC §5 exactly-once effect: a run killed with SIGKILL at five points and
 /// restarted each time ends with every table, in SQLite, MySQL and
 /// PostgreSQL, equal to an uninterrupted run; and no sink's committed frontier
-/// ever goes back while it recovers.
-///
-/// The input is file replay (the Kafka-input kill tests with SQLite and Kafka
-/// outputs are in `tests/kafka.rs`); it keeps this test independent of the broker.
+/// ever goes back while it recovers. On file input, independent of the broker.
 #[test]
 fn kill_9_then_restart_equals_an_uninterrupted_run_in_every_sink() {
     let _lock = servers();
     let tmp = tempfile::tempdir().expect("tempdir");
     let input = generate(tmp.path(), 10);
     let input = input.to_str().expect("utf-8").to_string();
-    let mysql = fresh_database(Server::Mysql, "edu_rtdw_t_crash");
-    let postgres = fresh_database(Server::Postgres, "edu_rtdw_t_crash");
-    let config = route_all_to_every_sql(tmp.path());
+    kill_9_five_times_then_compare(tmp.path(), &["--input-dir", &input], "edu_rtdw_t_crash", (200, 1200));
+}
+
+/// The same on Kafka input (`--until-end`), from the broker of `scripts/kafka-up.sh`.
+#[test]
+fn kill_9_on_kafka_input_then_restart_equals_an_uninterrupted_run_in_every_sink() {
+    let _lock = servers();
+    let _broker = common::kafka::lock();
+    let prefix = common::kafka::topics("sqlcrash", 2);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    common::kafka::gen_to_kafka(tmp.path(), &prefix, 3, 41, 2);
+    let input = ["--brokers", common::kafka::BROKERS, "--topic-prefix", &prefix, "--until-end"];
+    kill_9_five_times_then_compare(tmp.path(), &input, "edu_rtdw_t_kcrash", (300, 1500));
+}
+
+/// Runs `edu-rtdw run INPUT…` into SQLite, MySQL and PostgreSQL (databases `database`),
+/// SIGKILLs it five times after `kill_after.0 + rand % kill_after.1` ms (checking that no
+/// committed frontier goes back), lets a last run finish, and compares every table with an
+/// uninterrupted SQLite-only run over the same input.
+fn kill_9_five_times_then_compare(dir: &Path, input: &[&str], database: &str, kill_after: (u64, u64)) {
+    let mysql = fresh_database(Server::Mysql, database);
+    let postgres = fresh_database(Server::Postgres, database);
+    let config = route_all_to_every_sql(dir);
     let run = |db: &str, with_servers: bool| -> Vec<String> {
-        let mut args: Vec<String> =
-            ["run", "--input-dir", &input, "--sqlite", db, "-q", "--epoch-records", "64", "-w", "2"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
+        let mut args: Vec<String> = ["run"].iter().chain(input).map(|s| s.to_string()).collect();
+        args.extend(["--sqlite", db, "-q", "--epoch-records", "64", "-w", "2"].iter().map(|s| s.to_string()));
         if with_servers {
             args.extend(
                 ["--config", config.to_str().expect("utf-8"), "--mysql", &mysql, "--postgres", &postgres]
@@ -429,12 +445,12 @@ fn kill_9_then_restart_equals_an_uninterrupted_run_in_every_sink() {
         rng ^= rng << 17;
         let mut child = Command::new(env!("CARGO_BIN_EXE_edu-rtdw"))
             .args(run("crashed.db", true))
-            .current_dir(tmp.path())
+            .current_dir(dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn");
-        std::thread::sleep(Duration::from_millis(200 + rng % 1200));
+        std::thread::sleep(Duration::from_millis(kill_after.0 + rng % kill_after.1));
         if child.try_wait().expect("try_wait").is_some() {
             continue;
         }
@@ -448,14 +464,14 @@ fn kill_9_then_restart_equals_an_uninterrupted_run_in_every_sink() {
         );
         last_upper = upper;
     }
-    let out = edu_rtdw(&run("crashed.db", true).iter().map(String::as_str).collect::<Vec<_>>(), tmp.path());
+    let out = edu_rtdw(&run("crashed.db", true).iter().map(String::as_str).collect::<Vec<_>>(), dir);
     assert!(out.status.success(), "final run failed: {}", String::from_utf8_lossy(&out.stderr));
-    let out = edu_rtdw(&run("clean.db", false).iter().map(String::as_str).collect::<Vec<_>>(), tmp.path());
+    let out = edu_rtdw(&run("clean.db", false).iter().map(String::as_str).collect::<Vec<_>>(), dir);
     assert!(out.status.success(), "uninterrupted run failed: {}", String::from_utf8_lossy(&out.stderr));
 
     let all: Vec<usize> = (0..ALL.len()).collect();
-    let expected = dump(&tmp.path().join("clean.db"));
-    assert_same("SQLite after kills", &expected, &dump(&tmp.path().join("crashed.db")));
+    let expected = dump(&dir.join("clean.db"));
+    assert_same("SQLite after kills", &expected, &dump(&dir.join("crashed.db")));
     assert_same("MySQL after kills", &expected, &server_result(Server::Mysql, &mysql, &all));
     assert_same("PostgreSQL after kills", &expected, &server_result(Server::Postgres, &postgres, &all));
 }
