@@ -24,6 +24,7 @@ use common::{dump, edu_rtdw, rows};
 use connectors::sample::TOPICS;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -60,32 +61,35 @@ fn run_ok(dir: &Path, args: &[&str]) {
 type Record = (i32, i64, Option<Vec<u8>>, Vec<u8>, BTreeMap<String, String>);
 
 fn consume_all(topic: &str) -> Vec<Record> {
+    // read_committed (librdkafka's default, said here because it is what the test checks): only
+    // committed transactions, read up to each partition's last stable offset, where EOF is raised.
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", BROKERS)
         .set("group.id", "edu-rtdw-tests")
         .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", "read_committed")
         .create()
         .expect("consumer");
     let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
     let partitions = md.topics()[0].partitions().len() as i32;
     let mut tpl = TopicPartitionList::new();
-    let mut ends = BTreeMap::new();
     for p in 0..partitions {
-        let (_, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(10)).expect("watermarks");
-        if high > 0 {
-            tpl.add_partition_offset(topic, p, Offset::Beginning).expect("assign");
-            ends.insert(p, high);
-        }
+        tpl.add_partition_offset(topic, p, Offset::Beginning).expect("assign");
     }
     let mut out = Vec::new();
-    if ends.is_empty() {
-        return out;
-    }
+    let mut open: BTreeSet<i32> = (0..partitions).collect();
     consumer.assign(&tpl).expect("assign");
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !ends.is_empty() && Instant::now() < deadline {
-        let Some(msg) = consumer.poll(Duration::from_millis(200)) else { continue };
-        let msg = msg.expect("message");
+    while !open.is_empty() && Instant::now() < deadline {
+        let msg = match consumer.poll(Duration::from_millis(200)) {
+            None => continue,
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                open.remove(&p);
+                continue;
+            }
+            Some(result) => result.expect("message"),
+        };
         let headers = msg
             .headers()
             .map(|hs| {
@@ -101,11 +105,8 @@ fn consume_all(topic: &str) -> Vec<Record> {
             msg.payload().unwrap_or_default().to_vec(),
             headers,
         ));
-        if ends.get(&msg.partition()).is_some_and(|end| msg.offset() + 1 >= *end) {
-            ends.remove(&msg.partition());
-        }
     }
-    assert!(ends.is_empty(), "timed out reading {topic}");
+    assert!(open.is_empty(), "timed out reading {topic}");
     out
 }
 
@@ -498,4 +499,47 @@ fn a_partition_resuming_behind_closed_windows_gives_late_dead_letters_with_their
     assert_eq!(dead, ["timeline_client_topic", "0", "1", "class_performance_1m", "late", resumed.as_str()]);
     let minutes = rows(&db, "SELECT event_count FROM timeline_signal_analysis");
     assert_eq!(minutes, [["1"]], "minute 60 s once, unchanged by the late record; minute 300 s still open");
+}
+
+/// SPEC §5: the source reads `read_committed`. A transactional upstream writes three records to
+/// the user topic in a transaction it aborts, then two in one it commits (the partition then
+/// ends with a commit marker, an offset no consumer is ever given). A bounded run counts exactly
+/// the two committed records (two `not_json` dead letters at their own offsets) and ends.
+#[test]
+fn aborted_upstream_records_are_never_counted_and_a_bounded_run_ends_past_markers() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+    let _broker = lock();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let prefix = topics("aborted", 1);
+    let topic = format!("{prefix}uc_account-user");
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", BROKERS)
+        .set("transactional.id", format!("{prefix}upstream"))
+        .create()
+        .expect("producer");
+    let timeout = Duration::from_secs(30);
+    producer.init_transactions(timeout).expect("init transactions");
+    let transaction = |lines: &[&str], commit: bool| {
+        producer.begin_transaction().expect("begin");
+        for line in lines {
+            producer.send(BaseRecord::<[u8], [u8]>::to(&topic).payload(line.as_bytes()).partition(0)).expect("send");
+        }
+        if commit {
+            producer.commit_transaction(timeout).expect("commit");
+        } else {
+            producer.flush(timeout).expect("flush");
+            producer.abort_transaction(timeout).expect("abort");
+        }
+    };
+    transaction(&["aborted 1", "aborted 2", "aborted 3"], false);
+    transaction(&["committed 1", "committed 2"], true);
+    run_ok(tmp.path(), &kafka_args(&prefix, "out.db", &[]));
+    let dead = rows(&tmp.path().join("out.db"), "SELECT \"offset\", reason, raw FROM dead_letters ORDER BY \"offset\"");
+    // Offsets 0-2: aborted records, 3: the abort marker, 4-5: the committed records, 6: the commit marker.
+    let want = vec![
+        vec!["4".to_string(), "not_json".to_string(), "committed 1".to_string()],
+        vec!["5".to_string(), "not_json".to_string(), "committed 2".to_string()],
+    ];
+    assert_eq!(dead, want);
 }

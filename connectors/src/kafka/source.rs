@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail};
 use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Message as _, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
 use timely::dataflow::{Scope, StreamVec};
@@ -133,7 +134,8 @@ pub struct KafkaLogs {
 impl KafkaLogs {
     /// Assigns `partitions` from their beginning and splits each onto its own queue.
     pub fn open(cfg: &KafkaConfig, partitions: Vec<KafkaPartition>) -> anyhow::Result<Self> {
-        let consumer = Arc::new(cfg.consumer()?);
+        let bounded = partitions.iter().any(|p| p.end.is_some());
+        let consumer = Arc::new(cfg.consumer_with_eof(bounded)?);
         let mut assignment = TopicPartitionList::new();
         let mut index = HashMap::new();
         for (i, p) in partitions.iter().enumerate() {
@@ -155,6 +157,19 @@ impl KafkaLogs {
             .collect::<anyhow::Result<Vec<_>>>()?;
         let n = partitions.len();
         Ok(KafkaLogs { consumer, partitions, queues, held: vec![VecDeque::new(); n], next: vec![0; n], index })
+    }
+}
+
+impl KafkaLogs {
+    /// The consumer's position in partition `i`: the offset it fetches next.
+    fn position(&self, i: usize) -> u64 {
+        let p = &self.partitions[i];
+        let position = self
+            .consumer
+            .position()
+            .ok()
+            .and_then(|tpl| tpl.find_partition(&p.name, p.partition as i32).and_then(|e| e.offset().to_raw()));
+        position.map_or(0, |o| o.max(0) as u64)
     }
 }
 
@@ -197,6 +212,11 @@ impl Logs for KafkaLogs {
             }
             let msg = match self.queues[i].poll(Duration::ZERO) {
                 None => return Ok(Status::Waiting),
+                Some(Err(KafkaError::PartitionEOF(_))) => {
+                    // At the end: skip what is never delivered (commit markers, aborted records).
+                    self.next[i] = self.next[i].max(self.position(i));
+                    continue;
+                }
                 // Transient client errors are logged by the context; librdkafka retries.
                 Some(Err(_)) => continue,
                 Some(Ok(msg)) => msg,
