@@ -48,6 +48,42 @@ impl Epochs {
         time.max(floor)
     }
 
+    /// The first offset at or after `next` of partition `i` whose time is later than `floor`
+    /// (`u64::MAX`: none): what an activation at `floor` may read is below it. Times grow
+    /// with offsets, so a galloping search finds it in a few dozen [`Epochs::time`] calls
+    /// instead of one per record.
+    pub(crate) fn limit(&self, i: usize, topic: Topic, partition: u32, next: u64, floor: Time) -> u64 {
+        let later = |offset: u64| self.time(i, topic, partition, offset, floor) > floor;
+        if later(next) {
+            return next;
+        }
+        // Gallop: `low` is at `floor`, `high` is later (or past every offset there is).
+        let (mut low, mut step) = (next, 1u64);
+        let mut high = loop {
+            let probe = low.saturating_add(step);
+            if probe == u64::MAX {
+                break u64::MAX;
+            }
+            if later(probe) {
+                break probe;
+            }
+            low = probe;
+            step = step.saturating_mul(2);
+        };
+        if high == u64::MAX {
+            return u64::MAX;
+        }
+        while high - low > 1 {
+            let mid = low + (high - low) / 2;
+            if later(mid) {
+                high = mid;
+            } else {
+                low = mid;
+            }
+        }
+        high
+    }
+
     /// Whether the record at `offset` of partition `i` must wait for the next live epoch:
     /// the open one already holds `epoch_records` of the partition's positions.
     pub(crate) fn full(&self, i: usize, offset: u64) -> bool {
@@ -213,5 +249,35 @@ impl LiveEpochs {
     /// or inputs given.
     fn holds_inputs(&self) -> bool {
         self.given || self.holds_records()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A clock resumed after a bounded run that ended at offset 10 of the user partition
+    /// (offsets 10.. start a new segment at time 3) and at offset 0 of the order partition.
+    fn resumed_clock() -> Clock {
+        let resume = Clock::new(4).resume_after(vec![(Topic::User, 0, 10), (Topic::Order, 0, 0)]);
+        let conn = rusqlite::Connection::open_in_memory().expect("sqlite");
+        Clock::record(&conn, &resume).expect("record");
+        Clock::load(&conn, 4).expect("load")
+    }
+
+    #[test]
+    fn the_limit_is_the_first_later_offset_of_a_linear_scan() {
+        for clock in [Clock::new(3), resumed_clock()] {
+            let epochs = Epochs::Offsets(Arc::new(clock));
+            for (topic, partition) in [(Topic::User, 0), (Topic::Order, 0), (Topic::Agora, 3)] {
+                for floor in 0..12 {
+                    for next in 0..40 {
+                        let scan = (next..).find(|&o| epochs.time(0, topic, partition, o, floor) > floor);
+                        let limit = epochs.limit(0, topic, partition, next, floor);
+                        assert_eq!(Some(limit), scan, "{topic:?}/{partition} from {next} at {floor}");
+                    }
+                }
+            }
+        }
     }
 }

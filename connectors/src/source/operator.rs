@@ -233,9 +233,10 @@ impl<L: Logs> Source<L> {
         let part = &mut parts[i];
         let (topic, partition) = (part.ingest.topic(), part.ingest.partition());
         let epochs = &mut settings.epochs;
+        let limit = epochs.limit(i, topic, partition, part.next, floor);
         let (mut read, mut refused) = (0, false);
         let status = logs.read(i, budget, |msg: Message<'_>| {
-            if epochs.full(i, msg.offset) || epochs.time(i, topic, partition, msg.offset, floor) > floor {
+            if msg.offset >= limit || epochs.full(i, msg.offset) {
                 refused = true;
                 return false;
             }
