@@ -1,6 +1,8 @@
 //! Command-line interface (clap derive), including timely's `-w -n -p -h`.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
@@ -141,7 +143,7 @@ pub struct RunArgs {
     pub quiet: bool,
     /// Admin endpoint and snapshot options.
     #[command(flatten)]
-    pub ops: crate::admin::OpsArgs,
+    pub ops: OpsArgs,
 }
 
 impl RunArgs {
@@ -154,6 +156,39 @@ impl RunArgs {
         }
         RunOnly::parse_from(["edu-rtdw"]).run
     }
+}
+
+/// `run` options of the admin endpoint and of snapshots (served by [`crate::admin`]).
+#[derive(Args, Debug, Clone)]
+pub struct OpsArgs {
+    /// Serve `/metrics` and snapshot queries on this address, e.g. 127.0.0.1:9898 (process i of a cluster: port + i).
+    #[arg(long)]
+    pub admin: Option<SocketAddr>,
+    /// Allow `--admin` on an address that is not loopback.
+    #[arg(long)]
+    pub admin_bind_any: bool,
+    /// Keep serving `--admin` this many seconds after a bounded input is done.
+    #[arg(long, default_value_t = 0)]
+    pub admin_linger_s: u64,
+    /// Write every metric's contents periodically as JSON lines to DIR/METRIC/TIME.jsonl.
+    #[arg(long)]
+    pub snapshot_dir: Option<PathBuf>,
+    /// Interval between snapshot dumps (`500ms`, `10s`, `5m`, `1h`, `1h 30m`; a bare number is seconds).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub snapshot_every: Duration,
+    /// Snapshot dumps kept per metric.
+    #[arg(long, default_value_t = 5)]
+    pub snapshot_keep: usize,
+}
+
+/// A duration in `humantime`'s notation (`500ms`, `10s`, `5m`, `1h`, `2h 30m`, `1d`); a bare
+/// number is seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(text).map_err(|e| format!("bad duration `{text}`: {e} (expected e.g. 500ms, 10s, 5m)"))
 }
 
 /// `edu-rtdw gen`.
@@ -199,7 +234,23 @@ fn parse_property(text: &str) -> Result<(String, String), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_property;
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration(" 3 "), Ok(Duration::from_secs(3)));
+        // humantime also reads days and compound durations.
+        assert_eq!(parse_duration("3d"), Ok(Duration::from_secs(3 * 86_400)));
+        assert_eq!(parse_duration("1m 30s"), Ok(Duration::from_secs(90)));
+        assert!(parse_duration("3x").is_err());
+        assert!(parse_duration("s").is_err());
+        assert!(parse_duration("").is_err());
+    }
 
     #[test]
     fn properties_are_key_equals_value() {
