@@ -116,9 +116,8 @@ type Response = (u16, &'static str, String);
 fn route(path: &str, shared: Option<&Shared>) -> Response {
     let path = path.split('?').next().unwrap_or(path);
     if path == "/metrics" {
-        let mut text = connectors::metrics::render();
-        text.push_str(&snapshot_sizes(shared));
-        return (200, "text/plain; version=0.0.4", text);
+        observe_snapshot_sizes(shared);
+        return (200, "text/plain; version=0.0.4", connectors::metrics::render());
     }
     if let Some(metric) = path.strip_prefix("/snapshot/") {
         return snapshot(metric, shared);
@@ -133,19 +132,10 @@ fn route(path: &str, shared: Option<&Shared>) -> Response {
     (404, "text/plain", format!("no route {path}\n"))
 }
 
-/// Rows per metric in the maintained snapshot (the size of each metric's consolidated contents).
-fn snapshot_sizes(shared: Option<&Shared>) -> String {
-    let Some(contents) = shared.and_then(|s| s.lock().ok()) else { return String::new() };
-    let mut text = String::from("# HELP edu_rtdw_snapshot_rows Rows per metric in the snapshot, consistent at edu_rtdw_snapshot_upper.\n# TYPE edu_rtdw_snapshot_rows gauge\n");
-    for index in 0..ALL.len() {
-        text.push_str(&format!(
-            "edu_rtdw_snapshot_rows{{metric=\"{}\"}} {}\n",
-            metric_name(index),
-            contents.len(index)
-        ));
-    }
-    text.push_str(&format!("# HELP edu_rtdw_snapshot_upper Logical frontier of the snapshot.\n# TYPE edu_rtdw_snapshot_upper gauge\nedu_rtdw_snapshot_upper {}\n", contents.upper));
-    text
+/// Hands the size of each metric's consolidated contents, and their frontier, to the registry.
+fn observe_snapshot_sizes(shared: Option<&Shared>) {
+    let Some(contents) = shared.and_then(|s| s.lock().ok()) else { return };
+    connectors::metrics::observe_snapshot((0..ALL.len()).map(|i| (metric_name(i), contents.len(i))), contents.upper);
 }
 
 fn snapshot(metric: &str, shared: Option<&Shared>) -> Response {
