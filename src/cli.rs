@@ -141,7 +141,7 @@ pub fn parse() -> Cli {
     cli
 }
 
-/// `run` options of the admin endpoint and of snapshots (served by [`crate::admin`]).
+/// `run` options of the admin endpoint and of snapshots (served by `admin.rs`).
 #[derive(Args, Debug, Clone)]
 pub struct OpsArgs {
     /// Serve `/metrics` and snapshot queries on this address, e.g. 127.0.0.1:9898 (process i of a cluster: port + i).
