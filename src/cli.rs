@@ -1,8 +1,12 @@
 //! Command-line interface (clap derive), including timely's `-w -n -p -h`.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
-use clap::{ArgAction, Args, Parser, Subcommand};
+use clap::{ArgAction, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::config::{Given, Settings};
 
 /// Real-time data warehouse for an online school, on Timely and Differential Dataflow.
 #[derive(Parser, Debug)]
@@ -94,54 +98,21 @@ pub struct RunArgs {
     /// TOML configuration file (see edu-rtdw.sample.toml).
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// File replay input: `<dir>/<topic>/<partition>.jsonl`. Default without Kafka: `sample-data`, generated if missing.
-    #[arg(long)]
-    pub input_dir: Option<PathBuf>,
-    /// Kafka bootstrap servers; Kafka is the input when set.
-    #[arg(long)]
-    pub brokers: Option<String>,
-    /// Kafka: read up to the high watermarks seen at start, then finish like file replay.
-    #[arg(long)]
-    pub until_end: bool,
-    /// Kafka: prefix added to every default topic name (sources and outputs), e.g. for tests.
-    #[arg(long)]
-    pub topic_prefix: Option<String>,
-    /// SQLite file receiving every table not routed elsewhere (default edu_rtdw.db).
-    #[arg(long)]
-    pub sqlite: Option<PathBuf>,
-    /// MySQL URL, e.g. mysql://edu:edu@127.0.0.1:3306/edu_rtdw (or EDU_RTDW_MYSQL_URL).
-    #[arg(long, env = "EDU_RTDW_MYSQL_URL", hide_env_values = true)]
-    pub mysql: Option<String>,
-    /// PostgreSQL URL, e.g. postgres://edu:edu@127.0.0.1:5432/edu_rtdw (or EDU_RTDW_POSTGRES_URL).
-    #[arg(long, env = "EDU_RTDW_POSTGRES_URL", hide_env_values = true)]
-    pub postgres: Option<String>,
-    /// Records per partition per logical time (larger: more throughput, coarser commits; default 4096).
-    #[arg(long)]
-    pub epoch_records: Option<u64>,
-    /// Kafka without --until-end: close a logical time every N ms (live epochs, recorded in the SQLite state file).
-    #[arg(long)]
-    pub epoch_ms: Option<u64>,
-    /// Kafka: a partition silent this long stops holding the watermark back (ms, default 30000).
-    #[arg(long)]
-    pub idle_timeout_ms: Option<u64>,
-    /// Kafka: finish like --until-end once a worker has read something and then nothing for the idle timeout.
-    #[arg(long)]
-    pub exit_when_idle: bool,
+    /// The settings that are also keys of the file (`--epoch-records` is `[input] epoch_records`, ...).
+    #[command(flatten)]
+    pub settings: Settings,
     /// Write end-to-end latency (Kafka timestamp to commit by every sink) as JSON to FILE, every second and at the end.
     #[arg(long)]
     pub latency_report: Option<PathBuf>,
-    /// Watermark delay of class_performance_1m, ms (default 5000).
-    #[arg(long)]
-    pub class_performance_delay_ms: Option<i64>,
-    /// Watermark delay of av_quality_30s, ms (default 60000).
-    #[arg(long)]
-    pub av_quality_delay_ms: Option<i64>,
     /// Do not print the summary.
     #[arg(long, short = 'q')]
     pub quiet: bool,
     /// Admin endpoint and snapshot options.
     #[command(flatten)]
-    pub ops: crate::admin::OpsArgs,
+    pub ops: OpsArgs,
+    /// Which of `settings` were given as flags or environment variables (and so override the file).
+    #[arg(skip)]
+    pub given: Given,
 }
 
 impl RunArgs {
@@ -152,8 +123,55 @@ impl RunArgs {
             #[command(flatten)]
             run: RunArgs,
         }
-        RunOnly::parse_from(["edu-rtdw"]).run
+        let matches = RunOnly::command().get_matches_from(["edu-rtdw"]);
+        let mut run = RunOnly::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()).run;
+        run.given = Given::of(&matches);
+        run
     }
+}
+
+/// Parses the command line (exiting with clap's message on a bad one), noting which `run`
+/// settings were given.
+pub fn parse() -> Cli {
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut Cli::command()).exit());
+    if let (Some(Command::Run(run)), Some(("run", sub))) = (&mut cli.command, matches.subcommand()) {
+        run.given = Given::of(sub);
+    }
+    cli
+}
+
+/// `run` options of the admin endpoint and of snapshots (served by `admin.rs`).
+#[derive(Args, Debug, Clone)]
+pub struct OpsArgs {
+    /// Serve `/metrics` and snapshot queries on this address, e.g. 127.0.0.1:9898 (process i of a cluster: port + i).
+    #[arg(long)]
+    pub admin: Option<SocketAddr>,
+    /// Allow `--admin` on an address that is not loopback.
+    #[arg(long)]
+    pub admin_bind_any: bool,
+    /// Keep serving `--admin` this many seconds after a bounded input is done.
+    #[arg(long, default_value_t = 0)]
+    pub admin_linger_s: u64,
+    /// Write every metric's contents periodically as JSON lines to DIR/METRIC/TIME.jsonl.
+    #[arg(long)]
+    pub snapshot_dir: Option<PathBuf>,
+    /// Interval between snapshot dumps (`500ms`, `10s`, `5m`, `1h`, `1h 30m`; a bare number is seconds).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub snapshot_every: Duration,
+    /// Snapshot dumps kept per metric.
+    #[arg(long, default_value_t = 5)]
+    pub snapshot_keep: usize,
+}
+
+/// A duration in `humantime`'s notation (`500ms`, `10s`, `5m`, `1h`, `2h 30m`, `1d`); a bare
+/// number is seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(text).map_err(|e| format!("bad duration `{text}`: {e} (expected e.g. 500ms, 10s, 5m)"))
 }
 
 /// `edu-rtdw gen`.
@@ -199,7 +217,23 @@ fn parse_property(text: &str) -> Result<(String, String), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_property;
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration(" 3 "), Ok(Duration::from_secs(3)));
+        // humantime also reads days and compound durations.
+        assert_eq!(parse_duration("3d"), Ok(Duration::from_secs(3 * 86_400)));
+        assert_eq!(parse_duration("1m 30s"), Ok(Duration::from_secs(90)));
+        assert!(parse_duration("3x").is_err());
+        assert!(parse_duration("s").is_err());
+        assert!(parse_duration("").is_err());
+    }
 
     #[test]
     fn properties_are_key_equals_value() {

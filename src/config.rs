@@ -1,130 +1,174 @@
 //! Configuration: a TOML file (`--config`) overridden by flags.
 //!
+//! Each settings section is declared once, as one struct that both the TOML
+//! file (serde) and `run`'s flags (clap) fill: a field is a key of its section
+//! and, unless it is `#[arg(skip)]` (file only), the flag of the same name;
+//! its clap default is the default of both. A flag given on the command line
+//! (or through its environment variable, e.g. `EDU_RTDW_MYSQL_URL`) overrides
+//! the file's key ([`Settings::overridden_by`]); every other key keeps the
+//! file's value.
+//!
 //! Every key is optional; see `edu-rtdw.sample.toml` for all of them. Routing
 //! (which table goes to which sink) defaults to the seed's layout when the
 //! servers are configured: 2.3, 2.4, 2.5, 2.7 to MySQL, 2.2 and 2.6 to
 //! PostgreSQL; every table not routed elsewhere goes to the SQLite file.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use serde::Deserialize;
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, FromArgMatches};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use connectors::tables::ALL;
+use dataflows::ingest::Delays;
 
-/// The whole configuration.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// The whole configuration: the file's sections, which are also `run`'s flags, and the routes.
+#[derive(Debug, Clone, Default, Args, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// Where input comes from and how it is clocked.
+    #[command(flatten)]
     pub input: InputSettings,
     /// Kafka input and outputs.
+    #[command(flatten)]
     pub kafka: KafkaSettings,
     /// Event-time settings.
+    #[command(flatten)]
     pub delays: DelaySettings,
     /// Sink locations.
+    #[command(flatten)]
     pub sinks: SinkSettings,
     /// Per metric (or `dead_letters`): the sinks it goes to (`sqlite`, `mysql`, `postgres`, `kafka`).
+    #[arg(skip)]
     pub routes: BTreeMap<String, Vec<String>>,
 }
 
 /// `[input]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct InputSettings {
-    /// File replay directory.
+    /// File replay input: `<dir>/<topic>/<partition>.jsonl`. Default without Kafka: `sample-data`, generated if missing.
+    #[arg(long)]
     pub input_dir: Option<PathBuf>,
-    /// Records per partition per logical time.
+    /// Records per partition per logical time (larger: more throughput, coarser commits).
+    #[arg(long, default_value_t = 4096)]
     pub epoch_records: u64,
-    /// Kafka without `until_end`: close a logical time every this many ms (live epochs).
+    /// Kafka without --until-end: close a logical time every N ms (live epochs, recorded in the SQLite state file).
+    #[arg(long)]
     pub epoch_ms: Option<u64>,
 }
 
-impl Default for InputSettings {
-    fn default() -> Self {
-        InputSettings { input_dir: None, epoch_records: 4096, epoch_ms: None }
-    }
-}
-
 /// `[kafka]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KafkaSettings {
-    /// Bootstrap servers (`host:port,...`); Kafka is used when set.
+    /// Kafka bootstrap servers (`host:port,...`); Kafka is the input when set.
+    #[arg(long)]
     pub brokers: Option<String>,
     /// Consumer group id (offsets are committed under it; partitions are assigned, not balanced).
+    #[arg(skip = String::from("edu-rtdw"))]
     pub group_id: String,
     /// Source topic names, by their default name.
+    #[arg(skip)]
     pub topics: BTreeMap<String, String>,
-    /// Prefix added to every topic name, sources and outputs alike.
+    /// Kafka: prefix added to every default topic name (sources and outputs), e.g. for tests.
+    #[arg(long, default_value = "")]
     pub topic_prefix: String,
     /// Topic of the cleaned signals (2.1).
+    #[arg(skip = String::from("timeline_analysis_student"))]
     pub signals_topic: String,
     /// Dead-letter topic.
+    #[arg(skip = String::from("edu_rtdw_dlq"))]
     pub dlq_topic: String,
-    /// Read every partition up to its high watermark at start, then finish like file replay.
+    /// Kafka: read up to the high watermarks seen at start, then finish like file replay.
+    #[arg(long)]
     pub until_end: bool,
-    /// A partition with no new records for this long stops holding the watermark back (ms).
+    /// Kafka: a partition silent this long stops holding the watermark back (ms).
+    #[arg(long, default_value_t = 30_000)]
     pub idle_timeout_ms: u64,
-    /// Finish (like `until_end`) once a worker has read something and then nothing for `idle_timeout_ms`.
+    /// Kafka: finish like --until-end once a worker has read something and then nothing for the idle timeout.
+    #[arg(long)]
     pub exit_when_idle: bool,
     /// librdkafka properties passed through (`security.protocol`, `sasl.*`, `ssl.*`, ...).
+    #[arg(skip)]
     pub properties: BTreeMap<String, String>,
 }
 
-impl Default for KafkaSettings {
-    fn default() -> Self {
-        KafkaSettings {
-            brokers: None,
-            group_id: "edu-rtdw".to_string(),
-            topics: BTreeMap::new(),
-            topic_prefix: String::new(),
-            signals_topic: "timeline_analysis_student".to_string(),
-            dlq_topic: "edu_rtdw_dlq".to_string(),
-            until_end: false,
-            idle_timeout_ms: 30_000,
-            exit_when_idle: false,
-            properties: BTreeMap::new(),
-        }
-    }
-}
-
 /// `[delays]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DelaySettings {
-    /// Watermark delay of class_performance_1m (ms).
+    /// Watermark delay of class_performance_1m, ms.
+    #[arg(long = "class-performance-delay-ms", value_name = "MS", default_value_t = Delays::default().class_performance_ms)]
     pub class_performance_ms: i64,
-    /// Watermark delay of av_quality_30s (ms).
+    /// Watermark delay of av_quality_30s, ms.
+    #[arg(long = "av-quality-delay-ms", value_name = "MS", default_value_t = Delays::default().av_quality_ms)]
     pub av_quality_ms: i64,
 }
 
-impl Default for DelaySettings {
-    fn default() -> Self {
-        let d = dataflows::ingest::Delays::default();
-        DelaySettings { class_performance_ms: d.class_performance_ms, av_quality_ms: d.av_quality_ms }
-    }
-}
-
 /// `[sinks]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SinkSettings {
-    /// SQLite file.
+    /// SQLite file receiving every table not routed elsewhere.
+    #[arg(long, default_value = "edu_rtdw.db")]
     pub sqlite: PathBuf,
-    /// MySQL URL (`mysql://user:password@host:port/db`).
+    /// MySQL URL, e.g. mysql://edu:edu@127.0.0.1:3306/edu_rtdw (or EDU_RTDW_MYSQL_URL).
+    #[arg(long, env = "EDU_RTDW_MYSQL_URL", hide_env_values = true)]
     pub mysql: Option<String>,
-    /// PostgreSQL URL (`postgres://user:password@host:port/db`).
+    /// PostgreSQL URL, e.g. postgres://edu:edu@127.0.0.1:5432/edu_rtdw (or EDU_RTDW_POSTGRES_URL).
+    #[arg(long, env = "EDU_RTDW_POSTGRES_URL", hide_env_values = true)]
     pub postgres: Option<String>,
     /// How long a MySQL/PostgreSQL commit retries a lost connection before the job fails (seconds).
+    #[arg(skip = 300_u64)]
     pub retry_s: u64,
 }
 
-impl Default for SinkSettings {
-    fn default() -> Self {
-        SinkSettings { sqlite: PathBuf::from("edu_rtdw.db"), mysql: None, postgres: None, retry_s: 300 }
+/// A section's defaults are its clap defaults (environment variables ignored): one declaration for both.
+macro_rules! clap_default {
+    ($($section:ty),*) => {$(
+        impl Default for $section {
+            fn default() -> Self {
+                clap_defaults()
+            }
+        }
+    )*};
+}
+clap_default!(InputSettings, KafkaSettings, DelaySettings, SinkSettings);
+
+/// `T` as clap fills it from no arguments and no environment.
+fn clap_defaults<T: Args + FromArgMatches>() -> T {
+    let command = T::augment_args(clap::Command::new("defaults")).mut_args(|arg| arg.env(None));
+    let matches = command.get_matches_from(["defaults"]);
+    T::from_arg_matches(&matches).expect("every setting has a default or is optional")
+}
+
+/// The ids of the flags given on the command line or through their environment variable.
+#[derive(Debug, Clone, Default)]
+pub struct Given(BTreeSet<String>);
+
+impl Given {
+    /// The flags `matches` did not fill with their default.
+    pub fn of(matches: &ArgMatches) -> Given {
+        let given = |id: &&clap::Id| {
+            matches!(matches.value_source(id.as_str()), Some(ValueSource::CommandLine | ValueSource::EnvVariable))
+        };
+        Given(matches.ids().filter(given).map(|id| id.to_string()).collect())
     }
+}
+
+/// `file` with every field named in `given` taken from `flags` instead (a flag's id is its field's name).
+fn overlay<T: Serialize + DeserializeOwned>(file: &T, flags: &T, given: &Given) -> anyhow::Result<T> {
+    let (serde_json::Value::Object(mut merged), serde_json::Value::Object(over)) =
+        (serde_json::to_value(file)?, serde_json::to_value(flags)?)
+    else {
+        bail!("a settings section is not a struct");
+    };
+    merged.extend(over.into_iter().filter(|(key, _)| given.0.contains(key)));
+    Ok(serde_json::from_value(serde_json::Value::Object(merged))?)
 }
 
 /// A kind of sink a table can be routed to.
@@ -158,6 +202,17 @@ pub fn route_names() -> Vec<&'static str> {
 }
 
 impl Settings {
+    /// These settings (the file's) with every `given` flag of `flags` taking precedence.
+    pub fn overridden_by(self, flags: &Settings, given: &Given) -> anyhow::Result<Settings> {
+        Ok(Settings {
+            input: overlay(&self.input, &flags.input, given)?,
+            kafka: overlay(&self.kafka, &flags.kafka, given)?,
+            delays: overlay(&self.delays, &flags.delays, given)?,
+            sinks: overlay(&self.sinks, &flags.sinks, given)?,
+            routes: self.routes,
+        })
+    }
+
     /// Reads the TOML file at `path`, or the defaults when there is none.
     pub fn load(path: Option<&Path>) -> anyhow::Result<Settings> {
         let Some(path) = path else { return Ok(Settings::default()) };
@@ -262,6 +317,58 @@ mod tests {
     #[test]
     fn defaults_send_everything_to_sqlite() {
         assert!(Settings::default().routes().iter().all(|r| r == &vec![SinkKind::Sqlite]));
+    }
+
+    /// `run`'s settings flags parsed from `argv`, and which were given.
+    fn parse_flags(argv: &[&str]) -> (Settings, Given) {
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        use clap::CommandFactory;
+        let matches = Flags::command().get_matches_from(std::iter::once("edu-rtdw").chain(argv.iter().copied()));
+        (Flags::from_arg_matches(&matches).expect("flags").settings, Given::of(&matches))
+    }
+
+    #[test]
+    fn flags_override_the_file_key_by_key() -> anyhow::Result<()> {
+        let file: Settings = toml::from_str(
+            "[input]\nepoch_records = 100\nepoch_ms = 20\n[kafka]\nuntil_end = true\nidle_timeout_ms = 5\n\
+             group_id = \"g\"\ntopic_prefix = \"p_\"\n[sinks]\nsqlite = \"a.db\"\nretry_s = 9\n",
+        )?;
+        let (flags, given) =
+            parse_flags(&["--epoch-records", "4096", "--sqlite", "b.db", "--class-performance-delay-ms", "7"]);
+        let s = file.overridden_by(&flags, &given)?;
+        assert_eq!(s.input.epoch_records, 4096, "a given flag wins even when it equals the default");
+        assert_eq!(s.input.epoch_ms, Some(20));
+        assert!(s.kafka.until_end, "an absent boolean flag keeps the file's true");
+        assert_eq!((s.kafka.idle_timeout_ms, s.kafka.group_id.as_str(), s.kafka.topic_prefix.as_str()), (5, "g", "p_"));
+        assert_eq!((s.sinks.sqlite, s.sinks.retry_s), (PathBuf::from("b.db"), 9));
+        assert_eq!((s.delays.class_performance_ms, s.delays.av_quality_ms), (7, Delays::default().av_quality_ms));
+        let (flags, given) = parse_flags(&["--until-end", "--topic-prefix", "t_", "--idle-timeout-ms", "30000"]);
+        let s = Settings::default().overridden_by(&flags, &given)?;
+        assert!(s.kafka.until_end);
+        assert_eq!((s.kafka.topic_prefix.as_str(), s.kafka.idle_timeout_ms), ("t_", 30_000));
+        Ok(())
+    }
+
+    #[test]
+    fn defaults_are_the_flag_defaults() {
+        let s = Settings::default();
+        assert_eq!((s.input.input_dir, s.input.epoch_records, s.input.epoch_ms), (None, 4096, None));
+        let k = &s.kafka;
+        assert_eq!(
+            (k.group_id.as_str(), k.signals_topic.as_str(), k.dlq_topic.as_str()),
+            ("edu-rtdw", "timeline_analysis_student", "edu_rtdw_dlq")
+        );
+        assert_eq!(
+            (k.idle_timeout_ms, k.until_end, k.exit_when_idle, k.topic_prefix.as_str()),
+            (30_000, false, false, "")
+        );
+        assert_eq!((s.sinks.sqlite.as_path(), s.sinks.retry_s), (Path::new("edu_rtdw.db"), 300));
+        let d = Delays::default();
+        assert_eq!((s.delays.class_performance_ms, s.delays.av_quality_ms), (d.class_performance_ms, d.av_quality_ms));
     }
 
     #[test]

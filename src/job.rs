@@ -77,43 +77,7 @@ fn timely_config(cluster: &ClusterArgs) -> anyhow::Result<timely::Config> {
 
 /// The configuration file overridden by flags.
 fn settings(args: &RunArgs) -> anyhow::Result<Settings> {
-    let mut s = Settings::load(args.config.as_deref())?;
-    if let Some(dir) = &args.input_dir {
-        s.input.input_dir = Some(dir.clone());
-    }
-    if let Some(n) = args.epoch_records {
-        s.input.epoch_records = n;
-    }
-    if let Some(ms) = args.epoch_ms {
-        s.input.epoch_ms = Some(ms);
-    }
-    s.kafka.exit_when_idle |= args.exit_when_idle;
-    if let Some(ms) = args.idle_timeout_ms {
-        s.kafka.idle_timeout_ms = ms;
-    }
-    if let Some(b) = &args.brokers {
-        s.kafka.brokers = Some(b.clone());
-    }
-    s.kafka.until_end |= args.until_end;
-    if let Some(p) = &args.sqlite {
-        s.sinks.sqlite = p.clone();
-    }
-    if let Some(u) = &args.mysql {
-        s.sinks.mysql = Some(u.clone());
-    }
-    if let Some(u) = &args.postgres {
-        s.sinks.postgres = Some(u.clone());
-    }
-    if let Some(d) = args.class_performance_delay_ms {
-        s.delays.class_performance_ms = d;
-    }
-    if let Some(p) = &args.topic_prefix {
-        s.kafka.topic_prefix = p.clone();
-    }
-    if let Some(d) = args.av_quality_delay_ms {
-        s.delays.av_quality_ms = d;
-    }
-    Ok(s)
+    Settings::load(args.config.as_deref())?.overridden_by(&args.settings, &args.given)
 }
 
 /// The input directory, generating the sample when none was given and none exists.

@@ -15,8 +15,6 @@ mod progress;
 mod query;
 mod snapshot;
 
-use clap::Parser;
-
 /// mimalloc: the dataflow allocates and frees many small strings per record.
 /// Built with `no_thp`: mimalloc does not ask for transparent huge pages, whose
 /// 2 MiB zeroing on first touch took ~20 % of the worker's time in the in-memory
@@ -26,7 +24,7 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    let cli = cli::Cli::parse();
+    let cli = cli::parse();
     init_logs();
     if let Err(e) = job::dispatch(cli) {
         // Output into a pipe that was closed early (`edu-rtdw … | head -1`) is not an error.

@@ -8,8 +8,7 @@
 //! JSON or CSV together with the logical frontier they are consistent at
 //! (every update at a time below it, none after).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -106,24 +105,29 @@ fn text(v: &Value) -> String {
     }
 }
 
-/// Asks the admin endpoint at `addr` for `metric`'s snapshot.
+/// Asks the admin endpoint at `addr` (`host:port`) for `metric`'s snapshot.
 pub fn fetch(addr: &str, metric: &str) -> anyhow::Result<Snapshot> {
-    let sock = addr
-        .to_socket_addrs()
-        .with_context(|| format!("bad --admin address {addr}"))?
-        .next()
-        .with_context(|| format!("no address for {addr}"))?;
-    let mut stream = TcpStream::connect_timeout(&sock, Duration::from_secs(5))
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(Duration::from_secs(5)))
+        .timeout_recv_response(Some(Duration::from_secs(60)))
+        .timeout_recv_body(Some(Duration::from_secs(60)))
+        .build()
+        .into();
+    let mut response = agent
+        .get(format!("http://{addr}/snapshot/{metric}"))
+        .call()
         .with_context(|| format!("cannot reach the admin endpoint at {addr}"))?;
-    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
-    write!(stream, "GET /snapshot/{metric} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response)?;
-    let response = String::from_utf8(response).context("the admin endpoint answered with invalid UTF-8")?;
-    let (head, body) = response.split_once("\r\n\r\n").context("malformed HTTP response from the admin endpoint")?;
-    let status = head.lines().next().unwrap_or_default();
-    if !status.contains(" 200 ") {
-        bail!("{addr}: {} {}", status, body.trim());
+    let status = response.status();
+    // A snapshot can be far larger than ureq's default 10 MB body limit.
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(u64::MAX)
+        .read_to_string()
+        .context("cannot read the admin endpoint's answer")?;
+    if status != ureq::http::StatusCode::OK {
+        bail!("{addr}: {status} {}", body.trim());
     }
     let mut lines = body.lines();
     let header: Value = serde_json::from_str(lines.next().unwrap_or_default()).context("bad snapshot header")?;
@@ -210,26 +214,15 @@ fn print_json(out: &mut impl Write, index: usize, snap: &Snapshot) -> anyhow::Re
     Ok(())
 }
 
-fn csv_cell(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
+/// CSV (RFC 4180 quoting, `\n` line ends) with a header line; NULL is an empty cell.
 fn print_csv(out: &mut impl Write, index: usize, snap: &Snapshot) -> anyhow::Result<()> {
     let cols = columns(index);
-    writeln!(out, "{}", cols.join(","))?;
+    let mut csv = csv::Writer::from_writer(out);
+    csv.write_record(&cols)?;
     for row in &snap.rows {
-        let cells: Vec<String> = cols
-            .iter()
-            .map(|c| {
-                row.get(*c).map_or(String::new(), |v| if v.is_null() { String::new() } else { csv_cell(&text(v)) })
-            })
-            .collect();
-        writeln!(out, "{}", cells.join(","))?;
+        csv.write_record(cols.iter().map(|c| row.get(*c).filter(|v| !v.is_null()).map_or(String::new(), text)))?;
     }
+    csv.flush()?;
     eprintln!("edu-rtdw: {}", consistency(index, snap));
     Ok(())
 }
@@ -247,9 +240,21 @@ mod tests {
     }
 
     #[test]
-    fn csv_quotes_when_needed() {
-        assert_eq!(csv_cell("a,b"), "\"a,b\"");
-        assert_eq!(csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_cell("plain"), "plain");
+    fn csv_quotes_when_needed() -> anyhow::Result<()> {
+        let reg = metric_index("hourly_registrations_by_level").expect("metric");
+        let cols = columns(reg);
+        let cells = ["a,b", "say \"hi\"", "plain"];
+        let mut row = Map::new();
+        for (col, cell) in cols.iter().zip(cells) {
+            row.insert(col.to_string(), Value::from(cell));
+        }
+        let snap = Snapshot { upper: 1, complete: None, rows: vec![row] };
+        let mut out = Vec::new();
+        print_csv(&mut out, reg, &snap)?;
+        let text = String::from_utf8(out)?;
+        let line = text.lines().nth(1).expect("one row");
+        assert!(line.starts_with("\"a,b\",\"say \"\"hi\"\"\",plain"), "{line}");
+        assert_eq!(text.lines().next(), Some(cols.join(",").as_str()));
+        Ok(())
     }
 }

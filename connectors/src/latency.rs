@@ -19,7 +19,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use hdrhistogram::Histogram;
 
@@ -35,11 +34,6 @@ pub fn enable() {
 /// Whether the accounting is on.
 pub fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
-}
-
-/// Milliseconds since the Unix epoch, now.
-pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Record timestamps per logical time: `time -> (timestamp ms -> count)`, and how long
@@ -125,7 +119,7 @@ pub fn register_sink(committed_upper: Time) -> usize {
 
 /// Sink `id` has committed every time below `upper`, now.
 pub fn committed(id: usize, upper: Time) {
-    committed_at(id, upper, now_ms());
+    committed_at(id, upper, crate::wall_clock::now_millis());
 }
 
 /// [`committed`] at wall time `now` (ms); for tests.

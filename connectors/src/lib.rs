@@ -11,6 +11,7 @@
 //! * [`sqlite`]: the embedded SQLite sink.
 //! * [`mysql`], [`postgres`]: the MySQL / PostgreSQL sinks ([`sql`]: what they share).
 //! * [`sample`]: the seeded sample-data generator behind `edu-rtdw gen`.
+//! * [`wall_clock`]: the program's one `now_millis`.
 
 pub mod clock;
 pub mod fatal;
@@ -27,3 +28,4 @@ pub mod source;
 pub mod sql;
 pub mod sqlite;
 pub mod tables;
+pub mod wall_clock;

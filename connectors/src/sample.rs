@@ -261,29 +261,17 @@ fn pick<'a, T>(rng: &mut Rand, items: &'a [(T, u32)]) -> &'a T {
 
 /// `yyyy-MM-dd HH:mm:ss` of ms since the epoch, in UTC.
 fn fmt_datetime(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
-    let sod = secs.rem_euclid(86_400);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", sod / 3600, sod % 3600 / 60, sod % 60)
+    utc(ms).format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
 /// `yyyy-MM-dd HH:mm:ss.SSS` of ms since the epoch, in UTC.
 fn fmt_datetime_ms(ms: i64) -> String {
-    format!("{}.{:03}", fmt_datetime(ms), ms.rem_euclid(1000))
+    utc(ms).format("%Y-%m-%d %H:%M:%S%.3f").to_string()
 }
 
-/// Proleptic Gregorian (year, month, day) of days since 1970-01-01.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+/// The UTC date-time of ms since the epoch (the generator's times are all well within chrono's range).
+fn utc(ms: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
 // ---------------------------------------------------------------------------

@@ -196,10 +196,8 @@ pub fn bytes_cell(b: &[u8]) -> String {
     }
 }
 
-/// Milliseconds since the epoch, now.
-pub fn now_millis() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
+/// Milliseconds since the epoch, now (the program's one wall clock, for the SQL writers' stamps).
+pub use crate::wall_clock::now_millis;
 
 /// Commit timings of one sink, printed when its input is complete if
 /// `EDU_RTDW_SINK_STATS` is set (how the README's numbers were measured).

@@ -9,7 +9,6 @@
 //! Timestamps are TEXT `YYYY-MM-DD HH:MM:SS.SSS` in UTC.
 
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use rusqlite::types::{ToSqlOutput, Value};
@@ -98,10 +97,6 @@ fn bind(v: &SqlValue) -> ToSqlOutput<'_> {
     })
 }
 
-fn now_millis() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
-
 impl SqliteSink {
     /// Opens (or creates) the database at `path` and its tables.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
@@ -160,7 +155,7 @@ impl SinkWriter for SqliteSink {
     }
 
     fn commit(&mut self, upper: Time, complete: bool, changes: &[(OutputRow, Diff)]) -> anyhow::Result<()> {
-        let stamp = now_millis();
+        let stamp = crate::wall_clock::now_millis();
         let stamp_text = SqlValue::timestamp_text(stamp);
         let tx = self.conn.transaction()?;
         let encoded: Vec<(usize, Vec<SqlValue>, Diff)> = changes

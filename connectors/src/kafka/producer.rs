@@ -33,7 +33,7 @@ pub fn produce_sample(
 ) -> anyhow::Result<Produced> {
     let producer = cfg.producer()?;
     let started = Instant::now();
-    let wall_start = crate::latency::now_ms();
+    let wall_start = crate::wall_clock::now_millis();
     let mut sent = 0u64;
     let mut max_behind = Duration::ZERO;
     let names: HashMap<&str, String> = crate::sample::TOPICS.iter().map(|t| (*t, name_of(t))).collect();
@@ -52,7 +52,7 @@ pub fn produce_sample(
                 }
                 wall_start + due.as_millis() as i64
             }
-            None => crate::latency::now_ms(),
+            None => crate::wall_clock::now_millis(),
         };
         let mut record =
             BaseRecord::<[u8], [u8]>::to(topic).payload(&msg.value).partition(msg.partition as i32).timestamp(stamp);

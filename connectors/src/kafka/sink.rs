@@ -270,7 +270,7 @@ impl SinkWriter for KafkaSink {
             OutputRow::Signal(s) => (Topic::Timeline, s.0),
             _ => (Topic::Timeline, Pos { partition: 0, offset: 0 }),
         });
-        self.commit_records(&records, &Progress { upper, complete }, crate::sql::now_millis())?;
+        self.commit_records(&records, &Progress { upper, complete }, crate::wall_clock::now_millis())?;
         self.committed = upper;
         self.last_progress = Some(Instant::now());
         Ok(())

@@ -176,7 +176,7 @@ impl<L: Logs> Source<L> {
     fn read_all(&mut self, floor: Time, now: Instant, output: &mut Output<'_>) -> anyhow::Result<Reads> {
         let mut reads = Reads::default();
         let mut budget = self.settings.budget;
-        let read_ms = if self.stamps.is_some() { crate::latency::now_ms() } else { 0 };
+        let read_ms = if self.stamps.is_some() { crate::wall_clock::now_millis() } else { 0 };
         for i in 0..self.parts.len() {
             let part = &self.parts[i];
             if part.done {
