@@ -360,8 +360,8 @@ fn order(id: &str, cc: i64, status: &str, confirmed: &str) -> Value {
 /// Every source topic has one partition, `--epoch-records 1` makes a record's logical time its
 /// offset, and no partition goes idle, so once each partition holds `10 k` records the frontier
 /// (the least next offset) is exactly `10 k`. A window closes at the logical time of the
-/// source's next offset after the record that moved the watermark; that record is the last of
-/// its phase on the signals partition, so the window's rows commit with the next phase.
+/// record that moved the watermark past its end; that record is the last of its phase on the
+/// signals partition (time `10 k − 1`), so the window's rows commit with its own phase.
 #[test]
 fn live_query_equals_the_sink_at_intermediate_times() {
     use rdkafka::config::ClientConfig;
@@ -449,8 +449,9 @@ fn live_query_equals_the_sink_at_intermediate_times() {
         ),
     ]);
     let day1 = vec!["5|2|1|2025-12-01", "6|1|1|2025-12-01"];
-    // The window closed at logical time 10, the frontier: not committed yet.
-    compare_at(tmp.path(), port, n, 10, &[(windows, vec![]), (staff, day1.clone())]);
+    let first_window = vec!["2024-01-01 00:00:00.000|7|2", "2024-01-01 00:00:00.000|8|1"];
+    // The window closed at logical time 9, below the frontier 10: committed.
+    compare_at(tmp.path(), port, n, 10, &[(windows, first_window.clone()), (staff, day1.clone())]);
 
     // Phase 2: window 00:02 (users 7 and 9), closed the same way at 00:03:10.
     let n = phase(&[(
@@ -461,8 +462,9 @@ fn live_query_equals_the_sink_at_intermediate_times() {
             signal(minute(3, 10), "1", "9", "1"),
         ],
     )]);
-    let first_window = vec!["2024-01-01 00:00:00.000|7|2", "2024-01-01 00:00:00.000|8|1"];
-    compare_at(tmp.path(), port, n, 20, &[(windows, first_window.clone()), (staff, day1)]);
+    let mut both_windows = first_window;
+    both_windows.extend(["2024-01-01 00:02:00.000|7|1", "2024-01-01 00:02:00.000|9|1"]);
+    compare_at(tmp.path(), port, n, 20, &[(windows, both_windows.clone()), (staff, day1)]);
 
     // Phase 3: order 2 is no longer confirmed (cc 5: 2 -> 1), order 3 neither (cc 6's row is
     // deleted), order 4 is a new confirmation.
@@ -474,8 +476,6 @@ fn live_query_equals_the_sink_at_intermediate_times() {
             order("4", 7, "3", "2025-12-02 09:00:00"),
         ],
     )]);
-    let mut both_windows = first_window;
-    both_windows.extend(["2024-01-01 00:02:00.000|7|1", "2024-01-01 00:02:00.000|9|1"]);
     compare_at(
         tmp.path(),
         port,

@@ -21,11 +21,12 @@
 //!   nothing is buffered by time, and a reader's own queue (librdkafka's, a
 //!   file's) is what holds the log back.
 //! * **Watermarks** (SPEC §3, kept by [`dataflows::ingest::PartitionIngest`]):
-//!   announced after each activation's reads at the time of the partition's
-//!   next position (so a window closes at the logical time after the record
-//!   that moved its watermark); `+inf` once a bounded partition is exhausted
-//!   (at the time of its end position); `Idle` once a partition that has
-//!   nothing to read has been silent for the idle timeout.
+//!   announced with the records that moved them, at the activation's time (so
+//!   a window closes at the logical time of the record that closed it; the
+//!   Kafka source used to announce them one logical time later); `+inf` once a
+//!   bounded partition is exhausted (at the time of its end position); `Idle`
+//!   once a partition that has nothing to read has been silent for the idle
+//!   timeout.
 //! * **Frontier.** The capability follows the least next time of the
 //!   partitions that are neither idle nor exhausted; when every partition is
 //!   idle, the most advanced source of the process (`high_epoch`); with live

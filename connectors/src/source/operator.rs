@@ -208,6 +208,10 @@ impl<L: Logs> Source<L> {
                 self.last_read = Some(now);
             }
             reads.full |= self.settings.epochs.full(i, part.next);
+            if !part.idle && !part.ended {
+                // The watermark of what was read, with the records that moved it.
+                self.out.extend(part.ingest.watermark_update());
+            }
             self.settings.records_read.fetch_add(read as u64, Ordering::Relaxed);
             crate::metrics::observe_partition(part.ingest.topic(), part.ingest.partition(), read as u64, &self.out);
             if !self.out.is_empty() {
@@ -290,9 +294,6 @@ impl<L: Logs> Source<L> {
                     "source partition idle"
                 );
                 part.ingest.went_idle()
-            } else if !part.idle {
-                // The watermark of what was read, at the time of the next position.
-                part.ingest.watermark_update()
             } else {
                 None
             };
