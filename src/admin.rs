@@ -22,11 +22,11 @@ use anyhow::{anyhow, bail, Context};
 use differential_dataflow::VecCollection;
 use serde_json::json;
 
-use connectors::tables::ALL;
+use dataflows::output::Output;
 use dataflows::{Diff, OutputRow, Time};
 
 use crate::cli::{ClusterArgs, OpsArgs};
-use crate::snapshot::{maintain, metric_index, metric_name, metric_names, Contents, DumpOptions, Shared};
+use crate::snapshot::{maintain, metric_names, Contents, DumpOptions, Shared};
 
 /// The admin endpoint and snapshot maintenance of one process.
 #[derive(Clone)]
@@ -135,11 +135,11 @@ fn route(path: &str, shared: Option<&Shared>) -> Response {
 /// Hands the size of each metric's consolidated contents, and their frontier, to the registry.
 fn observe_snapshot_sizes(shared: Option<&Shared>) {
     let Some(contents) = shared.and_then(|s| s.lock().ok()) else { return };
-    connectors::metrics::observe_snapshot((0..ALL.len()).map(|i| (metric_name(i), contents.len(i))), contents.upper);
+    connectors::metrics::observe_snapshot(Output::ALL.map(|o| (o.name(), contents.len(o))), contents.upper);
 }
 
 fn snapshot(metric: &str, shared: Option<&Shared>) -> Response {
-    let Some(index) = metric_index(metric) else {
+    let Some(output) = Output::from_name(metric) else {
         return (404, "text/plain", format!("unknown metric `{metric}` (one of: {})\n", metric_names().join(", ")));
     };
     let Some(shared) = shared else {
@@ -152,10 +152,10 @@ fn snapshot(metric: &str, shared: Option<&Shared>) -> Response {
     let Ok(contents) = shared.lock() else {
         return (500, "text/plain", "snapshot state unavailable\n".into());
     };
-    let rows = contents.rows(index);
+    let rows = contents.rows(output);
     let header = json!({
-        "metric": metric_name(index),
-        "table": ALL[index].name,
+        "metric": output.name(),
+        "table": output.table().name,
         "upper": contents.upper,
         "complete": contents.complete,
         "rows": rows.len(),

@@ -22,8 +22,8 @@ use clap::{ArgMatches, Args, FromArgMatches};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use connectors::tables::ALL;
 use dataflows::ingest::Delays;
+use dataflows::output::{Output, OutputSet};
 
 /// The whole configuration: the file's sections, which are also `run`'s flags, and the routes.
 #[derive(Debug, Clone, Default, Args, Deserialize)]
@@ -196,9 +196,9 @@ impl SinkKind {
     }
 }
 
-/// The route names of the output tables, in `tables::ALL` order.
+/// The route names of the outputs, in [`Output::ALL`] order.
 pub fn route_names() -> Vec<&'static str> {
-    dataflows::Metric::ALL.iter().map(|m| m.name()).chain(["dead_letters"]).collect()
+    Output::ALL.iter().map(|o| o.name()).collect()
 }
 
 impl Settings {
@@ -243,34 +243,35 @@ impl Settings {
         Ok(())
     }
 
-    /// Which sinks each output table (in `tables::ALL` order) goes to.
-    pub fn routes(&self) -> Vec<Vec<SinkKind>> {
-        route_names()
+    /// Which sinks each output goes to, in [`Output::ALL`] order.
+    pub fn routes(&self) -> Vec<(Output, Vec<SinkKind>)> {
+        Output::ALL
             .into_iter()
-            .zip(ALL.iter())
-            .map(|(route, table)| match self.routes.get(route) {
-                Some(sinks) => sinks.iter().filter_map(|s| SinkKind::parse(s)).collect(),
-                None => self.default_route(route, table.name),
+            .map(|output| match self.routes.get(output.name()) {
+                Some(sinks) => (output, sinks.iter().filter_map(|s| SinkKind::parse(s)).collect()),
+                None => (output, self.default_route(output)),
             })
             .collect()
     }
 
-    fn default_route(&self, route: &str, _table: &str) -> Vec<SinkKind> {
-        use dataflows::Metric::*;
-        let metric = dataflows::Metric::from_name(route);
+    /// The outputs routed to sinks of `kind`.
+    pub fn outputs_of(&self, kind: SinkKind) -> OutputSet {
+        self.routes().into_iter().filter(|(_, sinks)| sinks.contains(&kind)).map(|(output, _)| output).collect()
+    }
+
+    fn default_route(&self, output: Output) -> Vec<SinkKind> {
+        use Output::*;
         let mut sinks = Vec::new();
-        match metric {
-            Some(ClassPerformance1m | OfflineStudyTime | AvQuality30s | DailyCcConfirmations)
+        match output {
+            ClassPerformance1m | OfflineStudyTime | AvQuality30s | DailyCcConfirmations
                 if self.sinks.mysql.is_some() =>
             {
                 sinks.push(SinkKind::Mysql)
             }
-            Some(ChannelDim | HourlyRegistrationsByLevel) if self.sinks.postgres.is_some() => {
-                sinks.push(SinkKind::Postgres)
-            }
+            ChannelDim | HourlyRegistrationsByLevel if self.sinks.postgres.is_some() => sinks.push(SinkKind::Postgres),
             _ => sinks.push(SinkKind::Sqlite),
         }
-        if self.kafka.brokers.is_some() && matches!(metric, Some(StudentSignalEtl) | None) {
+        if self.kafka.brokers.is_some() && matches!(output, StudentSignalEtl | DeadLetters) {
             sinks.push(SinkKind::Kafka);
         }
         sinks
@@ -309,14 +310,14 @@ mod tests {
         let s: Settings = toml::from_str(text).expect("sample config");
         s.validate().expect("valid");
         let routes = s.routes();
-        assert_eq!(routes[2], vec![SinkKind::Mysql]);
-        assert_eq!(routes[1], vec![SinkKind::Postgres]);
-        assert_eq!(routes[0], vec![SinkKind::Sqlite, SinkKind::Kafka]);
+        assert_eq!(routes[2], (Output::ClassPerformance1m, vec![SinkKind::Mysql]));
+        assert_eq!(routes[1], (Output::ChannelDim, vec![SinkKind::Postgres]));
+        assert_eq!(routes[0], (Output::StudentSignalEtl, vec![SinkKind::Sqlite, SinkKind::Kafka]));
     }
 
     #[test]
     fn defaults_send_everything_to_sqlite() {
-        assert!(Settings::default().routes().iter().all(|r| r == &vec![SinkKind::Sqlite]));
+        assert!(Settings::default().routes().iter().all(|(_, r)| r == &vec![SinkKind::Sqlite]));
     }
 
     /// `run`'s settings flags parsed from `argv`, and which were given.

@@ -15,6 +15,7 @@ use connectors::sample::{write_files, GenOptions};
 use connectors::sink::{sink, SinkWriter};
 use connectors::sqlite::SqliteSink;
 use dataflows::ingest::Delays;
+use dataflows::output::OutputSet;
 use dataflows::{build, Time};
 use timely::dataflow::operators::vec::ToStream;
 use timely::dataflow::operators::{Exchange, Inspect};
@@ -101,13 +102,12 @@ fn input_dir(settings: &Settings) -> anyhow::Result<PathBuf> {
 }
 
 /// Every sink some table is routed to, with its table mask (the same on every worker).
-fn sink_masks(settings: &Settings) -> Vec<(SinkKind, Vec<bool>)> {
-    let routes = settings.routes();
+fn sink_masks(settings: &Settings) -> Vec<(SinkKind, OutputSet)> {
     [SinkKind::Sqlite, SinkKind::Mysql, SinkKind::Postgres, SinkKind::Kafka]
         .into_iter()
-        .map(|kind| (kind, routes.iter().map(|r| r.contains(&kind)).collect::<Vec<bool>>()))
-        // The SQLite file also keeps the input clock and the Kafka sink's state, so it is always opened.
-        .filter(|(kind, mask)| *kind == SinkKind::Sqlite || mask.iter().any(|t| *t))
+        .map(|kind| (kind, settings.outputs_of(kind)))
+        // The SQLite file also keeps the input clock, so it is always opened.
+        .filter(|(kind, outputs)| *kind == SinkKind::Sqlite || !outputs.is_empty())
         .collect()
 }
 
@@ -117,7 +117,7 @@ fn sink_masks(settings: &Settings) -> Vec<(SinkKind, Vec<bool>)> {
 /// sink records it with its final commit.
 fn open_sinks(
     settings: &Settings,
-    sinks: &[(SinkKind, Vec<bool>)],
+    sinks: &[(SinkKind, OutputSet)],
     resume: Option<Resume>,
 ) -> anyhow::Result<Vec<Box<dyn SinkWriter + Send>>> {
     let mut writers: Vec<Box<dyn SinkWriter + Send>> = Vec::new();
@@ -302,10 +302,10 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
             let rows = build(inputs).rows();
             attach.attach(&rows, index);
             let mut writers = writers.drain(..);
-            for ((kind, tables), durable) in sinks.iter().zip(&durables) {
+            for ((kind, outputs), durable) in sinks.iter().zip(&durables) {
                 let writer = writers.next().map(|w| w as Box<dyn SinkWriter>);
                 let name = format!("{kind:?}").to_lowercase();
-                sink(rows.clone(), writer, tables.clone(), Arc::clone(durable), &name, &fatal);
+                sink(rows.clone(), writer, *outputs, Arc::clone(durable), &name, &fatal);
             }
             Ok(())
         })?;

@@ -16,10 +16,10 @@ use anyhow::{anyhow, bail, Context};
 use clap::{Args, ValueEnum};
 use serde_json::{Map, Value};
 
-use connectors::tables::ALL;
+use dataflows::output::Output;
 use dataflows::Time;
 
-use crate::snapshot::{dumps, metric_index, metric_name, metric_names};
+use crate::snapshot::{dumps, metric_names};
 
 /// Output formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -64,32 +64,32 @@ pub struct Snapshot {
 
 /// Runs `edu-rtdw query`.
 pub fn run(args: &QueryArgs) -> anyhow::Result<()> {
-    let index = metric_index(&args.metric)
+    let output = Output::from_name(&args.metric)
         .ok_or_else(|| anyhow!("unknown metric `{}` (one of: {})", args.metric, metric_names().join(", ")))?;
-    let filters = parse_filters(&args.filters, index)?;
+    let filters = parse_filters(&args.filters, output)?;
     let mut snap = match &args.admin {
-        Some(addr) => fetch(addr, metric_name(index))?,
-        None => latest_dump(&args.snapshot_dir, metric_name(index))?,
+        Some(addr) => fetch(addr, output.name())?,
+        None => latest_dump(&args.snapshot_dir, output.name())?,
     };
     snap.rows.retain(|row| filters.iter().all(|(col, want)| row.get(col).map_or(want == "NULL", |v| text(v) == *want)));
     let out = std::io::stdout();
     let mut out = out.lock();
     match args.format {
-        Format::Table => print_table(&mut out, index, &snap)?,
-        Format::Json => print_json(&mut out, index, &snap)?,
-        Format::Csv => print_csv(&mut out, index, &snap)?,
+        Format::Table => print_table(&mut out, output, &snap)?,
+        Format::Json => print_json(&mut out, output, &snap)?,
+        Format::Csv => print_csv(&mut out, output, &snap)?,
     }
     Ok(())
 }
 
-fn parse_filters(filters: &[String], index: usize) -> anyhow::Result<Vec<(String, String)>> {
-    let columns: Vec<&str> = ALL[index].columns.iter().map(|(n, _)| *n).collect();
+fn parse_filters(filters: &[String], output: Output) -> anyhow::Result<Vec<(String, String)>> {
+    let columns: Vec<&str> = output.table().columns.iter().map(|(n, _)| *n).collect();
     filters
         .iter()
         .map(|f| {
             let (col, value) = f.split_once('=').with_context(|| format!("bad --where `{f}` (expected COL=VALUE)"))?;
             if !columns.contains(&col) {
-                bail!("no column `{col}` in {} (columns: {})", ALL[index].name, columns.join(", "));
+                bail!("no column `{col}` in {} (columns: {})", output.table().name, columns.join(", "));
             }
             Ok((col.to_string(), value.to_string()))
         })
@@ -164,11 +164,11 @@ fn parse_rows<'a>(lines: impl Iterator<Item = &'a str>) -> anyhow::Result<Vec<Ma
         .collect()
 }
 
-fn columns(index: usize) -> Vec<&'static str> {
-    ALL[index].columns.iter().map(|(n, _)| *n).collect()
+fn columns(output: Output) -> Vec<&'static str> {
+    output.table().columns.iter().map(|(n, _)| *n).collect()
 }
 
-fn consistency(index: usize, snap: &Snapshot) -> String {
+fn consistency(output: Output, snap: &Snapshot) -> String {
     let state = match snap.complete {
         Some(true) => ", input complete",
         Some(false) => ", input still running",
@@ -177,13 +177,13 @@ fn consistency(index: usize, snap: &Snapshot) -> String {
     format!(
         "{} rows of {} consistent at logical time {} (every update at a time below it){state}",
         snap.rows.len(),
-        metric_name(index),
+        output.name(),
         snap.upper
     )
 }
 
-fn print_table(out: &mut impl Write, index: usize, snap: &Snapshot) -> anyhow::Result<()> {
-    let cols = columns(index);
+fn print_table(out: &mut impl Write, output: Output, snap: &Snapshot) -> anyhow::Result<()> {
+    let cols = columns(output);
     let cells: Vec<Vec<String>> =
         snap.rows.iter().map(|r| cols.iter().map(|c| r.get(*c).map_or("NULL".into(), text)).collect()).collect();
     let widths: Vec<usize> = cols
@@ -198,14 +198,14 @@ fn print_table(out: &mut impl Write, index: usize, snap: &Snapshot) -> anyhow::R
     for row in &cells {
         writeln!(out, "{}", pad(row.iter().map(String::as_str).collect()).trim_end())?;
     }
-    writeln!(out, "({})", consistency(index, snap))?;
+    writeln!(out, "({})", consistency(output, snap))?;
     Ok(())
 }
 
-fn print_json(out: &mut impl Write, index: usize, snap: &Snapshot) -> anyhow::Result<()> {
+fn print_json(out: &mut impl Write, output: Output, snap: &Snapshot) -> anyhow::Result<()> {
     let doc = serde_json::json!({
-        "metric": metric_name(index),
-        "table": ALL[index].name,
+        "metric": output.name(),
+        "table": output.table().name,
         "upper": snap.upper,
         "complete": snap.complete,
         "rows": snap.rows,
@@ -215,15 +215,15 @@ fn print_json(out: &mut impl Write, index: usize, snap: &Snapshot) -> anyhow::Re
 }
 
 /// CSV (RFC 4180 quoting, `\n` line ends) with a header line; NULL is an empty cell.
-fn print_csv(out: &mut impl Write, index: usize, snap: &Snapshot) -> anyhow::Result<()> {
-    let cols = columns(index);
+fn print_csv(out: &mut impl Write, output: Output, snap: &Snapshot) -> anyhow::Result<()> {
+    let cols = columns(output);
     let mut csv = csv::Writer::from_writer(out);
     csv.write_record(&cols)?;
     for row in &snap.rows {
         csv.write_record(cols.iter().map(|c| row.get(*c).filter(|v| !v.is_null()).map_or(String::new(), text)))?;
     }
     csv.flush()?;
-    eprintln!("edu-rtdw: {}", consistency(index, snap));
+    eprintln!("edu-rtdw: {}", consistency(output, snap));
     Ok(())
 }
 
@@ -233,7 +233,7 @@ mod tests {
 
     #[test]
     fn filters_name_real_columns() {
-        let reg = metric_index("hourly_registrations_by_level").expect("metric");
+        let reg = Output::from_name("hourly_registrations_by_level").expect("metric");
         assert!(parse_filters(&["level=A1".into()], reg).is_ok());
         assert!(parse_filters(&["nope=1".into()], reg).is_err());
         assert!(parse_filters(&["level".into()], reg).is_err());
@@ -241,7 +241,7 @@ mod tests {
 
     #[test]
     fn csv_quotes_when_needed() -> anyhow::Result<()> {
-        let reg = metric_index("hourly_registrations_by_level").expect("metric");
+        let reg = Output::from_name("hourly_registrations_by_level").expect("metric");
         let cols = columns(reg);
         let cells = ["a,b", "say \"hi\"", "plain"];
         let mut row = Map::new();

@@ -24,22 +24,12 @@ use serde_json::{Map, Value};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 
-use connectors::tables::{encode, table_index, SqlValue, ALL};
+use dataflows::output::{Output, SqlValue};
 use dataflows::{Diff, OutputRow, Time};
 
-/// The name of table `index` (of `tables::ALL`) as a metric: the CLI name, or `dead_letters`.
-pub fn metric_name(index: usize) -> &'static str {
-    dataflows::Metric::ALL.get(index).map_or("dead_letters", |m| m.name())
-}
-
-/// The table index of a metric given by its CLI name or its table name.
-pub fn metric_index(name: &str) -> Option<usize> {
-    (0..ALL.len()).find(|&i| metric_name(i) == name || ALL[i].name == name)
-}
-
-/// Every metric name, for error messages.
+/// Every output's name, for error messages.
 pub fn metric_names() -> Vec<&'static str> {
-    (0..ALL.len()).map(metric_name).collect()
+    Output::ALL.iter().map(|o| o.name()).collect()
 }
 
 /// The consolidated contents of every table, as of the times below `upper`.
@@ -56,10 +46,10 @@ pub struct Contents {
 impl Contents {
     fn apply(&mut self, updates: Vec<(OutputRow, Time, Diff)>) {
         if self.tables.is_empty() {
-            self.tables = (0..ALL.len()).map(|_| HashMap::new()).collect();
+            self.tables = Output::ALL.iter().map(|_| HashMap::new()).collect();
         }
         for (row, _, diff) in updates {
-            let table = &mut self.tables[table_index(&row)];
+            let table = &mut self.tables[row.output().index()];
             match table.get_mut(&row) {
                 Some(count) => {
                     *count += diff;
@@ -74,22 +64,22 @@ impl Contents {
         }
     }
 
-    /// The rows of table `index`, sorted.
-    fn sorted(&self, index: usize) -> Vec<&OutputRow> {
-        let Some(table) = self.tables.get(index) else { return Vec::new() };
+    /// The rows of `output`, sorted.
+    fn sorted(&self, output: Output) -> Vec<&OutputRow> {
+        let Some(table) = self.tables.get(output.index()) else { return Vec::new() };
         let mut rows: Vec<&OutputRow> = table.keys().collect();
         rows.sort_unstable();
         rows
     }
 
-    /// The rows of table `index` as JSON objects (stamp columns are not part of a row), sorted.
-    pub fn rows(&self, index: usize) -> Vec<Map<String, Value>> {
-        self.sorted(index).into_iter().map(row_json).collect()
+    /// The rows of `output` as JSON objects (stamp columns are not part of a row), sorted.
+    pub fn rows(&self, output: Output) -> Vec<Map<String, Value>> {
+        self.sorted(output).into_iter().map(row_json).collect()
     }
 
-    /// The number of rows of table `index`.
-    pub fn len(&self, index: usize) -> usize {
-        self.tables.get(index).map_or(0, HashMap::len)
+    /// The number of rows of `output`.
+    pub fn len(&self, output: Output) -> usize {
+        self.tables.get(output.index()).map_or(0, HashMap::len)
     }
 }
 
@@ -112,15 +102,14 @@ fn value_json(v: SqlValue) -> Value {
 
 /// A row as a JSON object keyed by column name, as the SQLite sink stores it.
 pub fn row_json(row: &OutputRow) -> Map<String, Value> {
-    let (table, values) = encode(row);
-    ALL[table].columns.iter().zip(values).map(|((name, _), v)| (name.to_string(), value_json(v))).collect()
+    let columns = row.output().table().columns;
+    columns.iter().zip(row.values()).map(|((name, _), v)| (name.to_string(), value_json(v))).collect()
 }
 
 /// Writes `row` as one line of JSON, its columns in table order.
 pub fn write_row(out: &mut impl Write, row: &OutputRow) -> anyhow::Result<()> {
-    let (table, values) = encode(row);
     out.write_all(b"{")?;
-    for (i, ((name, _), v)) in ALL[table].columns.iter().zip(values).enumerate() {
+    for (i, ((name, _), v)) in row.output().table().columns.iter().zip(row.values()).enumerate() {
         if i > 0 {
             out.write_all(b",")?;
         }
@@ -222,15 +211,15 @@ fn report(result: anyhow::Result<Time>, opts: &DumpOptions) {
 
 /// Writes every metric's contents to `DIR/METRIC/UPPER.jsonl` and prunes old dumps; returns UPPER.
 fn write_dump(contents: &Contents, opts: &DumpOptions) -> anyhow::Result<Time> {
-    for index in 0..ALL.len() {
-        let dir = opts.dir.join(metric_name(index));
+    for output in Output::ALL {
+        let dir = opts.dir.join(output.name());
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let tmp = dir.join(format!(".{}.jsonl.tmp", contents.upper));
         let mut out = std::io::BufWriter::with_capacity(
             1 << 20,
             std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?,
         );
-        for row in contents.sorted(index) {
+        for row in contents.sorted(output) {
             write_row(&mut out, row)?;
         }
         out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
@@ -281,18 +270,9 @@ mod tests {
         let mut c = Contents::default();
         c.apply(vec![(staff(5), 0, 1)]);
         c.apply(vec![(staff(5), 1, -1), (staff(6), 1, 1)]);
-        let rows = c.rows(6);
+        let rows = c.rows(Output::DailyCcConfirmations);
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0]["cc_index"], Value::from(6));
-        assert_eq!(c.len(6), 1);
-    }
-
-    #[test]
-    fn metric_names_round_trip() {
-        for (i, table) in ALL.iter().enumerate() {
-            assert_eq!(metric_index(metric_name(i)), Some(i));
-            assert_eq!(metric_index(table.name), Some(i));
-        }
-        assert_eq!(metric_index("nope"), None);
+        assert_eq!(c.len(Output::DailyCcConfirmations), 1);
     }
 }

@@ -22,10 +22,10 @@ use differential_dataflow::VecCollection;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 
+use dataflows::output::OutputSet;
 use dataflows::{Diff, OutputRow, Time};
 
 use crate::fatal::Fatal;
-use crate::tables::table_index;
 
 /// A durable destination for output rows.
 pub trait SinkWriter {
@@ -37,7 +37,7 @@ pub trait SinkWriter {
     fn commit(&mut self, upper: Time, complete: bool, changes: &[(OutputRow, Diff)]) -> anyhow::Result<()>;
 }
 
-/// Writes the rows of the tables in `tables` (a mask over [`crate::tables::ALL`])
+/// Writes the rows of the `outputs`
 /// through `writer` on worker 0 (every other worker passes `None`).
 ///
 /// After each commit, `durable` holds the committed upper (for acknowledging sources).
@@ -45,7 +45,7 @@ pub trait SinkWriter {
 pub fn sink<'s>(
     rows: VecCollection<'s, Time, OutputRow, Diff>,
     writer: Option<Box<dyn SinkWriter>>,
-    tables: Vec<bool>,
+    outputs: OutputSet,
     durable: Arc<AtomicU64>,
     name: &str,
     fatal: &Fatal,
@@ -62,7 +62,7 @@ pub fn sink<'s>(
     let mut max_time: Time = 0;
     let sink_name = name.to_string();
     let mut row_counter = crate::metrics::RowCounter::default();
-    rows.filter(move |row| tables[table_index(row)]).inner.sink(Exchange::new(|_| 0), name, move |(input, frontier)| {
+    rows.filter(move |row| outputs.contains(row.output())).inner.sink(Exchange::new(|_| 0), name, move |(input, frontier)| {
         input.for_each(|_cap, data| {
             for (row, time, diff) in data.drain(..) {
                 max_time = max_time.max(time);

@@ -180,7 +180,7 @@ fn run_once(feed: &Feed, workers: usize, args: &BenchArgs, sqlite: Option<PathBu
                 sink(
                     rows.as_collection(),
                     w.map(|w| w as Box<dyn SinkWriter>),
-                    vec![true; 8],
+                    dataflows::output::OutputSet::all(),
                     std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)),
                     "sqlite",
                     &Fatal::default(),
