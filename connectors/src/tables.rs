@@ -8,16 +8,15 @@ pub use dataflows::output::{dead_letter_metric, ColumnType, Output, OutputSet, S
 use dataflows::OutputRow;
 
 /// Every output table, in [`Output::ALL`] order; [`encode`] returns indices into this.
-pub static ALL: [Table; 8] = [
-    <dataflows::student_signal_etl::SignalRow as dataflows::output::Row>::TABLE,
-    <dataflows::channel_dim::ChannelRow as dataflows::output::Row>::TABLE,
-    <dataflows::class_performance_1m::MinuteRow as dataflows::output::Row>::TABLE,
-    <dataflows::offline_study_time::StudyRow as dataflows::output::Row>::TABLE,
-    <dataflows::av_quality_30s::AvRow as dataflows::output::Row>::TABLE,
-    <dataflows::hourly_registrations_by_level::RegistrationRow as dataflows::output::Row>::TABLE,
-    <dataflows::daily_cc_confirmations::StaffIndexRow as dataflows::output::Row>::TABLE,
-    <dataflows::DeadLetter as dataflows::output::Row>::TABLE,
-];
+pub static ALL: [Table; Output::ALL.len()] = {
+    let mut all = [*Output::DeadLetters.table(); Output::ALL.len()];
+    let mut i = 0;
+    while i < all.len() {
+        all[i] = *Output::ALL[i].table();
+        i += 1;
+    }
+    all
+};
 
 /// A row's table, as an index into [`ALL`].
 pub fn table_index(row: &OutputRow) -> usize {

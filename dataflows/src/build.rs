@@ -1,7 +1,6 @@
 //! Wires the ingested input into all seven metrics.
 
 use differential_dataflow::VecCollection;
-use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
@@ -20,7 +19,7 @@ use crate::ops::window::{Mark, WindowFact};
 use crate::ops::Inserts;
 use crate::student_signal_etl::{self, SignalRow};
 use crate::topics::{Student, User};
-use crate::{DeadLetter, Diff, Pos, Text, Time, Topic};
+use crate::{DeadLetter, Diff, OutputRow, Pos, Text, Time, Topic};
 
 /// Every metric's collection, plus the dead letters.
 pub struct Outputs<'s> {
@@ -40,27 +39,6 @@ pub struct Outputs<'s> {
     pub daily_cc_confirmations: VecCollection<'s, Time, StaffIndexRow, Diff>,
     /// `dead_letters`.
     pub dead_letters: VecCollection<'s, Time, DeadLetter, Diff>,
-}
-
-/// A row of any output table, for sinks that take them all.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum OutputRow {
-    /// 2.1.
-    Signal(SignalRow),
-    /// 2.2.
-    Channel(Box<ChannelRow>),
-    /// 2.3.
-    Minute(MinuteRow),
-    /// 2.4.
-    Study(StudyRow),
-    /// 2.5.
-    Av(AvRow),
-    /// 2.6.
-    Registration(RegistrationRow),
-    /// 2.7.
-    Staff(StaffIndexRow),
-    /// A dead letter.
-    Dead(DeadLetter),
 }
 
 impl<'s> Outputs<'s> {

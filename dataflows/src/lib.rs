@@ -26,7 +26,8 @@ pub mod offline_study_time;
 pub mod student_signal_etl;
 
 mod build;
-pub use build::{build, OutputRow, Outputs};
+pub use build::{build, Outputs};
+pub use output::{Metric, OutputRow};
 
 use serde::{Deserialize, Serialize};
 
@@ -48,56 +49,6 @@ pub struct Pos {
     pub partition: u32,
     /// Offset within the partition (line number in file replay).
     pub offset: u64,
-}
-
-/// The seven metrics of SPEC §2, by their CLI names.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Metric {
-    /// 2.1 classroom signal cleaning.
-    StudentSignalEtl,
-    /// 2.2 channel level dictionary.
-    ChannelDim,
-    /// 2.3 live-class performance per minute.
-    ClassPerformance1m,
-    /// 2.4 recorded-course study time.
-    OfflineStudyTime,
-    /// 2.5 live audio/video quality per 30 s.
-    AvQuality30s,
-    /// 2.6 registrations per hour and level.
-    HourlyRegistrationsByLevel,
-    /// 2.7 daily course-consultant follow-ups.
-    DailyCcConfirmations,
-}
-
-impl Metric {
-    /// Every metric in SPEC order.
-    pub const ALL: [Metric; 7] = [
-        Metric::StudentSignalEtl,
-        Metric::ChannelDim,
-        Metric::ClassPerformance1m,
-        Metric::OfflineStudyTime,
-        Metric::AvQuality30s,
-        Metric::HourlyRegistrationsByLevel,
-        Metric::DailyCcConfirmations,
-    ];
-
-    /// The metric's name as used by the CLI, config, snapshots and tests.
-    pub fn name(self) -> &'static str {
-        match self {
-            Metric::StudentSignalEtl => "student_signal_etl",
-            Metric::ChannelDim => "channel_dim",
-            Metric::ClassPerformance1m => "class_performance_1m",
-            Metric::OfflineStudyTime => "offline_study_time",
-            Metric::AvQuality30s => "av_quality_30s",
-            Metric::HourlyRegistrationsByLevel => "hourly_registrations_by_level",
-            Metric::DailyCcConfirmations => "daily_cc_confirmations",
-        }
-    }
-
-    /// The metric called `name`.
-    pub fn from_name(name: &str) -> Option<Metric> {
-        Metric::ALL.into_iter().find(|m| m.name() == name)
-    }
 }
 
 /// A rejected input record (SPEC §4): one per record and metric that rejects it.

@@ -25,7 +25,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::timefmt::millis_text;
-use crate::{DeadLetter, Metric, OutputRow};
+use crate::DeadLetter;
+use crate::{av_quality_30s, channel_dim, class_performance_1m, daily_cc_confirmations};
+use crate::{hourly_registrations_by_level, offline_study_time, student_signal_etl};
 
 /// A column's portable type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,69 +113,110 @@ pub trait Row {
     fn values(&self) -> Vec<SqlValue>;
 }
 
-/// The outputs, in SPEC order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Output {
-    /// 2.1 `timeline_analysis_student`.
-    StudentSignalEtl,
-    /// 2.2 `channel_name_dictionary`.
-    ChannelDim,
-    /// 2.3 `timeline_signal_analysis`.
-    ClassPerformance1m,
-    /// 2.4 `user_enter_classroom_take_time`.
-    OfflineStudyTime,
-    /// 2.5 `user_av_record`.
-    AvQuality30s,
-    /// 2.6 `registrations_hourly_level`.
-    HourlyRegistrationsByLevel,
-    /// 2.7 `staff_index`.
-    DailyCcConfirmations,
-    /// SPEC §4 `dead_letters`.
-    DeadLetters,
+/// The registry of outputs: one line per metric (its `Metric` and `Output` variant, its
+/// name, its `OutputRow` variant and row type); the dead letters come last. It defines
+/// [`Metric`], [`Output`] and [`OutputRow`] with everything that maps between them, so a
+/// new metric is one line here beside its own module (and its wiring in `build.rs`).
+macro_rules! registry {
+    ($( $(#[$doc:meta])* $variant:ident = $name:literal => $row_variant:ident($row:ty), )*) => {
+        /// The metrics of SPEC §2, by their CLI names.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        pub enum Metric {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl Metric {
+            /// Every metric in SPEC order.
+            pub const ALL: [Metric; [$(Metric::$variant),*].len()] = [$(Metric::$variant),*];
+
+            /// The metric's name as used by the CLI, config, snapshots and tests.
+            pub fn name(self) -> &'static str {
+                match self { $( Metric::$variant => $name, )* }
+            }
+
+            /// The metric called `name`.
+            pub fn from_name(name: &str) -> Option<Metric> {
+                Metric::ALL.into_iter().find(|m| m.name() == name)
+            }
+        }
+
+        /// The outputs: every metric's table, then the dead letters (SPEC §4).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        pub enum Output {
+            $( $(#[$doc])* $variant, )*
+            /// SPEC §4 `dead_letters`.
+            DeadLetters,
+        }
+
+        impl Output {
+            /// Every output, in SPEC order.
+            pub const ALL: [Output; Metric::ALL.len() + 1] = [$(Output::$variant,)* Output::DeadLetters];
+
+            /// The metric it is, if it is one.
+            pub fn metric(self) -> Option<Metric> {
+                match self { $( Output::$variant => Some(Metric::$variant), )* Output::DeadLetters => None }
+            }
+
+            /// The output of `metric`.
+            pub fn of(metric: Metric) -> Output {
+                match metric { $( Metric::$variant => Output::$variant, )* }
+            }
+
+            /// Its table.
+            pub const fn table(self) -> &'static Table {
+                match self {
+                    $( Output::$variant => &<$row as Row>::TABLE, )*
+                    Output::DeadLetters => &<DeadLetter as Row>::TABLE,
+                }
+            }
+        }
+
+        /// A row of any output, for sinks that take them all.
+        #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        pub enum OutputRow {
+            $( $(#[$doc])* $row_variant($row), )*
+            /// A dead letter.
+            Dead(DeadLetter),
+        }
+
+        impl OutputRow {
+            /// The output this row belongs to.
+            pub fn output(&self) -> Output {
+                match self {
+                    $( OutputRow::$row_variant(_) => Output::$variant, )*
+                    OutputRow::Dead(_) => Output::DeadLetters,
+                }
+            }
+
+            /// Its values, in its table's column order.
+            pub fn values(&self) -> Vec<SqlValue> {
+                match self { $( OutputRow::$row_variant(r) => r.values(), )* OutputRow::Dead(r) => r.values() }
+            }
+        }
+    };
+}
+
+registry! {
+    /// 2.1 classroom signal cleaning (`timeline_analysis_student`).
+    StudentSignalEtl = "student_signal_etl" => Signal(student_signal_etl::SignalRow),
+    /// 2.2 channel level dictionary (`channel_name_dictionary`).
+    ChannelDim = "channel_dim" => Channel(Box<channel_dim::ChannelRow>),
+    /// 2.3 live-class performance per minute (`timeline_signal_analysis`).
+    ClassPerformance1m = "class_performance_1m" => Minute(class_performance_1m::MinuteRow),
+    /// 2.4 recorded-course study time (`user_enter_classroom_take_time`).
+    OfflineStudyTime = "offline_study_time" => Study(offline_study_time::StudyRow),
+    /// 2.5 live audio/video quality per 30 s (`user_av_record`).
+    AvQuality30s = "av_quality_30s" => Av(av_quality_30s::AvRow),
+    /// 2.6 registrations per hour and level (`registrations_hourly_level`).
+    HourlyRegistrationsByLevel = "hourly_registrations_by_level" => Registration(hourly_registrations_by_level::RegistrationRow),
+    /// 2.7 daily course-consultant follow-ups (`staff_index`).
+    DailyCcConfirmations = "daily_cc_confirmations" => Staff(daily_cc_confirmations::StaffIndexRow),
 }
 
 impl Output {
-    /// Every output, in SPEC order.
-    pub const ALL: [Output; 8] = [
-        Output::StudentSignalEtl,
-        Output::ChannelDim,
-        Output::ClassPerformance1m,
-        Output::OfflineStudyTime,
-        Output::AvQuality30s,
-        Output::HourlyRegistrationsByLevel,
-        Output::DailyCcConfirmations,
-        Output::DeadLetters,
-    ];
-
-    /// The metric it is, if it is one.
-    pub fn metric(self) -> Option<Metric> {
-        Metric::ALL.get(self as usize).copied()
-    }
-
-    /// The output of `metric`.
-    pub fn of(metric: Metric) -> Output {
-        Output::ALL[metric as usize]
-    }
-
     /// Its name in the CLI, config, snapshots and queries: the metric name, or `dead_letters`.
     pub fn name(self) -> &'static str {
         self.metric().map_or("dead_letters", Metric::name)
-    }
-
-    /// Its table.
-    pub fn table(self) -> &'static Table {
-        use crate::{av_quality_30s, channel_dim, class_performance_1m, daily_cc_confirmations};
-        use crate::{hourly_registrations_by_level, offline_study_time, student_signal_etl};
-        match self {
-            Output::StudentSignalEtl => &<student_signal_etl::SignalRow as Row>::TABLE,
-            Output::ChannelDim => &<channel_dim::ChannelRow as Row>::TABLE,
-            Output::ClassPerformance1m => &<class_performance_1m::MinuteRow as Row>::TABLE,
-            Output::OfflineStudyTime => &<offline_study_time::StudyRow as Row>::TABLE,
-            Output::AvQuality30s => &<av_quality_30s::AvRow as Row>::TABLE,
-            Output::HourlyRegistrationsByLevel => &<hourly_registrations_by_level::RegistrationRow as Row>::TABLE,
-            Output::DailyCcConfirmations => &<daily_cc_confirmations::StaffIndexRow as Row>::TABLE,
-            Output::DeadLetters => &<DeadLetter as Row>::TABLE,
-        }
     }
 
     /// The output called `name`: its output name or its table name.
@@ -184,6 +227,15 @@ impl Output {
     /// Its place in [`Output::ALL`].
     pub fn index(self) -> usize {
         self as usize
+    }
+}
+
+/// A boxed row is stored like the row.
+impl<R: Row> Row for Box<R> {
+    const TABLE: Table = R::TABLE;
+
+    fn values(&self) -> Vec<SqlValue> {
+        (**self).values()
     }
 }
 
@@ -223,36 +275,6 @@ impl FromIterator<Output> for OutputSet {
         let mut set = OutputSet::default();
         outputs.into_iter().for_each(|o| set.insert(o));
         set
-    }
-}
-
-impl OutputRow {
-    /// The output this row belongs to.
-    pub fn output(&self) -> Output {
-        match self {
-            OutputRow::Signal(_) => Output::StudentSignalEtl,
-            OutputRow::Channel(_) => Output::ChannelDim,
-            OutputRow::Minute(_) => Output::ClassPerformance1m,
-            OutputRow::Study(_) => Output::OfflineStudyTime,
-            OutputRow::Av(_) => Output::AvQuality30s,
-            OutputRow::Registration(_) => Output::HourlyRegistrationsByLevel,
-            OutputRow::Staff(_) => Output::DailyCcConfirmations,
-            OutputRow::Dead(_) => Output::DeadLetters,
-        }
-    }
-
-    /// Its values, in its table's column order.
-    pub fn values(&self) -> Vec<SqlValue> {
-        match self {
-            OutputRow::Signal(r) => r.values(),
-            OutputRow::Channel(r) => r.values(),
-            OutputRow::Minute(r) => r.values(),
-            OutputRow::Study(r) => r.values(),
-            OutputRow::Av(r) => r.values(),
-            OutputRow::Registration(r) => r.values(),
-            OutputRow::Staff(r) => r.values(),
-            OutputRow::Dead(r) => r.values(),
-        }
     }
 }
 
