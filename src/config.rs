@@ -59,6 +59,9 @@ pub struct InputSettings {
     /// Kafka without --until-end: close a logical time every N ms (live epochs, recorded in the SQLite state file).
     #[arg(long)]
     pub epoch_ms: Option<u64>,
+    /// Back-pressure: sources read at most this many logical times ahead of the slowest sink's committed upper.
+    #[arg(long, default_value_t = 16)]
+    pub max_inflight: u64,
 }
 
 /// `[kafka]`.

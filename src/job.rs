@@ -13,12 +13,14 @@ use connectors::files::{assigned, count_lines, discover, file_source, PartitionF
 use connectors::kafka::{self, kafka_source, KafkaConfig, KafkaPartition, KafkaSink, OffsetCommitter, SourceOptions};
 use connectors::sample::{write_files, GenOptions};
 use connectors::sink::{sink, SinkWriter};
+use connectors::source::{InFlight, SourceShared};
 use connectors::sqlite::SqliteSink;
 use dataflows::ingest::Delays;
 use dataflows::output::OutputSet;
 use dataflows::{build, Time};
+use timely::dataflow::operators::probe::Handle as ProbeHandle;
 use timely::dataflow::operators::vec::ToStream;
-use timely::dataflow::operators::{Exchange, Inspect};
+use timely::dataflow::operators::{Exchange, Inspect, Probe};
 
 use crate::cli::{Cli, ClusterArgs, Command, GenArgs, InitDbArgs, RunArgs};
 use crate::config::{Settings, SinkKind};
@@ -261,6 +263,7 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
     let cluster_total = Arc::clone(&cluster_records);
     let workers = cluster.workers.max(1);
     let high_epoch = Arc::new(AtomicU64::new(0));
+    let max_inflight = settings.input.max_inflight;
     let fatal = Fatal::default();
     let started = Instant::now();
 
@@ -278,6 +281,9 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
         let process_records = Arc::clone(&counter);
         let counter = Arc::clone(&counter);
         let durables: Vec<Arc<AtomicU64>> = sinks.iter().map(|_| Arc::new(AtomicU64::new(0))).collect();
+        // Back-pressure: the sources read at most `max_inflight` logical times past the slowest sink.
+        let committed = ProbeHandle::<Time>::new();
+        let (pace, waker) = InFlight::new(committed.clone(), max_inflight);
         worker.dataflow::<Time, _, _>(|scope| -> Result<(), String> {
             let inputs = match &input {
                 Input::Files(files) => file_source(
@@ -287,15 +293,15 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
                     Arc::clone(&clock),
                     counter,
                     fatal.clone(),
+                    pace,
                 ),
                 Input::Kafka(cfg, partitions, opts) => kafka_source(
                     scope,
                     cfg,
                     assigned(partitions, index, peers),
                     opts.clone(),
-                    counter,
-                    Arc::clone(&high_epoch),
-                    fatal.clone(),
+                    SourceShared { records_read: counter, high_epoch: Arc::clone(&high_epoch), fatal: fatal.clone() },
+                    pace,
                 ),
             }
             .map_err(|e| format!("{e:#}"))?;
@@ -305,7 +311,7 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
             for ((kind, outputs), durable) in sinks.iter().zip(&durables) {
                 let writer = writers.next().map(|w| w as Box<dyn SinkWriter>);
                 let name = format!("{kind:?}").to_lowercase();
-                sink(rows.clone(), writer, *outputs, Arc::clone(durable), &name, &fatal);
+                sink(rows.clone(), writer, *outputs, Arc::clone(durable), &name, &fatal).probe_with(&committed);
             }
             Ok(())
         })?;
@@ -322,6 +328,7 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
             if fatal.is_raised() {
                 return Err(fatal.raised().unwrap_or_default());
             }
+            waker.wake_if();
             if let Some(c) = committer.as_mut() {
                 c.acknowledge(durable());
             }

@@ -24,7 +24,7 @@ use dataflows::{Time, Topic};
 
 use crate::clock::Clock;
 use crate::fatal::Fatal;
-use crate::source::{partitioned_source, Epochs, Logs, Message, SourceSettings, Status, Unpaced};
+use crate::source::{partitioned_source, Epochs, Logs, Message, Pace, SourceSettings, Status};
 
 /// One partition file of the layout.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -157,7 +157,8 @@ impl Logs for FileLogs {
 
 /// Reads `files` (this worker's share) as a stream of [`Input`]s at the times of `clock`.
 ///
-/// `records_read` counts the messages read. An I/O error while reading goes to `fatal`.
+/// `records_read` counts the messages read; `pace` may hold reading back (see
+/// [`crate::source::InFlight`]). An I/O error while reading goes to `fatal`.
 pub fn file_source<'s>(
     scope: Scope<'s, Time>,
     files: Vec<PartitionFile>,
@@ -165,9 +166,10 @@ pub fn file_source<'s>(
     clock: Arc<Clock>,
     records_read: Arc<AtomicU64>,
     fatal: Fatal,
+    pace: impl Pace,
 ) -> anyhow::Result<StreamVec<'s, Time, Input>> {
     let logs = FileLogs::open(files)?;
     let mut settings = SourceSettings::bounded("FileSource", delays, Epochs::Offsets(clock), fatal);
     settings.records_read = records_read;
-    Ok(partitioned_source(scope, logs, settings, Unpaced))
+    Ok(partitioned_source(scope, logs, settings, pace))
 }

@@ -19,8 +19,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use differential_dataflow::VecCollection;
+use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::StreamVec;
 
 use dataflows::output::OutputSet;
 use dataflows::{Diff, OutputRow, Time};
@@ -42,6 +44,11 @@ pub trait SinkWriter {
 ///
 /// After each commit, `durable` holds the committed upper (for acknowledging sources).
 /// A failed commit goes to `fatal`.
+///
+/// Returns the sink's durable frontier as an (empty) stream: its frontier, seen by every
+/// worker of the cluster through timely's progress tracking, is the committed upper, so
+/// sources can bound the logical times in flight to the slowest sink (back-pressure,
+/// SPEC §5) by probing it.
 pub fn sink<'s>(
     rows: VecCollection<'s, Time, OutputRow, Diff>,
     writer: Option<Box<dyn SinkWriter>>,
@@ -49,7 +56,7 @@ pub fn sink<'s>(
     durable: Arc<AtomicU64>,
     name: &str,
     fatal: &Fatal,
-) {
+) -> StreamVec<'s, Time, ()> {
     let fatal = fatal.clone();
     let mut writer = writer;
     let skip_below = writer.as_ref().map_or(0, |w| w.committed_upper());
@@ -62,7 +69,11 @@ pub fn sink<'s>(
     let mut max_time: Time = 0;
     let sink_name = name.to_string();
     let mut row_counter = crate::metrics::RowCounter::default();
-    rows.filter(move |row| outputs.contains(row.output())).inner.sink(Exchange::new(|_| 0), name, move |(input, frontier)| {
+    let rows = rows.filter(move |row| outputs.contains(row.output())).inner;
+    rows.unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(Exchange::new(|_| 0), name, move |cap, _| {
+    // Held at the committed upper by the worker that writes; the others hold nothing back.
+    let mut held = writer.is_some().then(|| cap.delayed(&skip_below));
+    move |(input, frontier), _output| {
         input.for_each(|_cap, data| {
             for (row, time, diff) in data.drain(..) {
                 max_time = max_time.max(time);
@@ -75,6 +86,10 @@ pub fn sink<'s>(
         let upper = frontier.frontier().first().copied();
         if upper == last_upper {
             return;
+        }
+        if upper.is_none() {
+            // Every time is final; whatever the writer does now, nothing is left to hold back.
+            held = None;
         }
         last_upper = upper;
         row_counter.flush(&sink_name, upper);
@@ -93,9 +108,13 @@ pub fn sink<'s>(
             // Nothing more is written: the sink stays as of its last commit.
             writer = None;
             pending.clear();
+            held = None;
             return;
         }
         durable.store(upper_now, Ordering::Release);
+        if let Some(cap) = held.as_mut() {
+            cap.downgrade(&upper_now.max(*cap.time()));
+        }
         if let Some(id) = latency_id {
             // The last commit (empty frontier) holds every time there is.
             crate::latency::committed(id, if upper.is_none() { Time::MAX } else { upper_now });
@@ -103,7 +122,8 @@ pub fn sink<'s>(
         let took = started.elapsed();
         tracing::debug!(sink = %sink_name, upper = upper_now, complete = upper.is_none(), rows = changes.len(), latency_ms = took.as_secs_f64() * 1e3, "sink commit");
         crate::metrics::observe_commit(&sink_name, took, upper_now);
-    });
+    }
+    })
 }
 
 /// The state of every row touched by `updates`: `+1` if present at the end, `-1` if not.

@@ -21,7 +21,6 @@
 //! holds the records before them: for lag monitoring only.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -39,8 +38,9 @@ use dataflows::{Time, Topic};
 
 use super::{KafkaConfig, LogContext};
 use crate::clock::Clock;
-use crate::fatal::Fatal;
-use crate::source::{partitioned_source, Epochs, LiveEpochs, Logs, Message, SourceSettings, Status, Unpaced};
+use crate::source::{
+    partitioned_source, Epochs, LiveEpochs, Logs, Message, Pace, SourceSettings, SourceShared, Status,
+};
 
 /// One source partition: its topic, Kafka topic name and number.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -258,19 +258,20 @@ impl Logs for KafkaLogs {
 
 /// Reads this worker's `partitions` as a stream of [`Input`]s.
 ///
-/// `records_read` counts messages; `high_epoch` is shared by the process's
-/// sources so that a worker whose partitions are all idle can let its
+/// `shared.records_read` counts messages; `shared.high_epoch` is shared by the
+/// process's sources so that a worker whose partitions are all idle can let its
 /// frontier follow the others. A read error, or live-epoch cuts that cannot be
-/// recorded, go to `fatal`.
+/// recorded, go to `shared.fatal`; `pace` may hold reading back (see
+/// [`crate::source::InFlight`]).
 pub fn kafka_source<'s>(
     scope: Scope<'s, Time>,
     cfg: &KafkaConfig,
     partitions: Vec<KafkaPartition>,
     opts: SourceOptions,
-    records_read: Arc<AtomicU64>,
-    high_epoch: Arc<AtomicU64>,
-    fatal: Fatal,
+    shared: SourceShared,
+    pace: impl Pace,
 ) -> anyhow::Result<StreamVec<'s, Time, Input>> {
+    let SourceShared { records_read, high_epoch, fatal } = shared;
     let places: Vec<(Topic, u32)> = partitions.iter().map(|p| (p.topic, p.partition)).collect();
     let bounded = partitions.iter().any(|p| p.end.is_some());
     let epochs = match opts.epoch_ms {
@@ -292,7 +293,7 @@ pub fn kafka_source<'s>(
         high_epoch,
         fatal,
     };
-    Ok(partitioned_source(scope, logs, settings, Unpaced))
+    Ok(partitioned_source(scope, logs, settings, pace))
 }
 
 /// Commits the consumer group's offsets once every sink holds the records before them.

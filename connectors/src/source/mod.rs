@@ -35,13 +35,16 @@
 //!   ([`Logs::wake_with`]); a timer wakes it for idleness and for closing live
 //!   epochs. It reschedules itself at once only when it stopped at its budget
 //!   or its frontier moved; it never polls an empty input in a loop.
-//! * **Pacing.** A [`Pace`] may hold reading back (the benchmark bounds the
-//!   logical times in flight) and the release of the last capability.
+//! * **Pacing.** A [`Pace`] may hold reading back and the release of the
+//!   last capability: [`InFlight`] bounds the logical times in flight to the
+//!   sinks' durable frontier (back-pressure, SPEC §5); the benchmark bounds
+//!   them to its last operator.
 //! * **Errors.** A read error goes to the job's [`Fatal`] slot; the operator
 //!   drops its capability.
 
 pub mod epochs;
 mod operator;
+pub mod pace;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -54,6 +57,7 @@ use dataflows::{Time, Topic};
 
 pub use epochs::{Epochs, LiveEpochs};
 pub use operator::partitioned_source;
+pub use pace::{InFlight, InFlightWaker};
 
 use crate::fatal::Fatal;
 
@@ -120,6 +124,17 @@ impl Pace for Unpaced {
     fn admit(&mut self, _time: Time, _activator: &Activator) -> bool {
         true
     }
+}
+
+/// What a process's sources share: their counters and the job's error slot.
+#[derive(Clone, Debug, Default)]
+pub struct SourceShared {
+    /// Counts the messages read (the progress line and the summary).
+    pub records_read: Arc<AtomicU64>,
+    /// The most advanced next time of the process's sources.
+    pub high_epoch: Arc<AtomicU64>,
+    /// Where a read error goes.
+    pub fatal: Fatal,
 }
 
 /// What the pipeline needs besides the reader.
