@@ -128,6 +128,17 @@ pub struct SinkSettings {
     /// How long a MySQL/PostgreSQL commit retries a lost connection before the job fails (seconds).
     #[arg(skip = 300_u64)]
     pub retry_s: u64,
+    /// `none`: discard every output (no SQLite file, no state), to compare the dataflow with
+    /// other engines' blackhole sinks on the same input.
+    #[arg(long, value_parser = ["none"])]
+    pub sink: Option<String>,
+}
+
+impl SinkSettings {
+    /// Whether every output is discarded (`--sink none`).
+    pub fn discard(&self) -> bool {
+        self.sink.as_deref() == Some("none")
+    }
 }
 
 /// A section's defaults are its clap defaults (environment variables ignored): one declaration for both.

@@ -224,7 +224,8 @@ fn input(settings: &Settings, clock: &Arc<Clock>) -> anyhow::Result<(Input, Opti
             clock: Arc::clone(clock),
             idle_timeout: std::time::Duration::from_millis(settings.kafka.idle_timeout_ms),
             epoch_ms: settings.input.epoch_ms,
-            state_path: settings.sinks.sqlite.clone(),
+            // With --sink none nothing is durable, so live epochs record their cuts in memory.
+            state_path: if settings.sinks.discard() { ":memory:".into() } else { settings.sinks.sqlite.clone() },
             exit_when_idle: settings.kafka.exit_when_idle,
         };
         return Ok((Input::Kafka(cfg, partitions, opts), ends));
@@ -246,12 +247,16 @@ fn delays(settings: &Settings) -> Delays {
 fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
     let config = timely_config(cluster)?;
     let settings = settings(args)?;
-    let clock = Arc::new(Clock::load_path(&settings.sinks.sqlite, settings.input.epoch_records)?);
+    let discard = settings.sinks.discard();
+    let clock = match discard {
+        true => Arc::new(Clock::new(settings.input.epoch_records)),
+        false => Arc::new(Clock::load_path(&settings.sinks.sqlite, settings.input.epoch_records)?),
+    };
     let (input, ends) = input(&settings, &clock)?;
     let progress_total = ends.as_ref().filter(|_| !args.quiet).map(|e| crate::progress::local_total(e, cluster));
     let resume = ends.map(|ends| clock.resume_after(ends));
     // The sinks live on worker 0, which is in process 0; open them first so that bad settings fail fast.
-    let sinks = sink_masks(&settings);
+    let sinks = if discard { Vec::new() } else { sink_masks(&settings) };
     let writers = if cluster.process == 0 { open_sinks(&settings, &sinks, resume)? } else { Vec::new() };
     let writers = Arc::new(Mutex::new(Some(writers)));
     let delays = delays(&settings);
@@ -360,23 +365,23 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
     drop(progress);
     drop(latency_reporter);
     if !args.quiet && cluster.process == 0 {
-        summarize(&settings.sinks.sqlite, cluster_records.load(Ordering::Relaxed), elapsed.as_secs_f64())?;
+        let db = (!discard).then_some(settings.sinks.sqlite.as_path());
+        summarize(db, cluster_records.load(Ordering::Relaxed), elapsed.as_secs_f64())?;
     }
     ops.linger();
     Ok(())
 }
 
-/// Prints the end-of-run summary on stdout: `records` read by the whole cluster.
-fn summarize(db: &Path, records: u64, seconds: f64) -> anyhow::Result<()> {
+/// Prints the end-of-run summary on stdout: `records` read by the whole cluster, and what
+/// the SQLite file `db` holds (none with `--sink none`).
+fn summarize(db: Option<&Path>, records: u64, seconds: f64) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
         "edu-rtdw: {records} records in {seconds:.2} s ({:.0} records/s)",
         records as f64 / seconds.max(1e-9)
     )?;
-    if !db.exists() {
-        return Ok(());
-    }
+    let Some(db) = db.filter(|db| db.exists()) else { return Ok(()) };
     let sink = SqliteSink::open(db).with_context(|| format!("cannot reopen {}", db.display()))?;
     writeln!(out, "SQLite {}:", db.display())?;
     for (table, rows) in sink.table_counts()? {
