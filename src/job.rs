@@ -10,6 +10,7 @@ use anyhow::{anyhow, bail, Context};
 use connectors::clock::{Clock, Resume};
 use connectors::fatal::Fatal;
 use connectors::files::{assigned, count_lines, discover, file_source, PartitionFile};
+use connectors::identity::InputIdentity;
 use connectors::kafka::{self, kafka_source, KafkaConfig, KafkaPartition, KafkaSink, OffsetCommitter, SourceOptions};
 use connectors::sample::{write_files, GenOptions};
 use connectors::sink::{sink, SinkWriter};
@@ -240,6 +241,28 @@ fn input(settings: &Settings, clock: &Arc<Clock>) -> anyhow::Result<(Input, Opti
     Ok((Input::Files(files), Some(ends)))
 }
 
+/// What determines the logical times of `input` (recorded in, and checked against, the state file).
+fn identity(settings: &Settings, input: &Input) -> InputIdentity {
+    let mut sources: std::collections::BTreeMap<String, u32> = Default::default();
+    let kind = match input {
+        Input::Files(files) => {
+            for f in files {
+                let n = sources.entry(f.topic.default_name().to_string()).or_default();
+                *n = (*n).max(f.partition + 1);
+            }
+            "files"
+        }
+        Input::Kafka(_, partitions, _) => {
+            for p in partitions {
+                let n = sources.entry(p.name.clone()).or_default();
+                *n = (*n).max(p.partition + 1);
+            }
+            "kafka"
+        }
+    };
+    InputIdentity::new(settings.input.epoch_records, kind, sources)
+}
+
 fn delays(settings: &Settings) -> Delays {
     Delays { class_performance_ms: settings.delays.class_performance_ms, av_quality_ms: settings.delays.av_quality_ms }
 }
@@ -253,6 +276,9 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
         false => Arc::new(Clock::load_path(&settings.sinks.sqlite, settings.input.epoch_records)?),
     };
     let (input, ends) = input(&settings, &clock)?;
+    if !discard && cluster.process == 0 {
+        identity(&settings, &input).check(&settings.sinks.sqlite)?;
+    }
     let progress_total = ends.as_ref().filter(|_| !args.quiet).map(|e| crate::progress::local_total(e, cluster));
     let resume = ends.map(|ends| clock.resume_after(ends));
     // The sinks live on worker 0, which is in process 0; open them first so that bad settings fail fast.

@@ -16,6 +16,7 @@
 pub mod clock;
 pub mod fatal;
 pub mod files;
+pub mod identity;
 pub mod kafka;
 pub mod latency;
 pub mod metrics;
