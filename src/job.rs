@@ -340,7 +340,7 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
             attach.attach(&rows, index);
             let mut writers = writers.drain(..);
             for ((kind, outputs), durable) in sinks.iter().zip(&durables) {
-                let writer = writers.next().map(|w| w as Box<dyn SinkWriter>);
+                let writer = writers.next();
                 let name = format!("{kind:?}").to_lowercase();
                 sink(rows.clone(), writer, *outputs, Arc::clone(durable), &name, &fatal).probe_with(&committed);
             }

@@ -3,19 +3,30 @@
 //! Semantics: all output rows are routed to worker 0 of the cluster, so each
 //! sink is written once per cluster, not once per process. Whenever the input
 //! frontier advances, the updates at the times it passed are consolidated
-//! (a retraction and an insertion of the same row cancel) and handed to the
-//! [`SinkWriter`] as one commit, together with the new frontier: a commit
-//! holds exactly the complete logical times below it (SPEC §5 "consistent").
-//! The writer records that frontier with the data, in the same transaction;
-//! on a restart the operator skips updates at times the writer already holds,
-//! and because logical times are a deterministic function of input positions,
-//! the replayed updates are exactly the ones that were committed before.
+//! (a retraction and an insertion of the same row cancel) and handed, as one
+//! commit together with the new frontier, to the sink's writer thread: a
+//! commit holds exactly the complete logical times below it (SPEC §5
+//! "consistent"). The writer records that frontier with the data, in the same
+//! transaction; on a restart the operator skips updates at times the writer
+//! already holds, and because logical times are a deterministic function of
+//! input positions, the replayed updates are exactly the ones that were
+//! committed before.
+//!
+//! The [`SinkWriter`] runs on a thread of its own, fed in commit order through
+//! a channel, so the dataflow goes on while the previous commit is written.
+//! What the channel holds is bounded by the sources' back-pressure (at most
+//! `max_inflight` logical times past the committed upper, see
+//! [`crate::source::InFlight`]). The operator holds a capability at the
+//! committed upper on its (empty) output stream, which is how the sources see
+//! it, and holds it until the final commit is durable, so the job never ends
+//! before its last commit.
 //!
 //! A writer error is fatal: it goes to the job's [`Fatal`] slot (the job ends
-//! with that one line and a non-zero exit) and the operator stops; the failed
+//! with that one line and a non-zero exit) and the writer stops; the failed
 //! transaction leaves the sink as of its last commit.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{channel, Sender};
 use std::sync::Arc;
 
 use differential_dataflow::VecCollection;
@@ -23,6 +34,7 @@ use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::StreamVec;
+use timely::scheduling::SyncActivator;
 
 use dataflows::output::OutputSet;
 use dataflows::{Diff, OutputRow, Time};
@@ -39,8 +51,23 @@ pub trait SinkWriter {
     fn commit(&mut self, upper: Time, complete: bool, changes: &[(OutputRow, Diff)]) -> anyhow::Result<()>;
 }
 
-/// Writes the rows of the `outputs`
-/// through `writer` on worker 0 (every other worker passes `None`).
+/// One commit for the writer thread.
+struct Commit {
+    upper: Time,
+    complete: bool,
+    changes: Vec<(OutputRow, Diff)>,
+}
+
+/// What the writer thread reports back to the operator.
+struct Committed {
+    /// The committed upper (also in the job's `durable`).
+    upper: Arc<AtomicU64>,
+    /// The final commit is durable (or the writer failed): nothing is left to hold back.
+    finished: Arc<AtomicBool>,
+}
+
+/// Writes the rows of the `outputs` through `writer` on worker 0 (every other worker
+/// passes `None`), on a thread of its own.
 ///
 /// After each commit, `durable` holds the committed upper (for acknowledging sources).
 /// A failed commit goes to `fatal`.
@@ -51,14 +78,12 @@ pub trait SinkWriter {
 /// SPEC §5) by probing it.
 pub fn sink<'s>(
     rows: VecCollection<'s, Time, OutputRow, Diff>,
-    writer: Option<Box<dyn SinkWriter>>,
+    writer: Option<Box<dyn SinkWriter + Send>>,
     outputs: OutputSet,
     durable: Arc<AtomicU64>,
     name: &str,
     fatal: &Fatal,
 ) -> StreamVec<'s, Time, ()> {
-    let fatal = fatal.clone();
-    let mut writer = writer;
     let skip_below = writer.as_ref().map_or(0, |w| w.committed_upper());
     if writer.is_some() {
         durable.store(skip_below, Ordering::Release);
@@ -68,62 +93,138 @@ pub fn sink<'s>(
     let mut last_upper = Some(0);
     let mut max_time: Time = 0;
     let sink_name = name.to_string();
+    let fatal = fatal.clone();
     let mut row_counter = crate::metrics::RowCounter::default();
     let rows = rows.filter(move |row| outputs.contains(row.output())).inner;
-    rows.unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(Exchange::new(|_| 0), name, move |cap, _| {
-    // Held at the committed upper by the worker that writes; the others hold nothing back.
-    let mut held = writer.is_some().then(|| cap.delayed(&skip_below));
-    move |(input, frontier), _output| {
-        input.for_each(|_cap, data| {
-            for (row, time, diff) in data.drain(..) {
-                max_time = max_time.max(time);
-                row_counter.add(&row, time, diff);
-                if time >= skip_below {
-                    pending.push((row, time, diff));
+    let scope = rows.scope();
+    rows.unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(Exchange::new(|_| 0), name, move |cap, info| {
+        let waker = scope.worker().sync_activator_for(info.address.to_vec());
+        // The writer thread, and the capability held at its committed upper (the others hold nothing back).
+        let mut feed: Option<(Sender<Commit>, Committed)> = writer.map(|w| {
+            let committed = Committed { upper: Arc::clone(&durable), finished: Arc::default() };
+            let thread = WriterThread {
+                writer: w,
+                name: sink_name.clone(),
+                durable: Arc::clone(&committed.upper),
+                finished: Arc::clone(&committed.finished),
+                fatal: fatal.clone(),
+                latency_id,
+                waker: waker.clone(),
+            };
+            (thread.spawn(), committed)
+        });
+        let mut held = feed.as_ref().map(|_| cap.delayed(&skip_below));
+        move |(input, frontier), _output| {
+            input.for_each(|_cap, data| {
+                for (row, time, diff) in data.drain(..) {
+                    max_time = max_time.max(time);
+                    row_counter.add(&row, time, diff);
+                    if time >= skip_below {
+                        pending.push((row, time, diff));
+                    }
+                }
+            });
+            // What the writer has made durable since: the sources may read on.
+            if let (Some(cap), Some((_, committed))) = (held.as_mut(), feed.as_ref()) {
+                if committed.finished.load(Ordering::Acquire) {
+                    held = None;
+                } else {
+                    let upper = committed.upper.load(Ordering::Acquire);
+                    cap.downgrade(&upper.max(*cap.time()));
+                }
+            }
+            let upper = frontier.frontier().first().copied();
+            if upper == last_upper {
+                return;
+            }
+            last_upper = upper;
+            row_counter.flush(&sink_name, upper);
+            let Some((sender, _)) = feed.as_ref() else { return };
+            let ready = |t: &Time| upper.is_none_or(|u| *t < u);
+            let (ready_now, later): (Vec<_>, Vec<_>) =
+                std::mem::take(&mut pending).into_iter().partition(|(_, t, _)| ready(t));
+            pending = later;
+            if upper.is_some_and(|u| u <= skip_below) {
+                return;
+            }
+            let commit = Commit {
+                upper: upper.unwrap_or(max_time + 1).max(skip_below),
+                complete: upper.is_none(),
+                changes: final_states(ready_now),
+            };
+            if sender.send(commit).is_err() {
+                // The writer stopped (its error is in the fatal slot): nothing more is written.
+                feed = None;
+                pending.clear();
+            }
+        }
+    })
+}
+
+/// The writer thread of one sink: commits in order, reports what is durable.
+struct WriterThread {
+    writer: Box<dyn SinkWriter + Send>,
+    name: String,
+    durable: Arc<AtomicU64>,
+    finished: Arc<AtomicBool>,
+    fatal: Fatal,
+    latency_id: Option<usize>,
+    waker: SyncActivator,
+}
+
+impl WriterThread {
+    /// Starts the thread; commits sent to the returned channel are written in order.
+    fn spawn(mut self) -> Sender<Commit> {
+        let (sender, commits) = channel::<Commit>();
+        let name = format!("edu-rtdw-sink-{}", self.name);
+        let (fatal, sink) = (self.fatal.clone(), self.name.clone());
+        let spawned = std::thread::Builder::new().name(name).spawn(move || {
+            for commit in commits {
+                if !self.write(commit) {
+                    break;
                 }
             }
         });
-        let upper = frontier.frontier().first().copied();
-        if upper == last_upper {
-            return;
+        if let Err(e) = spawned {
+            fatal.report(format!("sink {sink} cannot start its writer thread: {e}"));
         }
-        if upper.is_none() {
-            // Every time is final; whatever the writer does now, nothing is left to hold back.
-            held = None;
-        }
-        last_upper = upper;
-        row_counter.flush(&sink_name, upper);
-        let Some(w) = writer.as_mut() else { return };
-        let ready = |t: &Time| upper.is_none_or(|u| *t < u);
-        let (ready_now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut pending).into_iter().partition(|(_, t, _)| ready(t));
-        pending = later;
-        let changes = final_states(ready_now);
-        if upper.is_some_and(|u| u <= skip_below) {
-            return;
-        }
-        let upper_now = upper.unwrap_or(max_time + 1).max(skip_below);
+        sender
+    }
+
+    /// Writes one commit; false when the sink is done (its final commit, or an error).
+    fn write(&mut self, commit: Commit) -> bool {
         let started = std::time::Instant::now();
-        if let Err(e) = w.commit(upper_now, upper.is_none(), &changes) {
-            fatal.report(format!("sink {sink_name} failed: {e:#}"));
-            // Nothing more is written: the sink stays as of its last commit.
-            writer = None;
-            pending.clear();
-            held = None;
-            return;
+        let (upper, complete) = (commit.upper, commit.complete);
+        if let Err(e) = self.writer.commit(upper, complete, &commit.changes) {
+            self.fatal.report(format!("sink {} failed: {e:#}", self.name));
+            self.finish();
+            return false;
         }
-        durable.store(upper_now, Ordering::Release);
-        if let Some(cap) = held.as_mut() {
-            cap.downgrade(&upper_now.max(*cap.time()));
-        }
-        if let Some(id) = latency_id {
+        self.durable.store(upper, Ordering::Release);
+        if let Some(id) = self.latency_id {
             // The last commit (empty frontier) holds every time there is.
-            crate::latency::committed(id, if upper.is_none() { Time::MAX } else { upper_now });
+            crate::latency::committed(id, if complete { Time::MAX } else { upper });
         }
         let took = started.elapsed();
-        tracing::debug!(sink = %sink_name, upper = upper_now, complete = upper.is_none(), rows = changes.len(), latency_ms = took.as_secs_f64() * 1e3, "sink commit");
-        crate::metrics::observe_commit(&sink_name, took, upper_now);
+        tracing::debug!(sink = %self.name, upper, complete, rows = commit.changes.len(), latency_ms = took.as_secs_f64() * 1e3, "sink commit");
+        crate::metrics::observe_commit(&self.name, took, upper);
+        if complete {
+            self.finish();
+            return false;
+        }
+        self.wake();
+        true
     }
-    })
+
+    fn finish(&self) {
+        self.finished.store(true, Ordering::Release);
+        self.wake();
+    }
+
+    fn wake(&self) {
+        // The operator may be gone already (the job ended): nothing to wake then.
+        let _ = self.waker.activate();
+    }
 }
 
 /// The state of every row touched by `updates`: `+1` if present at the end, `-1` if not.

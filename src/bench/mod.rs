@@ -179,7 +179,7 @@ fn run_once(feed: &Feed, workers: usize, args: &BenchArgs, sqlite: Option<PathBu
                 use differential_dataflow::AsCollection;
                 sink(
                     rows.as_collection(),
-                    w.map(|w| w as Box<dyn SinkWriter>),
+                    w,
                     dataflows::output::OutputSet::all(),
                     std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)),
                     "sqlite",
