@@ -59,6 +59,9 @@ pub struct InputSettings {
     /// Kafka without --until-end: close a logical time every N ms (live epochs, recorded in the SQLite state file).
     #[arg(long)]
     pub epoch_ms: Option<u64>,
+    /// A message value longer than this many bytes is a `too_large` dead letter (default 1 MiB, as Kafka's).
+    #[arg(long, value_name = "BYTES", default_value_t = Delays::default().max_message_bytes)]
+    pub max_message_bytes: usize,
 }
 
 /// `[kafka]`.
@@ -370,6 +373,19 @@ mod tests {
         assert_eq!((s.sinks.sqlite.as_path(), s.sinks.retry_s), (Path::new("edu_rtdw.db"), 300));
         let d = Delays::default();
         assert_eq!((s.delays.class_performance_ms, s.delays.av_quality_ms), (d.class_performance_ms, d.av_quality_ms));
+    }
+
+    #[test]
+    fn record_limits_come_from_the_file_or_the_flags() -> anyhow::Result<()> {
+        let d = Delays::default();
+        let s = Settings::default();
+        assert_eq!((s.input.max_message_bytes, d.max_message_bytes), (1_048_576, 1_048_576));
+        let file: Settings = toml::from_str("[input]\nmax_message_bytes = 10\n")?;
+        assert_eq!(file.input.max_message_bytes, 10);
+        let (flags, given) = parse_flags(&["--max-message-bytes", "20"]);
+        let s = file.overridden_by(&flags, &given)?;
+        assert_eq!(s.input.max_message_bytes, 20);
+        Ok(())
     }
 
     #[test]

@@ -238,7 +238,11 @@ fn input(settings: &Settings, clock: &Arc<Clock>) -> anyhow::Result<(Input, Opti
 }
 
 fn delays(settings: &Settings) -> Delays {
-    Delays { class_performance_ms: settings.delays.class_performance_ms, av_quality_ms: settings.delays.av_quality_ms }
+    Delays {
+        class_performance_ms: settings.delays.class_performance_ms,
+        av_quality_ms: settings.delays.av_quality_ms,
+        max_message_bytes: settings.input.max_message_bytes,
+    }
 }
 
 fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
