@@ -110,6 +110,9 @@ pub struct DelaySettings {
     /// Watermark delay of av_quality_30s, ms.
     #[arg(long = "av-quality-delay-ms", value_name = "MS", default_value_t = Delays::default().av_quality_ms)]
     pub av_quality_ms: i64,
+    /// A windowed record whose event time is more than this ahead of its Kafka timestamp is `future`, ms.
+    #[arg(long = "max-future-ms", value_name = "MS", default_value_t = Delays::default().max_future_ms)]
+    pub max_future_ms: i64,
 }
 
 /// `[sinks]`.
@@ -379,12 +382,13 @@ mod tests {
     fn record_limits_come_from_the_file_or_the_flags() -> anyhow::Result<()> {
         let d = Delays::default();
         let s = Settings::default();
-        assert_eq!((s.input.max_message_bytes, d.max_message_bytes), (1_048_576, 1_048_576));
-        let file: Settings = toml::from_str("[input]\nmax_message_bytes = 10\n")?;
-        assert_eq!(file.input.max_message_bytes, 10);
-        let (flags, given) = parse_flags(&["--max-message-bytes", "20"]);
+        assert_eq!((s.input.max_message_bytes, s.delays.max_future_ms), (1_048_576, 600_000));
+        assert_eq!((d.max_message_bytes, d.max_future_ms), (1_048_576, 600_000));
+        let file: Settings = toml::from_str("[input]\nmax_message_bytes = 10\n[delays]\nmax_future_ms = 5\n")?;
+        assert_eq!((file.input.max_message_bytes, file.delays.max_future_ms), (10, 5));
+        let (flags, given) = parse_flags(&["--max-message-bytes", "20", "--max-future-ms", "7"]);
         let s = file.overridden_by(&flags, &given)?;
-        assert_eq!(s.input.max_message_bytes, 20);
+        assert_eq!((s.input.max_message_bytes, s.delays.max_future_ms), (20, 7));
         Ok(())
     }
 

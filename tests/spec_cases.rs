@@ -941,3 +941,12 @@ fn messages_over_max_message_bytes_are_too_large() {
     let large = |offset| [offset, "*", "too_large"];
     assert_eq!(db.dead_letters(QOS), want(&[large("0"), large("1"), large("2")]));
 }
+
+#[test]
+fn file_replay_has_no_log_time_and_never_finds_a_record_future() {
+    // Year 3000 is far ahead of any clock, but file replay has no log time (SPEC §3).
+    let year_3000 = 32_503_680_000_000;
+    let db = Replay::new().json(AGORA, 0, &[agora(year_3000, Some(1), None)]).run(&["--max-future-ms", "0"]);
+    assert_eq!(db.dead_letters(AGORA), Vec::<Vec<String>>::new());
+    assert_eq!(db.rows("SELECT start_time FROM user_av_record"), want(&[["3000-01-01 00:00:00.000"]]));
+}

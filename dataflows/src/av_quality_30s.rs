@@ -17,9 +17,9 @@
 //! Dead letters: a NULL `event` or `messageCreateTime`, any read field that is
 //! not an integer where one is needed, a window outside the years 1000–9999, or a
 //! text a sink cannot store (a NUL, or longer than its key column;
-//! [`crate::storable`]) (`bad_field:<name>`), or a late record (`late`), once per
-//! record. Records of non-students, or with neither family, are filtered out, not
-//! dead letters.
+//! [`crate::storable`]) (`bad_field:<name>`), a late record (`late`), or one too
+//! far ahead of its log time (`future`), once per record. Records of non-students,
+//! or with neither family, are filtered out, not dead letters.
 
 use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};

@@ -11,7 +11,8 @@
 //! `userId`, `roomId` or `role` missing or not an integer (`role` must fit a
 //! TINYINT), or a missing `timestamp` or one whose minute does not lie in the
 //! years 1000–9999 (`bad_field:<name>`, [`crate::storable`]); a record behind its
-//! partition's watermark when read (`late`).
+//! partition's watermark when read (`late`), or too far ahead of its log time
+//! (`future`).
 
 use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};

@@ -61,7 +61,7 @@ pub struct DeadLetter {
     pub pos: Pos,
     /// The metric that rejected it; `None` when no metric could read it (`not_json`, `not_object`).
     pub metric: Option<Metric>,
-    /// `not_json`, `not_object`, `bad_field:<name>`, `late` or `too_large`.
+    /// `not_json`, `not_object`, `bad_field:<name>`, `late`, `future` or `too_large`.
     pub reason: String,
     /// The message value as read.
     pub raw: Vec<u8>,
@@ -74,6 +74,8 @@ pub enum Rejection {
     BadField(&'static str),
     /// The record's event time is behind its partition's watermark (SPEC §3).
     Late,
+    /// The record's event time is too far ahead of its log time (SPEC §3, clock poison).
+    Future,
 }
 
 impl Rejection {
@@ -82,6 +84,7 @@ impl Rejection {
         match self {
             Rejection::BadField(name) => format!("bad_field:{name}"),
             Rejection::Late => "late".to_string(),
+            Rejection::Future => "future".to_string(),
         }
     }
 }
@@ -90,10 +93,12 @@ impl Rejection {
 /// (SPEC §3): what a windowed metric that would count the record does with it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Timing {
-    /// At or past the watermark: counted.
+    /// At or past the watermark, and not too far ahead of its log time: counted.
     OnTime,
     /// Behind the watermark: a `late` dead letter.
     Late,
+    /// More than `max_future` ahead of its log time: a `future` dead letter.
+    Future,
 }
 
 impl Timing {
@@ -102,6 +107,7 @@ impl Timing {
         match self {
             Timing::OnTime => Ok(()),
             Timing::Late => Err(Rejection::Late),
+            Timing::Future => Err(Rejection::Future),
         }
     }
 }
