@@ -62,6 +62,9 @@ pub struct InputSettings {
     /// Back-pressure: sources read at most this many logical times ahead of the slowest sink's committed upper.
     #[arg(long, default_value_t = 16)]
     pub max_inflight: u64,
+    /// A message value longer than this many bytes is a `too_large` dead letter (default 1 MiB, as Kafka's).
+    #[arg(long, value_name = "BYTES", default_value_t = Delays::default().max_message_bytes)]
+    pub max_message_bytes: usize,
 }
 
 /// `[kafka]`.
@@ -110,6 +113,9 @@ pub struct DelaySettings {
     /// Watermark delay of av_quality_30s, ms.
     #[arg(long = "av-quality-delay-ms", value_name = "MS", default_value_t = Delays::default().av_quality_ms)]
     pub av_quality_ms: i64,
+    /// A windowed record whose event time is more than this ahead of its Kafka timestamp is `future`, ms.
+    #[arg(long = "max-future-ms", value_name = "MS", default_value_t = Delays::default().max_future_ms)]
+    pub max_future_ms: i64,
 }
 
 /// `[sinks]`.
@@ -384,6 +390,20 @@ mod tests {
         assert_eq!((s.sinks.sqlite.as_path(), s.sinks.retry_s), (Path::new("edu_rtdw.db"), 300));
         let d = Delays::default();
         assert_eq!((s.delays.class_performance_ms, s.delays.av_quality_ms), (d.class_performance_ms, d.av_quality_ms));
+    }
+
+    #[test]
+    fn record_limits_come_from_the_file_or_the_flags() -> anyhow::Result<()> {
+        let d = Delays::default();
+        let s = Settings::default();
+        assert_eq!((s.input.max_message_bytes, s.delays.max_future_ms), (1_048_576, 600_000));
+        assert_eq!((d.max_message_bytes, d.max_future_ms), (1_048_576, 600_000));
+        let file: Settings = toml::from_str("[input]\nmax_message_bytes = 10\n[delays]\nmax_future_ms = 5\n")?;
+        assert_eq!((file.input.max_message_bytes, file.delays.max_future_ms), (10, 5));
+        let (flags, given) = parse_flags(&["--max-message-bytes", "20", "--max-future-ms", "7"]);
+        let s = file.overridden_by(&flags, &given)?;
+        assert_eq!((s.input.max_message_bytes, s.delays.max_future_ms), (20, 7));
+        Ok(())
     }
 
     #[test]

@@ -264,7 +264,12 @@ fn identity(settings: &Settings, input: &Input) -> InputIdentity {
 }
 
 fn delays(settings: &Settings) -> Delays {
-    Delays { class_performance_ms: settings.delays.class_performance_ms, av_quality_ms: settings.delays.av_quality_ms }
+    Delays {
+        class_performance_ms: settings.delays.class_performance_ms,
+        av_quality_ms: settings.delays.av_quality_ms,
+        max_future_ms: settings.delays.max_future_ms,
+        max_message_bytes: settings.input.max_message_bytes,
+    }
 }
 
 fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {

@@ -543,3 +543,75 @@ fn aborted_upstream_records_are_never_counted_and_a_bounded_run_ends_past_marker
     ];
     assert_eq!(dead, want);
 }
+
+/// SPEC §3 clock poison: a record whose event time is more than `max_future` (10 min) ahead
+/// of its Kafka timestamp is a `future` dead letter for the windowed metric that would count
+/// it, and does not move its partition's watermark, so the records after it are not late.
+#[test]
+fn records_far_ahead_of_their_log_time_are_future_and_poison_no_watermark() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let _broker = lock();
+    let prefix = topics("future", 1);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let producer: BaseProducer = ClientConfig::new().set("bootstrap.servers", BROKERS).create().expect("producer");
+    let produce = |topic: &str, log_time: i64, value: &str| {
+        let topic = format!("{prefix}{topic}");
+        producer.send(BaseRecord::<(), str>::to(&topic).partition(0).timestamp(log_time).payload(value)).expect("send");
+    };
+    let signal = |ts: i64, role: &str| {
+        format!(
+            r#"{{"data":{{"userid":"7","roomId":"9","timestamp":{ts},"role":"{role}","msgid":"305","msg":{{"msgtype":"116","msg_data":{{"target_type":"shape","action":"move"}}}}}}}}"#
+        )
+    };
+    let agora = |ts: i64| {
+        format!(
+            r#"{{"classroom_id":"c1","user_type":"student","user_id":1,"agora_channel_id":100,"event":"E","agora_videoState":{{"fr":1,"uid":11}},"messageCreateTime":{ts}}}"#
+        )
+    };
+    // Log times ten minutes ago, on a minute boundary (recent, so retention keeps them).
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64;
+    let t = now / 60_000 * 60_000 - 600_000;
+    let year_3000 = 32_503_680_000_000;
+    produce("timeline_client_topic", t, &signal(t, "2")); // 0 counts
+    produce("timeline_client_topic", t + 1000, &signal(year_3000, "2")); // 1 future
+    produce("timeline_client_topic", t + 1000, &signal(year_3000, "1")); // 2 teacher: filtered, W unmoved
+    produce("timeline_client_topic", t + 2000, &signal(t + 600_000 + 2000, "2")); // 3 exactly 10 min ahead: counts
+    produce("timeline_client_topic", t + 2000, &signal(t + 2000, "2")); // 4 W = t + 597 s: late
+    produce("agora_record", t, &agora(t)); // 0 counts
+    produce("agora_record", t, &agora(year_3000)); // 1 future
+    produce("agora_record", t + 1000, &agora(t + 1000)); // 2 counts: W = t − 60 s
+    producer.flush(Duration::from_secs(30)).expect("flush");
+
+    run_ok(tmp.path(), &kafka_args(&prefix, "out.db", &[]));
+    let db = tmp.path().join("out.db");
+    let dead = rows(&db, "SELECT source, \"offset\", metric, reason FROM dead_letters ORDER BY source, \"offset\"");
+    let row = |source: &str, offset: &str, metric: &str, reason: &str| {
+        vec![source.to_string(), offset.to_string(), metric.to_string(), reason.to_string()]
+    };
+    assert_eq!(
+        dead,
+        vec![
+            row("agora_record", "1", "av_quality_30s", "future"),
+            row("timeline_client_topic", "1", "class_performance_1m", "future"),
+            row("timeline_client_topic", "4", "class_performance_1m", "late"),
+        ]
+    );
+    // 2.3: offset 0 in minute t, offset 3 in minute t + 10 min; 2.1 keeps every student's signal.
+    let minutes = rows(&db, "SELECT event_count FROM timeline_signal_analysis ORDER BY start_time");
+    assert_eq!(minutes, [["1"], ["1"]]);
+    let signals = rows(&db, "SELECT src_offset FROM timeline_analysis_student ORDER BY src_offset");
+    assert_eq!(signals, [["0"], ["1"], ["3"], ["4"]]);
+    // 2.5: offsets 0 and 2 in the window of t.
+    assert_eq!(rows(&db, "SELECT event_sum, event_count FROM user_av_record"), [["2", "2"]]);
+
+    // Configurable: with 1,000 years of slack nothing is future, and offset 1 pushes W so far
+    // that 3 and 4 are late (the poison this rule prevents).
+    run_ok(tmp.path(), &kafka_args(&prefix, "slack.db", &["--max-future-ms", "31536000000000"]));
+    let db = tmp.path().join("slack.db");
+    let reasons = rows(&db, "SELECT source, \"offset\", reason FROM dead_letters ORDER BY source, \"offset\"");
+    let row = |source: &str, offset: &str| vec![source.to_string(), offset.to_string(), "late".to_string()];
+    assert_eq!(
+        reasons,
+        vec![row("agora_record", "2"), row("timeline_client_topic", "3"), row("timeline_client_topic", "4")]
+    );
+}

@@ -772,3 +772,181 @@ fn dead_letters_for_unreadable_records() {
         want(&[["1", "5", "MOVE_IMAGE"]])
     );
 }
+
+// ---------------------------------------------------------------------------
+// §4 values no sink can store, §2.4 / §3 overflow
+// ---------------------------------------------------------------------------
+
+/// `1000-01-01 00:00:00.000` and `9999-12-31 23:59:59.999` UTC in ms: the storable timestamps.
+const FIRST_MS: i64 = -30_610_224_000_000;
+const LAST_MS: i64 = 253_402_300_799_999;
+
+#[test]
+fn texts_no_sink_can_store_are_bad_fields() {
+    let mut nul_sub_action = student(T0 + 1000, "7", MOVE);
+    nul_sub_action["data"]["msg"]["msg_data"]["sub_action"] = json!("x\u{0}y");
+    let mut nul_create_time = student(T0 + 2000, "7", MOVE);
+    nul_create_time["createTime"] = json!("\u{0}");
+    let mut nul_teacher = signal(T0 + 3000, "1", "9", "1", MOVE);
+    nul_teacher["data"]["userid"] = json!("\u{0}");
+    let signals = [student(T0, "7", MOVE), nul_sub_action, nul_create_time, nul_teacher];
+    let channels = [
+        json!({"id": "c1", "chinese_name": "一\u{0}", "level": "A"}), // 0 bad_field:chinese_name
+        json!({"id": "c2", "level": "B"}),                            // 1 kept
+        json!({"id": "x".repeat(70_000)}),                            // 2 bad_field:id (over MySQL TEXT)
+    ];
+    let long_room = "房".repeat(256); // 256 characters: over the VARCHAR(255) of the key
+    let qos_lines = [
+        qos(json!(5), json!("r\u{0}"), json!("student"), T0, "PPT_PLAY", Some(T0)), // 0 bad_field:classroom_id
+        qos(json!(5), json!(long_room), json!("student"), T0, "PPT_PLAY", Some(T0)), // 1 bad_field:classroom_id
+        qos(json!(5), json!("r"), json!("t\u{0}"), T0, "PPT_PLAY", Some(T0)),       // 2 bad_field:user_type
+        qos(json!(5), json!("r"), json!("student"), T0, "PPT_PLAY", Some(T0 + 1)),  // 3 a
+        qos(json!(5), json!("r"), json!("student"), T0, "PPT_SUCCESS", Some(T0 + 9)), // 4 b
+    ];
+    let mut nul_event = agora(T0, None, Some(1));
+    nul_event["event"] = json!("E\u{0}");
+    let mut long_classroom = agora(T0, None, Some(1));
+    long_classroom["classroom_id"] = json!("c".repeat(192)); // over the VARCHAR(191) of a three-text key
+    let agoras = [nul_event, long_classroom, agora(T0 + 1000, None, Some(3))];
+    let mut input = Replay::new();
+    input.json(SIGNALS, 0, &signals).json(CHANNELS, 0, &channels).json(QOS, 0, &qos_lines).json(AGORA, 0, &agoras);
+    for flags in BATCHINGS {
+        let db = input.run(flags);
+        // 2.1 keeps only offset 0; 2.3 writes none of the texts and counts 0, 1 and 2.
+        assert_eq!(db.rows("SELECT src_offset FROM timeline_analysis_student"), want(&[["0"]]), "{flags:?}");
+        let (w0, w1) = (at(0), at(MINUTE));
+        assert_eq!(db.rows(WINDOWS_SQL), want(&[[w0.as_str(), &w1, "9", "7", "2", "MOVE_IMAGE", "3"]]));
+        assert_eq!(
+            db.dead_letters(SIGNALS),
+            want(&[
+                ["1", "student_signal_etl", "bad_field:subAction"],
+                ["2", "student_signal_etl", "bad_field:createTime"]
+            ])
+        );
+        assert_eq!(db.rows("SELECT id, level FROM channel_name_dictionary"), want(&[["c2", "B"]]));
+        assert_eq!(
+            db.dead_letters(CHANNELS),
+            want(&[["0", "channel_dim", "bad_field:chinese_name"], ["2", "channel_dim", "bad_field:id"]])
+        );
+        // b (data_time T0+9) after a (T0+1): 8 ms.
+        assert_eq!(
+            db.rows("SELECT user_id, classroom_id, user_type, spend_time FROM user_enter_classroom_take_time"),
+            want(&[["5", "r", "student", "8"]])
+        );
+        assert_eq!(
+            db.dead_letters(QOS),
+            want(&[
+                ["0", "offline_study_time", "bad_field:classroom_id"],
+                ["1", "offline_study_time", "bad_field:classroom_id"],
+                ["2", "offline_study_time", "bad_field:user_type"],
+            ])
+        );
+        assert_eq!(db.rows("SELECT event, event_sum FROM user_av_record"), want(&[["E_AUDIO_STATE", "3"]]));
+        assert_eq!(
+            db.dead_letters(AGORA),
+            want(&[["0", "av_quality_30s", "bad_field:event"], ["1", "av_quality_30s", "bad_field:classroom_id"]])
+        );
+    }
+}
+
+#[test]
+fn timestamps_outside_the_years_1000_to_9999_are_bad_fields() {
+    let signals = [
+        student(FIRST_MS, "7", MOVE),         // 0 the first storable minute; W = FIRST_MS − 5 s
+        student(i64::MAX, "7", MOVE),         // 1 bad_field:timestamp; W unchanged
+        student(i64::MIN, "7", MOVE),         // 2 bad_field:timestamp
+        student(T0, "7", MOVE),               // 3 not late: W = T0 − 5 s
+        student(LAST_MS - 59_999, "7", MOVE), // 4 its minute ends in the year 10000: bad_field:timestamp
+        student(LAST_MS - 60_000, "7", MOVE), // 5 the last storable minute, W = LAST_MS − 65 s (4 moved it)
+    ];
+    let agoras = [
+        agora(i64::MIN, Some(1), None),     // 0 bad_field:messageCreateTime
+        agora(i64::MAX - 1, Some(1), None), // 1 bad_field:messageCreateTime
+        agora(T0, Some(2), None),           // 2 not late
+    ];
+    let qos_lines = [
+        qos(json!(5), json!("r"), json!("a"), T0, "PPT_PLAY", Some(i64::MIN)), // 0 bad_field:extra.data_time
+        qos(json!(5), json!("r"), json!("b"), i64::MAX, "PPT_PLAY", Some(T0 - 9)), // 1 bad_field:event_time
+        qos(json!(5), json!("r"), json!("c"), FIRST_MS, "PPT_PLAY", Some(T0 - 5)), // 2 a
+        qos(json!(5), json!("r"), json!("d"), T0, "PPT_SUCCESS", Some(i64::MAX)), // 3 bad_field:extra.data_time
+        qos(json!(5), json!("r"), json!("e"), T0, "PPT_SUCCESS", Some(T0)),    // 4 b
+    ];
+    let mut input = Replay::new();
+    input.json(SIGNALS, 0, &signals).json(AGORA, 0, &agoras).json(QOS, 0, &qos_lines);
+    for flags in BATCHINGS {
+        let db = input.run(flags);
+        assert_eq!(
+            db.rows(WINDOWS_SQL),
+            want(&[
+                ["1000-01-01 00:00:00.000", "1000-01-01 00:01:00.000", "9", "7", "2", "MOVE_IMAGE", "1"],
+                [&at(0), &at(MINUTE), "9", "7", "2", "MOVE_IMAGE", "1"],
+                ["9999-12-31 23:58:00.000", "9999-12-31 23:59:00.000", "9", "7", "2", "MOVE_IMAGE", "1"],
+            ]),
+            "{flags:?}"
+        );
+        let bad_time = |offset| [offset, "class_performance_1m", "bad_field:timestamp"];
+        assert_eq!(db.dead_letters(SIGNALS), want(&[bad_time("1"), bad_time("2"), bad_time("4")]));
+        assert_eq!(
+            db.rows("SELECT start_time, end_time, event_sum FROM user_av_record"),
+            want(&[[at(0).as_str(), &at(30_000), "2"]])
+        );
+        let bad = |offset, name| [offset, "av_quality_30s", name];
+        assert_eq!(
+            db.dead_letters(AGORA),
+            want(&[bad("0", "bad_field:messageCreateTime"), bad("1", "bad_field:messageCreateTime")])
+        );
+        // a = offset 2 (the only readable play), b = offset 4: 5 ms, at a's event time.
+        assert_eq!(
+            db.rows("SELECT user_type, spend_time, event_time, success_time FROM user_enter_classroom_take_time"),
+            want(&[["c", "5", "1000-01-01 00:00:00.000", &T0.to_string()]])
+        );
+        let bad = |offset, name| [offset, "offline_study_time", name];
+        assert_eq!(
+            db.dead_letters(QOS),
+            want(&[
+                bad("0", "bad_field:extra.data_time"),
+                bad("1", "bad_field:event_time"),
+                bad("3", "bad_field:extra.data_time"),
+            ])
+        );
+    }
+}
+
+#[test]
+fn messages_over_max_message_bytes_are_too_large() {
+    // Padded with spaces after the object (valid JSON) to exact sizes.
+    let padded = |v: Value, len: usize| {
+        let mut line = v.to_string().into_bytes();
+        assert!(line.len() <= len);
+        line.resize(len, b' ');
+        line
+    };
+    let over = padded(qos(json!(5), json!("r"), json!("a"), T0, "PPT_PLAY", Some(T0)), 1_048_577);
+    let at_limit = padded(qos(json!("abc"), json!("r"), json!("a"), T0, "PPT_PLAY", Some(T0)), 1_048_576);
+    let small = padded(qos(json!("abc"), json!("r"), json!("a"), T0, "PPT_PLAY", Some(T0)), 200);
+    let mut input = Replay::new();
+    input.raw(QOS, 0, &[&over, &at_limit, &small]);
+
+    // Default 1 MiB: only offset 0 is too large; 1 and 2 are read (their user_id is bad).
+    let db = input.run(&[]);
+    let read = |offset| [offset, "offline_study_time", "bad_field:user_id"];
+    assert_eq!(db.dead_letters(QOS), want(&[["0", "*", "too_large"], read("1"), read("2")]));
+    let conn = rusqlite::Connection::open(&db.path).expect("open db");
+    let raw: Vec<u8> = conn
+        .query_row("SELECT CAST(raw AS BLOB) FROM dead_letters WHERE \"offset\" = 0", [], |r| r.get(0))
+        .expect("raw of offset 0");
+    assert_eq!(raw, over[..4096], "the first 4 KiB are kept");
+
+    let db = input.run(&["--max-message-bytes", "199"]);
+    let large = |offset| [offset, "*", "too_large"];
+    assert_eq!(db.dead_letters(QOS), want(&[large("0"), large("1"), large("2")]));
+}
+
+#[test]
+fn file_replay_has_no_log_time_and_never_finds_a_record_future() {
+    // Year 3000 is far ahead of any clock, but file replay has no log time (SPEC §3).
+    let year_3000 = 32_503_680_000_000;
+    let db = Replay::new().json(AGORA, 0, &[agora(year_3000, Some(1), None)]).run(&["--max-future-ms", "0"]);
+    assert_eq!(db.dead_letters(AGORA), Vec::<Vec<String>>::new());
+    assert_eq!(db.rows("SELECT start_time FROM user_av_record"), want(&[["3000-01-01 00:00:00.000"]]));
+}

@@ -475,3 +475,88 @@ fn kill_9_five_times_then_compare(dir: &Path, input: &[&str], database: &str, ki
     assert_same("MySQL after kills", &expected, &server_result(Server::Mysql, &mysql, &all));
     assert_same("PostgreSQL after kills", &expected, &server_result(Server::Postgres, &postgres, &all));
 }
+
+/// SPEC §4: values no sink can store (a NUL in text, a timestamp outside the years
+/// 1000–9999, a key text longer than its VARCHAR) are dead letters decided in the dataflow,
+/// so a run routed to the server commits: its tables equal SQLite's, dead letters included.
+fn unstorable_values_become_dead_letters(server: Server, db: &str) {
+    let _lock = servers();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let input = tmp.path().join("input");
+    let write = |topic: &str, lines: &[String]| {
+        std::fs::create_dir_all(input.join(topic)).expect("mkdir");
+        std::fs::write(input.join(topic).join("0.jsonl"), lines.join("\n") + "\n").expect("write");
+    };
+    let t0: i64 = 1_704_067_200_000;
+    let signal = |ts: i64, page: &str| {
+        format!(
+            r#"{{"createTime":"c","data":{{"userid":"7","roomId":"9","timestamp":{ts},"role":"2","msgid":"305","msg":{{"msgtype":"116","msg_data":{{"target_type":"shape","action":"move","page_index":"{page}"}}}}}}}}"#
+        )
+    };
+    write(
+        "timeline_client_topic",
+        &[signal(t0, "1"), signal(t0 + 1, r"1\u0000"), signal(i64::MAX, "1"), signal(i64::MIN, "1")],
+    );
+    write(
+        "blink_stg_activity__channel_name_dictionary_da",
+        &[r#"{"id":"c1","chinese_name":"一\u0000"}"#.to_string(), r#"{"id":"c2","level":"A"}"#.to_string()],
+    );
+    let qos = |room: &str, event_time: i64, data_time: i64, sub: &str| {
+        format!(
+            r#"{{"user_id":5,"classroom_id":"{room}","user_type":"student","event_time":{event_time},"sub_event":"{sub}","extra":{{"data_time":{data_time}}}}}"#
+        )
+    };
+    write(
+        "qos_log",
+        &[
+            qos("r", t0, t0, "PPT_PLAY"),
+            qos("r", i64::MAX, t0 - 1, "PPT_PLAY"),
+            qos("r", t0, i64::MIN, "PPT_PLAY"),
+            qos(r"r\u0000", t0, t0 - 2, "PPT_PLAY"),
+            qos(&"r".repeat(256), t0, t0 - 2, "PPT_PLAY"),
+            qos("r", t0, t0 + 5, "PPT_SUCCESS"),
+        ],
+    );
+    let agora = |room: &str, event: &str, ts: i64| {
+        format!(
+            r#"{{"classroom_id":"{room}","user_type":"student","user_id":1,"event":"{event}","agora_audioState":{{"lost":1}},"messageCreateTime":{ts}}}"#
+        )
+    };
+    write(
+        "agora_record",
+        &[agora("c", "E", t0), agora("c", r"E\u0000", t0), agora(&"c".repeat(192), "E", t0), agora("c", "E", i64::MAX)],
+    );
+    let expected = sqlite_result(tmp.path(), &input, &[]);
+    let dead: Vec<&String> = expected.iter().filter(|l| l.starts_with("dead_letters|")).collect();
+    assert_eq!(dead.len(), 11, "every unstorable value is a dead letter: {dead:#?}");
+    let url = fresh_database(server, db);
+    let config = route_all_to(tmp.path(), server);
+    let flag = format!("--{}", server.name());
+    let side = tmp.path().join("side.db");
+    let args = [
+        "run",
+        "--input-dir",
+        input.to_str().expect("utf-8"),
+        "--sqlite",
+        side.to_str().expect("utf-8"),
+        "--config",
+        config.to_str().expect("utf-8"),
+        &flag,
+        &url,
+        "-q",
+    ];
+    let out = edu_rtdw(&args, tmp.path());
+    assert!(out.status.success(), "{} run failed: {}", server.name(), String::from_utf8_lossy(&out.stderr));
+    let all: Vec<usize> = (0..ALL.len()).collect();
+    assert_same(server.name(), &expected, &server_result(server, &url, &all));
+}
+
+#[test]
+fn unstorable_values_become_dead_letters_in_mysql() {
+    unstorable_values_become_dead_letters(Server::Mysql, "edu_rtdw_t_unstorable");
+}
+
+#[test]
+fn unstorable_values_become_dead_letters_in_postgres() {
+    unstorable_values_become_dead_letters(Server::Postgres, "edu_rtdw_t_unstorable");
+}

@@ -95,18 +95,17 @@ fn failure(e: ::mysql::Error) -> Failure {
     Failure { transient: transient(&e), error: e.into() }
 }
 
+// The VARCHAR lengths below are the dataflow's (`dataflows::storable`).
+const _: () = assert!(dataflows::storable::KEY_TEXT_CHARS == 255 && dataflows::storable::WIDE_KEY_TEXT_CHARS == 191);
+
 fn column_type(t: &Table, column: usize) -> &'static str {
     let (_, ty) = t.columns[column];
     let in_key = t.key.contains(&column);
     match ty {
-        ColumnType::Text if in_key => {
-            let key_texts = t.key.iter().filter(|&&k| t.columns[k].1 == ColumnType::Text).count();
-            if key_texts > 2 {
-                "VARCHAR(191)"
-            } else {
-                "VARCHAR(255)"
-            }
-        }
+        ColumnType::Text if in_key => match dataflows::storable::key_text_chars(t) {
+            dataflows::storable::WIDE_KEY_TEXT_CHARS => "VARCHAR(191)",
+            _ => "VARCHAR(255)",
+        },
         ColumnType::Text => "TEXT",
         ColumnType::BigInt => "BIGINT",
         ColumnType::Int => "INT",

@@ -15,20 +15,23 @@
 //! row is written (the collection holds sum and count, which are exact).
 //!
 //! Dead letters: a NULL `event` or `messageCreateTime`, any read field that is
-//! not an integer where one is needed (`bad_field:<name>`), or a late record
-//! (`late`), once per record. Records of non-students, or with neither family,
-//! are filtered out, not dead letters.
+//! not an integer where one is needed, a window outside the years 1000–9999, or a
+//! text a sink cannot store (a NUL, or longer than its key column;
+//! [`crate::storable`]) (`bad_field:<name>`), a late record (`late`), or one too
+//! far ahead of its log time (`future`), once per record. Records of non-students,
+//! or with neither family, are filtered out, not dead letters.
 
 use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::StreamVec;
 
-use crate::ops::window::{Mark, SumCount, Window, WindowFact};
+use crate::ops::window::{storable_window, Mark, SumCount, Window, WindowFact};
 use crate::ops::{SplitLate, Tumbling};
 use crate::output::{ColumnType::*, Row, SqlValue, StampKind, Table};
+use crate::storable::{key_text, key_text_chars};
 use crate::topics::Agora;
 use crate::Text;
-use crate::{DeadLetter, Diff, Metric, Rejection, Time, Topic};
+use crate::{DeadLetter, Diff, Metric, Rejection, Time, Timing, Topic};
 
 /// Window width: 30 seconds.
 pub const WIDTH_MS: i64 = 30_000;
@@ -77,12 +80,19 @@ impl AvRow {
     }
 }
 
+/// The most characters of a key text of `user_av_record` ([`crate::storable`]).
+const KEY_CHARS: usize = key_text_chars(&<AvRow as Row>::TABLE);
+/// The most characters of `event`, which is written with `_AUDIO_STATE` or `_VIDEO_STATE`
+/// appended (both as long) in a key column.
+const EVENT_CHARS: usize = KEY_CHARS - "_AUDIO_STATE".len();
+
 /// A sample's audio and video facts, each `(key, value)` if present (an array rather
 /// than a vector, so that nothing is allocated).
 pub type AvFacts = [Option<(AvKey, i64)>; 2];
 
 /// What one record contributes: zero, one or two `(key, value)` facts at its event time.
-pub fn facts(a: &Agora, late: bool) -> Result<(AvFacts, i64), Rejection> {
+/// `timing` is the source partition's verdict (SPEC §3), checked after the fields.
+pub fn facts(a: &Agora, timing: Timing) -> Result<(AvFacts, i64), Rejection> {
     if a.user_type.read("user_type")?.map(Text::as_str) != Some("student") {
         return Ok(([None, None], 0));
     }
@@ -92,15 +102,21 @@ pub fn facts(a: &Agora, late: bool) -> Result<(AvFacts, i64), Rejection> {
         return Ok(([None, None], 0));
     }
     let event = a.event.require("event")?;
+    if !key_text(event, EVENT_CHARS) {
+        return Err(Rejection::BadField("event"));
+    }
     let event_time = *a.message_create_time.require("messageCreateTime")?;
+    storable_window(event_time, WIDTH_MS).ok_or(Rejection::BadField("messageCreateTime"))?;
     let user_id = a.user_id.read("user_id")?.copied().unwrap_or(-1);
     let web_server_id = a.agora_channel_id.read("agora_channel_id")?.copied().unwrap_or(-1);
-    let classroom_id = a.classroom_id.read("classroom_id")?.cloned().unwrap_or_else(|| Text::const_new("-1"));
+    let classroom_id = match a.classroom_id.read("classroom_id")? {
+        Some(c) if !key_text(c, KEY_CHARS) => return Err(Rejection::BadField("classroom_id")),
+        Some(c) => c.clone(),
+        None => Text::const_new("-1"),
+    };
     let audio_uid = a.audio_uid.read("agora_audioState.uid")?.copied().unwrap_or(-1);
     let video_uid = a.video_uid.read("agora_videoState.uid")?.copied().unwrap_or(-1);
-    if late {
-        return Err(Rejection::Late);
-    }
+    timing.check()?;
     let key = |extra_uid: i64, family: &str| AvKey {
         user_id,
         web_server_id,
@@ -215,7 +231,7 @@ mod tests {
     use super::*;
 
     fn read(raw: &str) -> Result<(Vec<(AvKey, i64)>, i64), Rejection> {
-        facts(&Agora::parse(raw.as_bytes()).unwrap(), false)
+        facts(&Agora::parse(raw.as_bytes()).unwrap(), Timing::OnTime)
             .map(|(facts, time)| (facts.into_iter().flatten().collect(), time))
     }
 
@@ -259,6 +275,26 @@ mod tests {
             ),
             Err(Rejection::BadField("user_id"))
         );
+    }
+
+    #[test]
+    fn what_a_row_cannot_store_is_a_bad_field() {
+        let sample = |classroom: &str, event: &str, time: i64| {
+            read(&format!(
+                r#"{{"user_type":"student","classroom_id":"{classroom}","event":"{event}","agora_audioState":{{"lost":1}},"messageCreateTime":{time}}}"#
+            ))
+        };
+        let bad = |name| Err(Rejection::BadField(name));
+        assert_eq!(sample("c", "e", i64::MAX), bad("messageCreateTime"));
+        assert_eq!(sample("c", "e", i64::MIN), bad("messageCreateTime"));
+        assert_eq!(sample("c", "e", 253_402_300_770_000), bad("messageCreateTime")); // ends in the year 10000
+        assert!(sample("c", "e", 253_402_300_769_999).is_ok());
+        assert_eq!(sample("c\\u0000", "e", 0), bad("classroom_id"));
+        assert_eq!(sample("c", "e\\u0000", 0), bad("event"));
+        // Key texts of VARCHAR(191); the event is written with `_AUDIO_STATE` appended.
+        assert_eq!(sample(&"c".repeat(192), "e", 0), bad("classroom_id"));
+        assert!(sample(&"c".repeat(191), &"e".repeat(179), 0).is_ok());
+        assert_eq!(sample("c", &"e".repeat(180), 0), bad("event"));
     }
 
     #[test]

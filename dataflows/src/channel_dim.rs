@@ -6,14 +6,18 @@
 //! dimension of 2.6 (through [`levels`]).
 //!
 //! Dead letters: a record without `id` cannot be keyed (`bad_field:id`); a
-//! field that is present but not text (an object or array) rejects the record.
+//! field that is present but not text (an object or array), or a text that a sink
+//! cannot store ([`crate::storable::text`]: a NUL, or over 64 KiB), rejects the
+//! record (`bad_field:<name>`).
 
 use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::StreamVec;
 
+use crate::json::Field;
 use crate::ops::FoldByKey;
 use crate::output::{ColumnType::*, Row, SqlValue, Table};
+use crate::storable::checked_text;
 use crate::topics::Channel;
 use crate::Text;
 use crate::{Diff, Pos, Rejection, Time};
@@ -63,16 +67,22 @@ pub fn rowkey(id: &str) -> String {
 /// Reads one dictionary record into its row.
 pub fn row(c: &Channel) -> Result<ChannelRow, Rejection> {
     let id = c.id.require("id")?;
+    checked_text(Some(id), "id")?;
+    let text = |field: &Field<Text>, name| -> Result<Option<Text>, Rejection> {
+        let value = field.read(name)?;
+        checked_text(value, name)?;
+        Ok(value.cloned())
+    };
     Ok(ChannelRow {
         rowkey: Text::from(rowkey(id)),
         id: id.clone(),
-        chinese_name: c.chinese_name.read("chinese_name")?.cloned(),
-        english_name: c.english_name.read("english_name")?.cloned(),
-        level: c.level.read("level")?.cloned(),
-        pid: c.pid.read("pid")?.cloned(),
-        create_time: c.create_time.read("create_time")?.cloned(),
-        update_time: c.update_time.read("update_time")?.cloned(),
-        dept_id: c.dept_id.read("dept_id")?.cloned(),
+        chinese_name: text(&c.chinese_name, "chinese_name")?,
+        english_name: text(&c.english_name, "english_name")?,
+        level: text(&c.level, "level")?,
+        pid: text(&c.pid, "pid")?,
+        create_time: text(&c.create_time, "create_time")?,
+        update_time: text(&c.update_time, "update_time")?,
+        dept_id: text(&c.dept_id, "dept_id")?,
     })
 }
 
@@ -138,5 +148,15 @@ mod tests {
         assert_eq!(r.rowkey, "70efdf2ec9b086079795c442636b55fb");
         assert_eq!(row(&Channel::parse(br#"{"level": "A"}"#).unwrap()), Err(Rejection::BadField("id")));
         assert_eq!(row(&Channel::parse(br#"{"id": "1", "pid": [1]}"#).unwrap()), Err(Rejection::BadField("pid")));
+    }
+
+    #[test]
+    fn texts_a_sink_cannot_store_are_bad_fields() {
+        let read = |raw: &[u8]| row(&Channel::parse(raw).unwrap());
+        assert_eq!(read(br#"{"id": "1\u0000"}"#), Err(Rejection::BadField("id")));
+        assert_eq!(read(br#"{"id": "1", "dept_id": "a\u0000b"}"#), Err(Rejection::BadField("dept_id")));
+        let long = format!(r#"{{"id": "1", "chinese_name": "{}"}}"#, "x".repeat(65_536));
+        assert_eq!(read(long.as_bytes()), Err(Rejection::BadField("chinese_name")));
+        assert!(read(br#"{"id": "1", "chinese_name": "\u4e00"}"#).is_ok());
     }
 }

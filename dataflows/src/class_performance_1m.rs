@@ -9,19 +9,21 @@
 //!
 //! Dead letters, for this metric only (the record still flows through 2.1):
 //! `userId`, `roomId` or `role` missing or not an integer (`role` must fit a
-//! TINYINT), or a missing `timestamp` (`bad_field:<name>`); a record behind its
-//! partition's watermark when read (`late`).
+//! TINYINT), or a missing `timestamp` or one whose minute does not lie in the
+//! years 1000–9999 (`bad_field:<name>`, [`crate::storable`]); a record behind its
+//! partition's watermark when read (`late`), or too far ahead of its log time
+//! (`future`).
 
 use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::StreamVec;
 
-use crate::ops::window::{Count, Mark, Window, WindowFact};
+use crate::ops::window::{storable_window, Count, Mark, Window, WindowFact};
 use crate::ops::{SplitLate, Tumbling};
 use crate::output::{ColumnType::*, Row, SqlValue, StampKind, Table};
 use crate::student_signal_etl::{CleanSignal, SignalEvent, ROLE};
 use crate::Text;
-use crate::{DeadLetter, Diff, Metric, Rejection, Time, Topic};
+use crate::{DeadLetter, Diff, Metric, Rejection, Time, Timing, Topic};
 
 /// Window width: one minute.
 pub const WIDTH_MS: i64 = 60_000;
@@ -71,9 +73,9 @@ fn integer(text: Option<&Text>, name: &'static str) -> Result<i64, Rejection> {
 
 /// What a cleaned signal contributes: its group and event time.
 ///
-/// `late` is the source partition's verdict (SPEC §3); it is checked after the
+/// `timing` is the source partition's verdict (SPEC §3); it is checked after the
 /// fields, so a late record with a bad field reports the field.
-pub fn fact(signal: &CleanSignal, late: bool) -> Result<(MinuteKey, i64), Rejection> {
+pub fn fact(signal: &CleanSignal, timing: Timing) -> Result<(MinuteKey, i64), Rejection> {
     let user_id = integer(signal.user_id.as_ref(), "userId")?;
     let webserver_id = integer(signal.room_id.as_ref(), "roomId")?;
     let role = match signal.role.as_deref() {
@@ -82,9 +84,8 @@ pub fn fact(signal: &CleanSignal, late: bool) -> Result<(MinuteKey, i64), Reject
         _ => i8::try_from(integer(signal.role.as_ref(), "role")?).map_err(|_| Rejection::BadField("role"))?,
     };
     let event_time = signal.message_time_stamp.ok_or(Rejection::BadField("timestamp"))?;
-    if late {
-        return Err(Rejection::Late);
-    }
+    storable_window(event_time, WIDTH_MS).ok_or(Rejection::BadField("timestamp"))?;
+    timing.check()?;
     Ok((MinuteKey { webserver_id, user_id, role, event: signal.event }, event_time))
 }
 

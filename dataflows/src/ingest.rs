@@ -1,11 +1,15 @@
 //! Per-partition ingestion: from a message value to what each metric gets.
 //!
 //! A source owns each of its partitions' [`PartitionIngest`] and feeds it every
-//! message in offset order. It parses the message once (SPEC §1), keeps the
-//! partition's event-time watermark `W_p = max event time so far − delay`
-//! (SPEC §3: every record whose event-time field parses counts, before any
-//! business filter), decides lateness against the watermark as it was before
-//! the record, and runs each metric's extraction. The result is a list of
+//! message in offset order. A message over `max_message_bytes` is one `too_large`
+//! dead letter keeping its first [`TOO_LARGE_RAW_BYTES`] (SPEC §4). Any other is
+//! parsed once (SPEC §1); the partition keeps its event-time watermark
+//! `W_p = max event time so far − delay` (SPEC §3: every record whose event-time
+//! field parses counts, before any business filter, except one more than
+//! `max_future` ahead of its log time, which is `future` for the metrics that would
+//! count it, and one outside the storable years 1000–9999, which they reject as a
+//! `bad_field`), decides lateness against the watermark as it was before the
+//! record, and runs each metric's extraction. The result is a list of
 //! [`Input`]s: facts for the metrics, and a [`DeadLetter`] for every record and
 //! metric that rejects it (SPEC §4). Nothing here depends on other partitions
 //! or on timing, so the verdicts are the same on every replay.
@@ -26,18 +30,31 @@ use crate::hourly_registrations_by_level::{check_student, check_user};
 use crate::json::{Reject, Scratch};
 use crate::offline_study_time::{self, PlayFact};
 use crate::ops::window::{self, Mark, Origin};
+use crate::storable;
 use crate::student_signal_etl::{self, CleanSignal};
 use crate::topics::{Agora, Channel, Order, Qos, Signal, Student, Topic, User};
 use crate::Text;
-use crate::{DeadLetter, Metric, Pos, Rejection, Time};
+use crate::{DeadLetter, Metric, Pos, Rejection, Time, Timing};
 
-/// Event-time settings of the windowed metrics.
+/// Default of [`Delays::max_future_ms`]: 10 minutes (SPEC §3).
+pub const DEFAULT_MAX_FUTURE_MS: i64 = 600_000;
+/// Default of [`Delays::max_message_bytes`]: 1 MiB, Kafka's default `message.max.bytes`.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1 << 20;
+/// How much of a `too_large` message its dead letter keeps as `raw` (SPEC §4).
+pub const TOO_LARGE_RAW_BYTES: usize = 4096;
+
+/// Settings of per-partition ingestion: the event-time settings of the windowed metrics
+/// (SPEC §3) and the largest message read (SPEC §4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delays {
     /// Watermark delay of `class_performance_1m` (ms).
     pub class_performance_ms: i64,
     /// Watermark delay of `av_quality_30s` (ms).
     pub av_quality_ms: i64,
+    /// How far a record's event time may be ahead of its log time (ms) before it is `future`.
+    pub max_future_ms: i64,
+    /// A longer message value is a `too_large` dead letter.
+    pub max_message_bytes: usize,
 }
 
 impl Default for Delays {
@@ -45,6 +62,8 @@ impl Default for Delays {
         Delays {
             class_performance_ms: class_performance_1m::DEFAULT_DELAY_MS,
             av_quality_ms: av_quality_30s::DEFAULT_DELAY_MS,
+            max_future_ms: DEFAULT_MAX_FUTURE_MS,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
         }
     }
 }
@@ -78,6 +97,7 @@ pub enum Input {
 #[derive(Clone, Debug)]
 struct EventClock {
     delay: i64,
+    max_future: i64,
     max_event_time: Option<i64>,
 }
 
@@ -86,11 +106,23 @@ impl EventClock {
         self.max_event_time.map_or(i64::MIN, |m| m.saturating_sub(self.delay))
     }
 
-    /// Counts one event time; returns whether it was behind the watermark before it.
-    fn observe(&mut self, event_time: i64) -> bool {
+    /// Counts one event time read at `log_time` (if the log has one); returns how it stood
+    /// against the watermark before it. A `future` time, and one that is no storable
+    /// timestamp (which the metrics reject as a bad field), do not move the watermark.
+    fn observe(&mut self, event_time: i64, log_time: Option<i64>) -> Timing {
+        if !storable::timestamp(event_time) {
+            return Timing::OnTime;
+        }
+        if log_time.and_then(|l| l.checked_add(self.max_future)).is_some_and(|limit| event_time > limit) {
+            return Timing::Future;
+        }
         let late = event_time < self.watermark();
         self.max_event_time = Some(self.max_event_time.map_or(event_time, |m| m.max(event_time)));
-        late
+        if late {
+            Timing::Late
+        } else {
+            Timing::OnTime
+        }
     }
 }
 
@@ -104,6 +136,8 @@ pub struct PartitionIngest {
     /// The logical time at which this partition resumed after idleness, while its
     /// records may still be late at the window (they carry their message meanwhile).
     catching_up: Option<Time>,
+    /// A longer message is `too_large`.
+    max_message_bytes: usize,
     /// Reading buffers kept from message to message.
     scratch: Scratch,
 }
@@ -119,9 +153,10 @@ impl PartitionIngest {
         PartitionIngest {
             topic,
             partition,
-            clock: delay.map(|delay| EventClock { delay, max_event_time: None }),
+            clock: delay.map(|delay| EventClock { delay, max_future: delays.max_future_ms, max_event_time: None }),
             announced: None,
             catching_up: None,
+            max_message_bytes: delays.max_message_bytes,
             scratch: Scratch::default(),
         }
     }
@@ -196,12 +231,33 @@ impl PartitionIngest {
 
     /// Ingests the message at `offset` with its Kafka key (carried to the 2.1 output).
     pub fn ingest_keyed(&mut self, offset: u64, key: Option<&[u8]>, raw: &[u8], out: &mut Vec<Input>) {
+        self.ingest_logged(offset, key, raw, None, out)
+    }
+
+    /// Ingests the message at `offset` with its Kafka key and its log time (the Kafka
+    /// message timestamp, ms), against which event times are checked (SPEC §3 `future`).
+    pub fn ingest_logged(
+        &mut self,
+        offset: u64,
+        key: Option<&[u8]>,
+        raw: &[u8],
+        log_time: Option<i64>,
+        out: &mut Vec<Input>,
+    ) {
         let pos = Pos { partition: self.partition, offset };
+        if raw.len() > self.max_message_bytes {
+            let kept = raw[..TOO_LARGE_RAW_BYTES.min(raw.len())].to_vec();
+            let reason = "too_large".to_string();
+            out.push(Input::Dead(DeadLetter { source: self.topic, pos, metric: None, reason, raw: kept }));
+            return;
+        }
         let mut emit = Emit { out, source: self.topic, pos, raw };
         let parsed = match self.topic {
             // 2.1 drops a signal whose role, msgId or msgType is not its constant before it
             // looks at any text (`student_signal_etl::clean`), and 2.3 reads only what 2.1 keeps.
-            Topic::Timeline => Signal::parse_gated_with(raw, &mut self.scratch).map(|s| self.signal(&mut emit, key, s)),
+            Topic::Timeline => {
+                Signal::parse_gated_with(raw, &mut self.scratch).map(|s| self.signal(&mut emit, key, log_time, s))
+            }
             Topic::Channel => Channel::parse_with(raw, &mut self.scratch).map(|c| {
                 emit.verdict(Metric::ChannelDim, channel_dim::row(&c).map(|row| Input::Channel(pos, Box::new(row))))
             }),
@@ -211,7 +267,7 @@ impl PartitionIngest {
                     offline_study_time::fact(&q).map(|f| f.map(|f| Input::Play(pos, f))),
                 )
             }),
-            Topic::Agora => Agora::parse_with(raw, &mut self.scratch).map(|a| self.agora(&mut emit, a)),
+            Topic::Agora => Agora::parse_with(raw, &mut self.scratch).map(|a| self.agora(&mut emit, log_time, a)),
             Topic::Student => Student::parse_with(raw, &mut self.scratch).map(|s| {
                 emit.verdict(Metric::HourlyRegistrationsByLevel, check_student(&s).map(|id| Input::Student(id, pos, s)))
             }),
@@ -230,27 +286,32 @@ impl PartitionIngest {
     }
 
     /// 2.1 and 2.3 from one signal.
-    fn signal(&mut self, emit: &mut Emit<'_, '_>, key: Option<&[u8]>, s: Signal) {
+    fn signal(&mut self, emit: &mut Emit<'_, '_>, key: Option<&[u8]>, log_time: Option<i64>, s: Signal) {
         let origin = self.origin(emit.pos, emit.raw);
-        let late = self.observe(s.timestamp.val().copied());
+        let timing = self.observe(s.timestamp.val().copied(), log_time);
         match student_signal_etl::clean(s) {
             Err(r) => emit.reject(Metric::StudentSignalEtl, r),
             Ok(None) => {}
             Ok(Some(mut clean)) => {
-                clean.key = key.map(<[u8]>::to_vec);
-                let minute = class_performance_1m::fact(&clean, late)
+                let minute = class_performance_1m::fact(&clean, timing)
                     .map(|(key, event_time)| Input::Minute(key, event_time, origin));
-                emit.input(Input::Signal(emit.pos, Box::new(clean)));
+                match student_signal_etl::check_storable(&clean) {
+                    Ok(()) => {
+                        clean.key = key.map(<[u8]>::to_vec);
+                        emit.input(Input::Signal(emit.pos, Box::new(clean)));
+                    }
+                    Err(r) => emit.reject(Metric::StudentSignalEtl, r),
+                }
                 emit.verdict(Metric::ClassPerformance1m, minute);
             }
         }
     }
 
     /// 2.5 from one quality sample.
-    fn agora(&mut self, emit: &mut Emit<'_, '_>, a: Agora) {
+    fn agora(&mut self, emit: &mut Emit<'_, '_>, log_time: Option<i64>, a: Agora) {
         let origin = self.origin(emit.pos, emit.raw);
-        let late = self.observe(a.message_create_time.val().copied());
-        match av_quality_30s::facts(&a, late) {
+        let timing = self.observe(a.message_create_time.val().copied(), log_time);
+        match av_quality_30s::facts(&a, timing) {
             Err(r) => emit.reject(Metric::AvQuality30s, r),
             Ok((facts, event_time)) => {
                 for (key, value) in facts.into_iter().flatten() {
@@ -260,10 +321,10 @@ impl PartitionIngest {
         }
     }
 
-    fn observe(&mut self, event_time: Option<i64>) -> bool {
+    fn observe(&mut self, event_time: Option<i64>, log_time: Option<i64>) -> Timing {
         match (self.clock.as_mut(), event_time) {
-            (Some(clock), Some(t)) => clock.observe(t),
-            _ => false,
+            (Some(clock), Some(t)) => clock.observe(t, log_time),
+            _ => Timing::OnTime,
         }
     }
 }
@@ -382,6 +443,74 @@ mod tests {
         p.ingest(6, &signal_at(208_000), &mut out);
         assert_eq!(carried(&out).last(), Some(&raw(208_000)));
         window::publish(Topic::Timeline, None);
+    }
+
+    fn agora_at(ts: i64) -> Vec<u8> {
+        format!(r#"{{"user_type":"student","event":"e","agora_audioState":{{"lost":1}},"messageCreateTime":{ts}}}"#)
+            .into_bytes()
+    }
+
+    #[test]
+    fn a_message_over_the_limit_is_too_large_with_its_first_4_kib() {
+        let delays = Delays { max_message_bytes: 5000, ..Delays::default() };
+        let mut p = PartitionIngest::new(Topic::Agora, 2, &delays);
+        let mut out = Vec::new();
+        let mut big = agora_at(1_000);
+        big.resize(5001, b' '); // valid JSON, one byte over
+        p.ingest(0, &big, &mut out);
+        let Some(Input::Dead(d)) = out.first() else { panic!("{out:?}") };
+        assert_eq!((out.len(), d.metric, d.reason.as_str(), &d.raw[..]), (1, None, "too_large", &big[..4096]));
+        assert_eq!(p.watermark_update(), Some(Input::Watermark(Topic::Agora, 2, Mark::At(i64::MIN))), "not counted");
+        big.truncate(5000); // at the limit: read
+        let mut out = Vec::new();
+        p.ingest(1, &big, &mut out);
+        assert!(matches!(out.as_slice(), [Input::Av(..)]), "{out:?}");
+    }
+
+    #[test]
+    fn a_record_too_far_ahead_of_its_log_time_is_future_and_keeps_the_watermark() {
+        let mut p = PartitionIngest::new(Topic::Timeline, 0, &Delays::default());
+        let (log, mut out) = (1_000_000, Vec::new());
+        p.ingest_logged(0, None, &signal_at(log + 600_000), Some(log), &mut out); // exactly max_future ahead
+        p.ingest_logged(1, None, &signal_at(log + 600_001), Some(log), &mut out); // one ms more: future
+        p.ingest_logged(2, None, br#"{"data":{"timestamp":99000000000,"role":"1"}}"#, Some(log), &mut out); // teacher
+        assert_eq!(reasons(&out), vec!["future".to_string()]);
+        assert_eq!(p.watermark_update(), Some(Input::Watermark(Topic::Timeline, 0, Mark::At(log + 595_000))));
+        // Still flows through 2.1 (which has no event time), like a late record.
+        assert_eq!(out.iter().filter(|i| matches!(i, Input::Signal(..))).count(), 2);
+        p.ingest_logged(3, None, &signal_at(log + 595_000), Some(log), &mut out);
+        p.ingest(4, &signal_at(log + 700_000), &mut out); // no log time: no check
+        assert_eq!(reasons(&out), vec!["future".to_string()]);
+
+        let mut p = PartitionIngest::new(Topic::Agora, 0, &Delays { max_future_ms: 0, ..Delays::default() });
+        let mut out = Vec::new();
+        p.ingest_logged(0, None, &agora_at(5), Some(4), &mut out);
+        p.ingest_logged(1, None, &agora_at(4), Some(4), &mut out);
+        p.ingest_logged(2, None, &agora_at(i64::MAX), Some(i64::MAX), &mut out); // bad field before timing
+        assert_eq!(reasons(&out), vec!["future".to_string(), "bad_field:messageCreateTime".to_string()]);
+    }
+
+    #[test]
+    fn event_times_without_a_storable_window_are_bad_fields_and_keep_the_watermark() {
+        let mut p = PartitionIngest::new(Topic::Timeline, 0, &Delays::default());
+        let mut out = Vec::new();
+        for (offset, ts) in [(0, 100_000), (1, i64::MAX), (2, i64::MIN), (3, -30_610_224_000_001), (4, 96_000)] {
+            p.ingest(offset, &signal_at(ts), &mut out);
+        }
+        assert_eq!(reasons(&out), vec!["bad_field:timestamp".to_string(); 3]);
+        assert_eq!(p.watermark_update(), Some(Input::Watermark(Topic::Timeline, 0, Mark::At(95_000))));
+    }
+
+    #[test]
+    fn a_signal_text_with_nul_is_a_dead_letter_of_2_1_and_still_counts_in_2_3() {
+        let mut p = PartitionIngest::new(Topic::Timeline, 0, &Delays::default());
+        let mut out = Vec::new();
+        let raw = String::from_utf8(signal_at(100_000))
+            .unwrap()
+            .replace(r#""action":"move""#, r#""action":"move","page_index":"1\u0000""#);
+        p.ingest(0, raw.as_bytes(), &mut out);
+        assert_eq!(reasons(&out), vec!["bad_field:pageIndex".to_string()]);
+        assert!(matches!(out.as_slice(), [Input::Dead(_), Input::Minute(..)]), "{out:?}");
     }
 
     #[test]

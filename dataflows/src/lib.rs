@@ -14,6 +14,7 @@ pub mod ingest;
 pub mod json;
 pub mod ops;
 pub mod output;
+pub mod storable;
 pub mod timefmt;
 pub mod topics;
 
@@ -60,7 +61,7 @@ pub struct DeadLetter {
     pub pos: Pos,
     /// The metric that rejected it; `None` when no metric could read it (`not_json`, `not_object`).
     pub metric: Option<Metric>,
-    /// `not_json`, `not_object`, `bad_field:<name>` or `late`.
+    /// `not_json`, `not_object`, `bad_field:<name>`, `late`, `future` or `too_large`.
     pub reason: String,
     /// The message value as read.
     pub raw: Vec<u8>,
@@ -73,6 +74,8 @@ pub enum Rejection {
     BadField(&'static str),
     /// The record's event time is behind its partition's watermark (SPEC §3).
     Late,
+    /// The record's event time is too far ahead of its log time (SPEC §3, clock poison).
+    Future,
 }
 
 impl Rejection {
@@ -81,6 +84,30 @@ impl Rejection {
         match self {
             Rejection::BadField(name) => format!("bad_field:{name}"),
             Rejection::Late => "late".to_string(),
+            Rejection::Future => "future".to_string(),
+        }
+    }
+}
+
+/// How a record's event time stood against its partition's clock when it was read
+/// (SPEC §3): what a windowed metric that would count the record does with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timing {
+    /// At or past the watermark, and not too far ahead of its log time: counted.
+    OnTime,
+    /// Behind the watermark: a `late` dead letter.
+    Late,
+    /// More than `max_future` ahead of its log time: a `future` dead letter.
+    Future,
+}
+
+impl Timing {
+    /// `Ok` for a record on time, else why it is not counted.
+    pub fn check(self) -> Result<(), Rejection> {
+        match self {
+            Timing::OnTime => Ok(()),
+            Timing::Late => Err(Rejection::Late),
+            Timing::Future => Err(Rejection::Future),
         }
     }
 }

@@ -17,8 +17,11 @@
 //! which are the output rows.
 //!
 //! Records with a NULL `user_id`, `classroom_id` or `extra.data_time` never
-//! match and are filtered out. Dead letters: any of the fields read present but
-//! unreadable (`bad_field:<name>`).
+//! match and are filtered out. Dead letters (`bad_field:<name>`): any of the
+//! fields read present but unreadable; an `extra.data_time` beyond ±[`MAX_DATA_TIME`],
+//! so that `spend_time`, a difference of two, cannot overflow; an `event_time`
+//! outside the years 1000–9999, or a `classroom_id` or `user_type` that a sink
+//! cannot store ([`crate::storable`]).
 
 use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
@@ -27,6 +30,7 @@ use timely::dataflow::StreamVec;
 
 use crate::ops::{DistinctInserts, FoldByKey};
 use crate::output::{ColumnType::*, Row, SqlValue, StampKind, Table};
+use crate::storable::{self, key_text, key_text_chars};
 use crate::topics::Qos;
 use crate::Text;
 use crate::{Diff, Pos, Rejection, Time};
@@ -73,6 +77,13 @@ pub struct StudyRow {
     pub event_time: Option<i64>,
 }
 
+/// The largest `extra.data_time` magnitude read: the difference of two such times fits
+/// a BIGINT (`i64::MAX / 2` is about 146 million years of milliseconds).
+pub const MAX_DATA_TIME: i64 = i64::MAX / 2;
+
+/// The most characters of `classroom_id`, a key column ([`crate::storable`]).
+const KEY_CHARS: usize = key_text_chars(&<StudyRow as Row>::TABLE);
+
 /// Reads one log record; `Ok(None)` when a key or time is NULL (it can never match).
 pub fn fact(q: &Qos) -> Result<Option<PlayFact>, Rejection> {
     let user_id = q.user_id.read("user_id")?.copied();
@@ -85,6 +96,17 @@ pub fn fact(q: &Qos) -> Result<Option<PlayFact>, Rejection> {
     let (Some(user_id), Some(classroom_id), Some(data_time)) = (user_id, classroom_id, data_time) else {
         return Ok(None);
     };
+    // What a row would store (only records that can match write anything).
+    if !key_text(&classroom_id, KEY_CHARS) {
+        return Err(Rejection::BadField("classroom_id"));
+    }
+    if !(-MAX_DATA_TIME..=MAX_DATA_TIME).contains(&data_time) {
+        return Err(Rejection::BadField("extra.data_time"));
+    }
+    if event_time.is_some_and(|t| !storable::timestamp(t)) {
+        return Err(Rejection::BadField("event_time"));
+    }
+    storable::checked_text(user_type.as_ref(), "user_type")?;
     Ok(Some(PlayFact { key: (user_id, classroom_id), play: Play { data_time, event_time, user_type }, success }))
 }
 
@@ -109,12 +131,14 @@ pub fn dataflow<'s>(facts: StreamVec<'s, Time, (Pos, PlayFact)>) -> VecCollectio
     let successes =
         facts.filter(|(_, f)| f.success).map(|(_, f)| (f.key, f.play.data_time)).distinct_inserts("DistinctSuccesses");
     first_play.join(successes).flat_map(|((user_id, classroom_id), (a, success_time))| {
-        (a.data_time < success_time).then(|| StudyRow {
+        // `fact` bounds both times by `MAX_DATA_TIME`, so the difference always fits.
+        let spend_time = success_time.checked_sub(a.data_time).filter(|_| a.data_time < success_time)?;
+        Some(StudyRow {
             user_id,
             classroom_id,
             success_time,
             user_type: a.user_type,
-            spend_time: success_time - a.data_time,
+            spend_time,
             event_time: a.event_time,
         })
     })
@@ -192,6 +216,31 @@ mod tests {
             *net.entry((row.success_time, row.spend_time)).or_default() += diff;
         }
         assert_eq!(net, BTreeMap::from([((20, 10), 1)]));
+    }
+
+    #[test]
+    fn what_a_row_cannot_store_is_a_bad_field() {
+        let read = |raw: String| fact(&Qos::parse(raw.as_bytes()).unwrap());
+        let play = |room: &str, event_time: i64, data_time: i64| {
+            read(format!(
+                r#"{{"user_id":5,"classroom_id":"{room}","event_time":{event_time},"extra":{{"data_time":{data_time}}}}}"#
+            ))
+        };
+        let bad = |name| Err(Rejection::BadField(name));
+        assert_eq!(play("r", 0, i64::MIN), bad("extra.data_time"));
+        assert_eq!(play("r", 0, MAX_DATA_TIME + 1), bad("extra.data_time"));
+        assert!(play("r", 0, -MAX_DATA_TIME).is_ok() && play("r", 0, MAX_DATA_TIME).is_ok());
+        assert_eq!(play("r", i64::MAX, 0), bad("event_time"));
+        assert_eq!(play("r", 253_402_300_800_000, 0), bad("event_time"));
+        assert!(play("r", 253_402_300_799_999, 0).is_ok());
+        assert_eq!(play("r\\u0000", 0, 0), bad("classroom_id"));
+        assert_eq!(play(&"é".repeat(256), 0, 0), bad("classroom_id"));
+        assert!(play(&"é".repeat(255), 0, 0).is_ok());
+        // A record that can never match stores nothing: filtered, not a dead letter.
+        assert_eq!(
+            read(r#"{"classroom_id":"r","event_time":9223372036854775807,"extra":{"data_time":1}}"#.into()),
+            Ok(None)
+        );
     }
 
     #[test]

@@ -19,7 +19,10 @@
 //! Dead letters: a field that the filter or the output reads and that is
 //! present but unreadable (an object where text is expected, or a non-integer
 //! `timestamp`) makes the record a dead letter for this metric; records that
-//! fail the filter are neither counted nor dead letters.
+//! fail the filter are neither counted nor dead letters. A kept record with a
+//! text that a sink cannot store ([`crate::storable`]: a NUL, or over 64 KiB) is a
+//! dead letter for this metric too, found by [`check_storable`] (2.3, which
+//! writes none of its texts, still counts it).
 
 use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
@@ -27,6 +30,7 @@ use timely::dataflow::StreamVec;
 
 use crate::ops::Inserts;
 use crate::output::{ColumnType::*, Row, SqlValue, StampKind, Table};
+use crate::storable::checked_text;
 use crate::topics::Signal;
 use crate::Text;
 use crate::{Diff, Pos, Rejection, Time};
@@ -186,6 +190,20 @@ pub fn clean(s: Signal) -> Result<Option<CleanSignal>, Rejection> {
         event,
         key: None,
     }))
+}
+
+/// `Ok` if a sink can store every text of the cleaned signal, else the first field
+/// that it cannot ([`crate::storable::text`]).
+pub fn check_storable(s: &CleanSignal) -> Result<(), Rejection> {
+    checked_text(s.message_create_time.as_ref(), "createTime")?;
+    checked_text(s.user_id.as_ref(), "userId")?;
+    checked_text(s.room_id.as_ref(), "roomId")?;
+    checked_text(s.target_id.as_ref(), "targetId")?;
+    checked_text(s.target_type.as_ref(), "targetType")?;
+    checked_text(s.action.as_ref(), "action")?;
+    checked_text(s.sub_action.as_ref(), "subAction")?;
+    checked_text(s.page_index.as_ref(), "pageIndex")?;
+    Ok(())
 }
 
 /// The cleaned-signal collection: every kept record, once (the seed's `INSERT INTO

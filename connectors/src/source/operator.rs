@@ -254,7 +254,7 @@ impl<L: Logs> Source<L> {
                 out.extend(part.ingest.watermark_resumed(floor));
                 part.idle = false;
             }
-            part.ingest.ingest_keyed(msg.offset, msg.key, msg.value, out);
+            part.ingest.ingest_logged(msg.offset, msg.key, msg.value, msg.log_time, out);
             if let (Some(s), Some(ts)) = (stamps.as_mut(), msg.log_time) {
                 s.note(floor, ts, read_ms);
             }

@@ -95,6 +95,23 @@ pub fn watermark(marks: impl IntoIterator<Item = Mark> + Clone) -> i64 {
     active.unwrap_or_else(|| marks.into_iter().map(Mark::w_p).max().unwrap_or(i64::MIN))
 }
 
+/// The start of the tumbling window of `width` ms holding `event_time`, if that window's
+/// start and end are both storable timestamps ([`crate::storable::timestamp`]); computed
+/// with checked arithmetic, so no event time gives a window that wraps around.
+///
+/// ```
+/// use dataflows::ops::window::storable_window;
+/// assert_eq!(storable_window(61_000, 60_000), Some(60_000));
+/// assert_eq!(storable_window(-1, 60_000), Some(-60_000));
+/// assert_eq!(storable_window(i64::MAX, 60_000), None);
+/// assert_eq!(storable_window(253_402_300_740_000, 60_000), None); // ends in the year 10000
+/// ```
+pub fn storable_window(event_time: i64, width: i64) -> Option<i64> {
+    let start = event_time.checked_sub(event_time.checked_rem_euclid(width)?)?;
+    let end = start.checked_add(width)?;
+    (crate::storable::timestamp(start) && crate::storable::timestamp(end)).then_some(start)
+}
+
 /// Where a windowed record was read, and its message while it could still be late.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Origin {
@@ -375,7 +392,9 @@ where
                         if let Some((cap, mut batch)) = records_by_time.take(next) {
                             let mut late = output.session(&cap);
                             for WindowFact { key, event_time, value, origin } in batch.drain(..) {
-                                let start = event_time.div_euclid(width) * width;
+                                // Sources only pass event times with a storable window (`storable_window`);
+                                // saturating keeps any other in range.
+                                let start = event_time.saturating_sub(event_time.rem_euclid(width));
                                 // A window closes only when every partition's watermark passed it, and
                                 // sources drop records behind their partition's watermark, so a record
                                 // for a closed window cannot arrive from a live partition: only from one
