@@ -88,19 +88,22 @@ fn fresh_database(server: Server, name: &str) -> String {
     }
 }
 
+/// The route names of every output table.
+const ROUTES: [&str; 8] = [
+    "student_signal_etl",
+    "channel_dim",
+    "class_performance_1m",
+    "offline_study_time",
+    "av_quality_30s",
+    "hourly_registrations_by_level",
+    "daily_cc_confirmations",
+    "dead_letters",
+];
+
 /// A config file routing every table to `server`.
 fn route_all_to(dir: &Path, server: Server) -> PathBuf {
     let mut text = String::from("[routes]\n");
-    for route in [
-        "student_signal_etl",
-        "channel_dim",
-        "class_performance_1m",
-        "offline_study_time",
-        "av_quality_30s",
-        "hourly_registrations_by_level",
-        "daily_cc_confirmations",
-        "dead_letters",
-    ] {
+    for route in ROUTES {
         text.push_str(&format!("{route} = [\"{}\"]\n", server.name()));
     }
     let path = dir.join(format!("{}.toml", server.name()));
@@ -367,22 +370,28 @@ fn a_postgres_outage_mid_run_loses_nothing() {
     survives_an_outage(Server::Postgres);
 }
 
-/// A config file routing every table to SQLite, MySQL and PostgreSQL at once.
-fn route_all_to_every_sql(dir: &Path) -> PathBuf {
+/// A config file routing every table to SQLite, MySQL and PostgreSQL at once, and the
+/// cleaned signals and dead letters to Kafka too when `kafka`.
+fn route_all_to_every_sink(dir: &Path, kafka: bool) -> PathBuf {
     let mut text = String::from("[routes]\n");
-    for route in [
-        "student_signal_etl",
-        "channel_dim",
-        "class_performance_1m",
-        "offline_study_time",
-        "av_quality_30s",
-        "hourly_registrations_by_level",
-        "daily_cc_confirmations",
-        "dead_letters",
-    ] {
-        text.push_str(&format!("{route} = [\"sqlite\", \"mysql\", \"postgres\"]\n"));
+    for route in ROUTES {
+        let also_kafka = kafka && matches!(route, "student_signal_etl" | "dead_letters");
+        let sinks =
+            if also_kafka { r#""sqlite", "mysql", "postgres", "kafka""# } else { r#""sqlite", "mysql", "postgres""# };
+        text.push_str(&format!("{route} = [{sinks}]\n"));
     }
-    let path = dir.join("every-sql.toml");
+    let path = dir.join("every-sink.toml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// A config file routing every table to SQLite only (no Kafka outputs even with `--brokers`).
+fn route_all_to_sqlite(dir: &Path) -> PathBuf {
+    let mut text = String::from("[routes]\n");
+    for route in ROUTES {
+        text.push_str(&format!("{route} = [\"sqlite\"]\n"));
+    }
+    let path = dir.join("sqlite-only.toml");
     std::fs::write(&path, text).expect("write config");
     path
 }
@@ -397,10 +406,21 @@ fn kill_9_then_restart_equals_an_uninterrupted_run_in_every_sink() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let input = generate(tmp.path(), 10);
     let input = input.to_str().expect("utf-8").to_string();
-    kill_9_five_times_then_compare(tmp.path(), &["--input-dir", &input], "edu_rtdw_t_crash", (200, 1200));
+    let crashes = Crashes {
+        input: &["--input-dir", &input],
+        database: "edu_rtdw_t_crash",
+        kills: 5,
+        kill_after: (200, 1200),
+        kafka_outputs: None,
+    };
+    crashes.then_compare(tmp.path());
 }
 
-/// The same on Kafka input (`--until-end`), from the broker of `scripts/kafka-up.sh`.
+/// The same on Kafka input (`--until-end`, from the broker of `scripts/kafka-up.sh`), killed
+/// at eight points, with the Kafka outputs as a fourth sink: besides every table, a
+/// `read_committed` consumer of the output topics sees each cleaned signal and dead letter of
+/// the uninterrupted run exactly once, and the Kafka sink's committed frontier (its progress
+/// records) never goes back either.
 #[test]
 fn kill_9_on_kafka_input_then_restart_equals_an_uninterrupted_run_in_every_sink() {
     let _lock = servers();
@@ -409,71 +429,110 @@ fn kill_9_on_kafka_input_then_restart_equals_an_uninterrupted_run_in_every_sink(
     let tmp = tempfile::tempdir().expect("tempdir");
     common::kafka::gen_to_kafka(tmp.path(), &prefix, 3, 41, 2);
     let input = ["--brokers", common::kafka::BROKERS, "--topic-prefix", &prefix, "--until-end"];
-    kill_9_five_times_then_compare(tmp.path(), &input, "edu_rtdw_t_kcrash", (300, 1500));
+    let crashes = Crashes {
+        input: &input,
+        database: "edu_rtdw_t_kcrash",
+        kills: 8,
+        kill_after: (1500, 5000),
+        kafka_outputs: Some(&prefix),
+    };
+    crashes.then_compare(tmp.path());
 }
 
-/// Runs `edu-rtdw run INPUT…` into SQLite, MySQL and PostgreSQL (databases `database`),
-/// SIGKILLs it five times after `kill_after.0 + rand % kill_after.1` ms (checking that no
-/// committed frontier goes back), lets a last run finish, and compares every table with an
-/// uninterrupted SQLite-only run over the same input.
-fn kill_9_five_times_then_compare(dir: &Path, input: &[&str], database: &str, kill_after: (u64, u64)) {
-    let mysql = fresh_database(Server::Mysql, database);
-    let postgres = fresh_database(Server::Postgres, database);
-    let config = route_all_to_every_sql(dir);
-    let run = |db: &str, with_servers: bool| -> Vec<String> {
-        let mut args: Vec<String> = ["run"].iter().chain(input).map(|s| s.to_string()).collect();
+/// A crash test: runs `edu-rtdw run INPUT…` into SQLite, MySQL and PostgreSQL (and Kafka),
+/// SIGKILLs it `kills` times, lets a last run finish, and compares with an uninterrupted run.
+struct Crashes<'a> {
+    /// The input flags.
+    input: &'a [&'a str],
+    /// The MySQL and PostgreSQL databases' name.
+    database: &'a str,
+    /// How many runs are killed (runs that finish before their kill point do not count).
+    kills: u32,
+    /// A run is killed after `kill_after.0 + rand % kill_after.1` ms (seeded).
+    kill_after: (u64, u64),
+    /// The topic prefix of the Kafka outputs, when they are a sink too.
+    kafka_outputs: Option<&'a str>,
+}
+
+impl Crashes<'_> {
+    /// The `run` arguments into SQLite file `db`: every sink with `config`, SQLite only without.
+    fn args(&self, db: &str, config: &Path, mysql: &str, postgres: &str, every_sink: bool) -> Vec<String> {
+        let mut args: Vec<String> = ["run"].iter().chain(self.input).map(|s| s.to_string()).collect();
         args.extend(["--sqlite", db, "-q", "--epoch-records", "64", "-w", "2"].iter().map(|s| s.to_string()));
-        if with_servers {
-            args.extend(
-                ["--config", config.to_str().expect("utf-8"), "--mysql", &mysql, "--postgres", &postgres]
-                    .iter()
-                    .map(|s| s.to_string()),
-            );
+        args.extend(["--config".to_string(), config.display().to_string()]);
+        if every_sink {
+            args.extend(["--mysql", mysql, "--postgres", postgres].iter().map(|s| s.to_string()));
         }
         args
-    };
-
-    let mut rng = 0x2545_f491_4f6c_dd1du64;
-    let mut kills = 0;
-    let mut attempts = 0;
-    let mut last_upper = (0, 0);
-    while kills < 5 {
-        attempts += 1;
-        assert!(attempts < 50, "the run always finished before the kill point");
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_edu-rtdw"))
-            .args(run("crashed.db", true))
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn");
-        std::thread::sleep(Duration::from_millis(kill_after.0 + rng % kill_after.1));
-        if child.try_wait().expect("try_wait").is_some() {
-            continue;
-        }
-        child.kill().expect("SIGKILL");
-        child.wait().expect("wait");
-        kills += 1;
-        let upper = (committed_upper(Server::Mysql, &mysql), committed_upper(Server::Postgres, &postgres));
-        assert!(
-            upper.0 >= last_upper.0 && upper.1 >= last_upper.1,
-            "a committed frontier went back: {last_upper:?} -> {upper:?}"
-        );
-        last_upper = upper;
     }
-    let out = edu_rtdw(&run("crashed.db", true).iter().map(String::as_str).collect::<Vec<_>>(), dir);
-    assert!(out.status.success(), "final run failed: {}", String::from_utf8_lossy(&out.stderr));
-    let out = edu_rtdw(&run("clean.db", false).iter().map(String::as_str).collect::<Vec<_>>(), dir);
-    assert!(out.status.success(), "uninterrupted run failed: {}", String::from_utf8_lossy(&out.stderr));
 
-    let all: Vec<usize> = (0..ALL.len()).collect();
-    let expected = dump(&dir.join("clean.db"));
-    assert_same("SQLite after kills", &expected, &dump(&dir.join("crashed.db")));
-    assert_same("MySQL after kills", &expected, &server_result(Server::Mysql, &mysql, &all));
-    assert_same("PostgreSQL after kills", &expected, &server_result(Server::Postgres, &postgres, &all));
+    /// Every sink's committed frontier: MySQL, PostgreSQL and (when a sink) Kafka.
+    fn committed_uppers(&self, mysql: &str, postgres: &str) -> [i64; 3] {
+        let kafka = self.kafka_outputs.map_or(0, common::kafka::committed_upper);
+        [committed_upper(Server::Mysql, mysql), committed_upper(Server::Postgres, postgres), kafka]
+    }
+
+    /// Kills, restarts, finishes, and compares every sink with the uninterrupted SQLite-only
+    /// run (checking after each kill that no committed frontier went back).
+    fn then_compare(&self, dir: &Path) {
+        let mysql = fresh_database(Server::Mysql, self.database);
+        let postgres = fresh_database(Server::Postgres, self.database);
+        let every_sink = route_all_to_every_sink(dir, self.kafka_outputs.is_some());
+        let sqlite_only = route_all_to_sqlite(dir);
+        let crashed = self.args("crashed.db", &every_sink, &mysql, &postgres, true);
+
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut kills = 0;
+        let mut attempts = 0;
+        let mut last_upper = [0; 3];
+        while kills < self.kills {
+            attempts += 1;
+            assert!(attempts < 10 * self.kills, "the run always finished before the kill point");
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let mut child = Command::new(env!("CARGO_BIN_EXE_edu-rtdw"))
+                .args(&crashed)
+                .current_dir(dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn");
+            std::thread::sleep(Duration::from_millis(self.kill_after.0 + rng % self.kill_after.1));
+            if child.try_wait().expect("try_wait").is_some() {
+                continue;
+            }
+            child.kill().expect("SIGKILL");
+            child.wait().expect("wait");
+            kills += 1;
+            let upper = self.committed_uppers(&mysql, &postgres);
+            assert!(
+                upper.iter().zip(&last_upper).all(|(now, before)| now >= before),
+                "a committed frontier (MySQL, PostgreSQL, Kafka) went back: {last_upper:?} -> {upper:?}"
+            );
+            last_upper = upper;
+        }
+        // The kills must hit runs that were committing, not only starting up.
+        let sinks = if self.kafka_outputs.is_some() { 3 } else { 2 };
+        assert!(
+            last_upper[..sinks].iter().all(|&upper| upper > 0),
+            "no kill came after a commit of every sink ({last_upper:?}): make the kill points later"
+        );
+        let out = edu_rtdw(&crashed.iter().map(String::as_str).collect::<Vec<_>>(), dir);
+        assert!(out.status.success(), "final run failed: {}", String::from_utf8_lossy(&out.stderr));
+        let clean = self.args("clean.db", &sqlite_only, &mysql, &postgres, false);
+        let out = edu_rtdw(&clean.iter().map(String::as_str).collect::<Vec<_>>(), dir);
+        assert!(out.status.success(), "uninterrupted run failed: {}", String::from_utf8_lossy(&out.stderr));
+
+        let all: Vec<usize> = (0..ALL.len()).collect();
+        let expected = dump(&dir.join("clean.db"));
+        assert_same("SQLite after kills", &expected, &dump(&dir.join("crashed.db")));
+        assert_same("MySQL after kills", &expected, &server_result(Server::Mysql, &mysql, &all));
+        assert_same("PostgreSQL after kills", &expected, &server_result(Server::Postgres, &postgres, &all));
+        if let Some(prefix) = self.kafka_outputs {
+            common::kafka::assert_outputs_match(prefix, &dir.join("clean.db"));
+        }
+    }
 }
 
 /// SPEC §4: values no sink can store (a NUL in text, a timestamp outside the years

@@ -6,10 +6,12 @@
 //! reading from the earliest offset; an idempotent producer with `acks=all`
 //! that never drops a message) and defaulting what latency needs.
 //! [`LogContext`] turns librdkafka's error callbacks into rate-limited log
-//! lines.
+//! lines; brokers going away are one line for the whole process (every client
+//! of the job sees the same outage), and their answering again is another
+//! ([`brokers_answered`]).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -18,6 +20,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseProducer, ProducerContext};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientContext;
 
 /// How to reach the brokers.
@@ -93,7 +96,8 @@ impl KafkaConfig {
 }
 
 /// Logs librdkafka errors as one line each, at most one line per kind every 10 s,
-/// and counts failed deliveries.
+/// and counts failed deliveries. Errors that say the brokers cannot be reached are
+/// [`brokers_away`] instead.
 #[derive(Default)]
 pub struct LogContext {
     last: Mutex<HashMap<String, Instant>>,
@@ -102,6 +106,13 @@ pub struct LogContext {
 
 impl ClientContext for LogContext {
     fn error(&self, error: KafkaError, reason: &str) {
+        if unreachable(&error) {
+            // "0/1 brokers are down" (a client's count while it connects or closes) is no outage.
+            if !reason.starts_with("0/") {
+                brokers_away(&error, reason);
+            }
+            return;
+        }
         let kind = format!("{error}");
         let Ok(mut last) = self.last.lock() else { return };
         let now = Instant::now();
@@ -121,6 +132,54 @@ impl ProducerContext for LogContext {
             self.error(e.clone(), "delivery failed");
         }
     }
+}
+
+/// Whether `error` says that the brokers cannot be reached (connection refused or lost,
+/// name not resolved, every broker down).
+fn unreachable(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::AllBrokersDown | RDKafkaErrorCode::Resolve)
+    )
+}
+
+/// The brokers are away (process-wide: every client of the job reports the same outage).
+static AWAY: AtomicBool = AtomicBool::new(false);
+/// Since when they are away, or (when they are not) when they last answered again.
+static SINCE: Mutex<Option<Instant>> = Mutex::new(None);
+/// How long after an outage ends its errors are still taken for late reports of it: a
+/// client reports an error when it is next polled, and some (the group's committer) are
+/// polled only when the sinks commit again.
+const LATE_REPORTS: Duration = Duration::from_secs(10);
+
+/// Logs the first error of an outage as one warning; the rest, from every client, go to
+/// `debug` until [`brokers_answered`] (and for [`LATE_REPORTS`] after it). librdkafka
+/// reconnects by itself meanwhile.
+fn brokers_away(error: &KafkaError, reason: &str) {
+    let Ok(mut since) = SINCE.lock() else { return };
+    let late = since.is_some_and(|t| t.elapsed() < LATE_REPORTS);
+    if AWAY.load(Ordering::Acquire) || late {
+        tracing::debug!("kafka: {error}: {reason}");
+        return;
+    }
+    AWAY.store(true, Ordering::Release);
+    *since = Some(Instant::now());
+    tracing::warn!("kafka: brokers unreachable ({error}: {reason}); waiting for them to answer again");
+}
+
+/// Called when a broker has answered (a record read, a transaction committed): ends an
+/// outage logged by [`LogContext`] with one `info` line. A relaxed load when there is none.
+pub fn brokers_answered() {
+    if !AWAY.load(Ordering::Relaxed) {
+        return;
+    }
+    let Ok(mut since) = SINCE.lock() else { return };
+    if !AWAY.swap(false, Ordering::AcqRel) {
+        return;
+    }
+    let away = since.map_or(0.0, |t| t.elapsed().as_secs_f64());
+    *since = Some(Instant::now());
+    tracing::info!("kafka: brokers answer again after {away:.1} s unreachable");
 }
 
 #[cfg(test)]

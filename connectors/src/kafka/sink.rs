@@ -153,7 +153,10 @@ impl KafkaSink {
         let started = Instant::now();
         loop {
             let error = match self.transaction(records, progress, stamp) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    super::config::brokers_answered();
+                    return Ok(());
+                }
                 Err(e) => e,
             };
             let txn = match &error {
@@ -170,6 +173,7 @@ impl KafkaSink {
             if txn.is_some_and(|t| t.is_retriable() && !t.txn_requires_abort()) {
                 // The commit itself may go through on a retry; a retried commit is idempotent.
                 if self.producer.commit_transaction(TXN_TIMEOUT).is_ok() {
+                    super::config::brokers_answered();
                     return Ok(());
                 }
             }

@@ -221,6 +221,7 @@ impl Logs for KafkaLogs {
                 Some(Err(_)) => continue,
                 Some(Ok(msg)) => msg,
             };
+            super::config::brokers_answered();
             let offset = msg.offset().max(0) as u64;
             if offset < self.next[i] {
                 continue;
@@ -316,6 +317,8 @@ impl OffsetCommitter {
 
     /// Acknowledges every record at a time below `durable` (the least upper over all sinks).
     pub fn acknowledge(&mut self, durable: Time) {
+        // Serve the consumer's events (commit results, errors) as they come, not in a burst later.
+        while self.consumer.poll(Duration::ZERO).is_some() {}
         if durable <= self.committed {
             return;
         }
@@ -338,6 +341,5 @@ impl OffsetCommitter {
             Ok(()) => self.committed = durable,
             Err(e) => tracing::warn!(durable, "kafka: cannot commit group offsets yet ({e})"),
         }
-        self.consumer.poll(Duration::ZERO);
     }
 }
