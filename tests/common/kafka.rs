@@ -5,14 +5,12 @@
 //! that stops the broker and always starts it again.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::pin::pin;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll, Wake, Waker};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use connectors::kafka::admin::block_on;
 use connectors::sample::TOPICS;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -86,26 +84,6 @@ fn wait_for_leaders(admin: &AdminClient<DefaultClientContext>, topic: &str, part
         }
         assert!(started.elapsed() < Duration::from_secs(30), "topic {topic} has no leaders after 30 s");
         std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Runs `future` to completion on this thread. rdkafka's admin futures are completed by its
-/// own background thread, so parking until woken is all an executor has to do.
-fn block_on<F: Future>(future: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut context = Context::from_waker(&waker);
-    let mut future = pin!(future);
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut context) {
-            return output;
-        }
-        std::thread::park();
     }
 }
 

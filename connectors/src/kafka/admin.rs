@@ -34,7 +34,7 @@ pub fn ensure_compacted_topic(cfg: &KafkaConfig, topic: &str) -> anyhow::Result<
 
 /// Runs `future` to completion on this thread. rdkafka's admin futures are completed by its
 /// own background thread, so parking until woken is all an executor has to do.
-fn block_on<F: Future>(future: F) -> F::Output {
+pub fn block_on<F: Future>(future: F) -> F::Output {
     struct Unpark(std::thread::Thread);
     impl Wake for Unpark {
         fn wake(self: Arc<Self>) {
