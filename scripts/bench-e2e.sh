@@ -84,8 +84,8 @@ config() {
     local f="$OUT/$1.toml"
     {
         echo "[routes]"
-        for m in student_signal_etl channel_dim class_performance_1m offline_study_time av_quality_30s \
-                 hourly_registrations_by_level daily_cc_confirmations dead_letters; do
+        # The outputs of the registry (dataflows/src/output.rs), and the dead letters.
+        for m in $(grep -oP '^\s+\w+ = "\K[a-z_0-9]+(?=" =>)' dataflows/src/output.rs) dead_letters; do
             echo "$m = [\"$1\"]"
         done
         if [ -n "${KAFKA_PROPERTIES:-}" ]; then
