@@ -106,6 +106,11 @@ pub struct LogContext {
 
 impl ClientContext for LogContext {
     fn error(&self, error: KafkaError, reason: &str) {
+        // The end of a partition (reported to the sources, which read it from their queues)
+        // is no error, whichever queue it reaches.
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF) {
+            return;
+        }
         if unreachable(&error) {
             // "0/1 brokers are down" (a client's count while it connects or closes) is no outage.
             if !reason.starts_with("0/") {

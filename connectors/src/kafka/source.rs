@@ -128,14 +128,20 @@ pub struct KafkaLogs {
     held: Vec<VecDeque<OwnedMessage>>,
     /// Per partition: the next offset to deliver (a message below it is a redelivery).
     next: Vec<u64>,
+    /// Per partition: whether the client reported the end of the log (`PartitionEOF`) after
+    /// the last message it delivered. Until then the partition is fetching, never idle: at
+    /// start, a client that is slow to fetch a partition's backlog must not let the other
+    /// partitions close windows that the backlog's records belong to.
+    at_end: Vec<bool>,
     index: HashMap<(String, i32), usize>,
 }
 
 impl KafkaLogs {
     /// Assigns `partitions` from their beginning and splits each onto its own queue.
     pub fn open(cfg: &KafkaConfig, partitions: Vec<KafkaPartition>) -> anyhow::Result<Self> {
-        let bounded = partitions.iter().any(|p| p.end.is_some());
-        let consumer = Arc::new(cfg.consumer_with_eof(bounded)?);
+        // Ends are reported bounded or not: a bounded read ends past them, a live one may go
+        // idle only at one.
+        let consumer = Arc::new(cfg.consumer_with_eof(true)?);
         let mut assignment = TopicPartitionList::new();
         let mut index = HashMap::new();
         for (i, p) in partitions.iter().enumerate() {
@@ -156,7 +162,15 @@ impl KafkaLogs {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let n = partitions.len();
-        Ok(KafkaLogs { consumer, partitions, queues, held: vec![VecDeque::new(); n], next: vec![0; n], index })
+        Ok(KafkaLogs {
+            consumer,
+            partitions,
+            queues,
+            held: vec![VecDeque::new(); n],
+            next: vec![0; n],
+            at_end: vec![false; n],
+            index,
+        })
     }
 }
 
@@ -211,10 +225,12 @@ impl Logs for KafkaLogs {
                 continue;
             }
             let msg = match self.queues[i].poll(Duration::ZERO) {
-                None => return Ok(Status::Waiting),
+                None if self.at_end[i] => return Ok(Status::Waiting),
+                None => return Ok(Status::Fetching),
                 Some(Err(KafkaError::PartitionEOF(_))) => {
                     // At the end: skip what is never delivered (commit markers, aborted records).
                     self.next[i] = self.next[i].max(self.position(i));
+                    self.at_end[i] = true;
                     continue;
                 }
                 // Transient client errors are logged by the context; librdkafka retries.
@@ -226,6 +242,7 @@ impl Logs for KafkaLogs {
             if offset < self.next[i] {
                 continue;
             }
+            self.at_end[i] = false;
             if !deliver(message_of(&msg)) {
                 self.held[i].push_back(msg.detach());
                 return Ok(Status::More);

@@ -79,8 +79,13 @@ pub struct Message<'a> {
 pub enum Status {
     /// It stopped at the budget or at a refused message: more can be read now.
     More,
-    /// Nothing to read now; the reader wakes the operator when messages arrive.
+    /// Nothing to read now, and the reader has caught up with the log: the partition may go
+    /// idle. The reader wakes the operator when messages arrive.
     Waiting,
+    /// Nothing to read now, but the log may hold more than the reader has delivered (a Kafka
+    /// client still fetching after start, or after a burst): the partition is not idle, since
+    /// its records are on their way. The reader wakes the operator when messages arrive.
+    Fetching,
     /// No message at or after its next position, ever (the end of a bounded input).
     Ended,
 }
@@ -176,5 +181,69 @@ impl SourceSettings {
             high_epoch: Arc::default(),
             fatal,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use timely::dataflow::operators::Inspect;
+
+    use dataflows::ingest::{Delays, Input};
+    use dataflows::ops::window::Mark;
+    use dataflows::Topic;
+
+    use super::*;
+    use crate::clock::Clock;
+
+    /// Two empty timeline partitions: partition 0 has caught up with its log, partition 1's
+    /// client is still fetching (it never says so in this test).
+    struct OneFetching;
+
+    impl Logs for OneFetching {
+        fn partitions(&self) -> Vec<(Topic, u32)> {
+            vec![(Topic::Timeline, 0), (Topic::Timeline, 1)]
+        }
+
+        fn read<F: FnMut(Message<'_>) -> bool>(&mut self, i: usize, _: usize, _: F) -> anyhow::Result<Status> {
+            Ok(if i == 0 { Status::Waiting } else { Status::Fetching })
+        }
+    }
+
+    /// SPEC §3 idleness is "no new records": a partition whose records are still being
+    /// fetched never goes idle, however long the fetch takes; a caught-up one does.
+    #[test]
+    fn a_partition_still_fetching_never_goes_idle() {
+        let idle = timely::execute_directly(|worker| {
+            let mut settings = SourceSettings::bounded(
+                "OneFetching",
+                Delays::default(),
+                Epochs::Offsets(Arc::new(Clock::new(1))),
+                Fatal::default(),
+            );
+            settings.idle_timeout = Some(Duration::from_millis(1));
+            let idle = Rc::new(RefCell::new(Vec::new()));
+            let seen = Rc::clone(&idle);
+            let dataflow = worker.next_dataflow_index();
+            worker.dataflow::<Time, _, _>(|scope| {
+                partitioned_source(scope, OneFetching, settings, Unpaced).inspect(move |input| {
+                    if let Input::Watermark(_, partition, Mark::Idle(_)) = input {
+                        seen.borrow_mut().push(*partition);
+                    }
+                });
+            });
+            // Three of the operator's idleness checks (it sleeps 50 ms between them).
+            let started = std::time::Instant::now();
+            while started.elapsed() < Duration::from_millis(150) {
+                worker.step_or_park(Some(Duration::from_millis(1)));
+            }
+            worker.drop_dataflow(dataflow);
+            idle.take()
+        });
+        assert_eq!(idle, [0], "only the caught-up partition goes idle");
     }
 }

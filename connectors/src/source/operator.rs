@@ -199,10 +199,11 @@ impl<L: Logs> Source<L> {
                 Status::More if !refused => reads.exhausted_budget = true,
                 _ => {}
             }
+            // Idleness counts from the last time the partition was caught up and silent.
             if read > 0 || refused || status != Status::Waiting {
                 part.last_seen = now;
             }
-            reads.ready |= refused || status != Status::Waiting;
+            reads.ready |= refused || matches!(status, Status::More | Status::Ended);
             if read > 0 {
                 part.idle = false;
                 self.last_read = Some(now);
