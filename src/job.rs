@@ -160,11 +160,11 @@ fn init_db(args: &InitDbArgs) -> anyhow::Result<()> {
     }
     if let Some(url) = &s.sinks.mysql {
         connectors::mysql::init(url)?;
-        writeln!(std::io::stdout(), "MySQL {}: tables ready", connectors::sql::mask_url(url))?;
+        writeln!(std::io::stdout(), "MySQL {}: tables ready", connectors::secrets::mask(url))?;
     }
     if let Some(url) = &s.sinks.postgres {
         connectors::postgres::init(url)?;
-        writeln!(std::io::stdout(), "PostgreSQL {}: tables ready", connectors::sql::mask_url(url))?;
+        writeln!(std::io::stdout(), "PostgreSQL {}: tables ready", connectors::secrets::mask(url))?;
     }
     Ok(())
 }

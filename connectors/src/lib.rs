@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod mysql;
 pub mod postgres;
 pub mod sample;
+pub mod secrets;
 pub mod server_sink;
 pub mod sink;
 pub mod source;

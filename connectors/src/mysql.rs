@@ -32,8 +32,9 @@ use chrono::{Datelike, Timelike};
 
 use dataflows::Time;
 
+use crate::secrets::mask;
 use crate::server_sink::{Server, ServerSink};
-use crate::sql::{self, mask_url, statement_sizes, Failure, TableChanges};
+use crate::sql::{self, statement_sizes, Failure, TableChanges};
 use crate::tables::{ColumnType, SqlValue, StampKind, Table, ALL};
 
 /// The progress table: one row per sink.
@@ -53,7 +54,7 @@ fn quoted(name: &str) -> String {
 }
 
 fn parse_url(url: &str) -> anyhow::Result<Opts> {
-    let opts = Opts::from_url(url).map_err(|e| anyhow::anyhow!("bad MySQL URL {}: {e}", mask_url(url)))?;
+    let opts = Opts::from_url(url).map_err(|e| anyhow::anyhow!("bad MySQL URL {}: {e}", mask(url)))?;
     let builder = OptsBuilder::from_opts(opts)
         .tcp_connect_timeout(Some(Duration::from_secs(10)))
         .read_timeout(Some(Duration::from_secs(300)))
@@ -67,7 +68,7 @@ fn parse_url(url: &str) -> anyhow::Result<Opts> {
 }
 
 fn connect(opts: &Opts, url: &str) -> anyhow::Result<Conn> {
-    Conn::new(opts.clone()).map_err(|e| anyhow::anyhow!("cannot connect to MySQL at {}: {e}", mask_url(url)))
+    Conn::new(opts.clone()).map_err(|e| anyhow::anyhow!("cannot connect to MySQL at {}: {e}", mask(url)))
 }
 
 /// True for errors a reconnect may fix: connection loss, server shutdown or restart, deadlocks.
@@ -212,10 +213,7 @@ impl MysqlSink {
         let mut conn = connect(&opts, url)?;
         let upper: Option<i64> =
             conn.exec_first(format!("SELECT `upper` FROM {PROGRESS} WHERE sink = ?"), (sink,)).with_context(|| {
-                format!(
-                    "cannot read the progress of sink {sink} in MySQL at {} (run `edu-rtdw init-db`)",
-                    mask_url(url)
-                )
+                format!("cannot read the progress of sink {sink} in MySQL at {} (run `edu-rtdw init-db`)", mask(url))
             })?;
         Ok(ServerSink::new(
             Mysql { opts, statements: HashMap::new() },

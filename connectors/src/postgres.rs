@@ -30,8 +30,9 @@ use chrono::NaiveDateTime;
 
 use dataflows::Time;
 
+use crate::secrets::mask;
 use crate::server_sink::{Server, ServerSink};
-use crate::sql::{self, mask_url, Failure, TableChanges};
+use crate::sql::{self, Failure, TableChanges};
 use crate::tables::{ColumnType, SqlValue, StampKind, Table, ALL};
 
 /// The progress table: one row per sink.
@@ -61,7 +62,7 @@ fn quoted(name: &str) -> String {
 }
 
 fn parse_url(url: &str) -> anyhow::Result<Config> {
-    let mut config: Config = url.parse().map_err(|e| anyhow::anyhow!("bad PostgreSQL URL {}: {e}", mask_url(url)))?;
+    let mut config: Config = url.parse().map_err(|e| anyhow::anyhow!("bad PostgreSQL URL {}: {e}", mask(url)))?;
     config.connect_timeout(Duration::from_secs(10));
     Ok(config)
 }
@@ -69,7 +70,7 @@ fn parse_url(url: &str) -> anyhow::Result<Config> {
 fn connect(config: &Config, url: &str) -> anyhow::Result<Client> {
     config
         .connect(NoTls)
-        .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL at {}: {}", mask_url(url), error_text(&e)))
+        .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL at {}: {}", mask(url), error_text(&e)))
 }
 
 /// The error with its source (the `postgres` crate's own Display omits the server's message).
@@ -294,10 +295,7 @@ impl PostgresSink {
         let config = parse_url(url)?;
         let mut client = connect(&config, url)?;
         let context = || {
-            format!(
-                "cannot read the progress of sink {sink} in PostgreSQL at {} (run `edu-rtdw init-db`)",
-                mask_url(url)
-            )
+            format!("cannot read the progress of sink {sink} in PostgreSQL at {} (run `edu-rtdw init-db`)", mask(url))
         };
         let row = client
             .query_opt(&format!("SELECT upper FROM {PROGRESS} WHERE sink = $1"), &[&sink])

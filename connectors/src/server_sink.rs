@@ -15,8 +15,9 @@ use anyhow::Context;
 
 use dataflows::{Diff, OutputRow, Time};
 
+use crate::secrets::mask;
 use crate::sink::SinkWriter;
-use crate::sql::{group, mask_url, retrying, CommitStats, Failure, RetryPolicy, TableChanges};
+use crate::sql::{group, retrying, CommitStats, Failure, RetryPolicy, TableChanges};
 
 /// What a database server's sink does its own way.
 pub trait Server {
@@ -97,7 +98,7 @@ impl<S: Server> SinkWriter for ServerSink<S> {
         let tables = group(changes);
         let retry = self.retry;
         retrying(S::LABEL, &retry, || self.attempt(upper, complete, &tables))
-            .with_context(|| format!("{} sink {} at {}", S::NAME, self.sink, mask_url(&self.url)))?;
+            .with_context(|| format!("{} sink {} at {}", S::NAME, self.sink, mask(&self.url)))?;
         self.committed = upper;
         self.stats.record(changes.len(), started.elapsed());
         if complete {
