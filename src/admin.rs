@@ -25,6 +25,8 @@ use serde_json::json;
 use dataflows::output::Output;
 use dataflows::{Diff, OutputRow, Time};
 
+use connectors::fatal::Fatal;
+
 use crate::cli::{ClusterArgs, OpsArgs};
 use crate::snapshot::{maintain, metric_names, Contents, DumpOptions, Shared};
 
@@ -61,13 +63,13 @@ impl Ops {
     }
 
     /// Builds the snapshot operator over `rows` in worker `index`'s dataflow (if snapshots are on).
-    pub fn attach(&self, rows: &VecCollection<'_, Time, OutputRow, Diff>, index: usize) {
+    pub fn attach(&self, rows: &VecCollection<'_, Time, OutputRow, Diff>, index: usize, fatal: &Fatal) {
         if !self.enabled {
             return;
         }
         let shared = if index == 0 { self.shared.clone() } else { None };
         let dump = if index == 0 { self.dump.clone() } else { None };
-        maintain(rows.clone(), shared, dump);
+        maintain(rows.clone(), shared, dump, fatal.clone());
     }
 
     /// Keeps the process (and so the admin endpoint) alive for `--admin-linger-s`.

@@ -223,14 +223,44 @@ pub fn route_names() -> Vec<&'static str> {
 
 impl Settings {
     /// These settings (the file's) with every `given` flag of `flags` taking precedence.
+    /// The result is checked as a whole ([`Settings::check_ranges`]).
     pub fn overridden_by(self, flags: &Settings, given: &Given) -> anyhow::Result<Settings> {
-        Ok(Settings {
+        let settings = Settings {
             input: overlay(&self.input, &flags.input, given)?,
             kafka: overlay(&self.kafka, &flags.kafka, given)?,
             delays: overlay(&self.delays, &flags.delays, given)?,
             sinks: overlay(&self.sinks, &flags.sinks, given)?,
             routes: self.routes,
-        })
+        };
+        settings.check_ranges()?;
+        Ok(settings)
+    }
+
+    /// Refuses, at start and in one line, a numeric setting outside what the job can run
+    /// with: a negative delay, a zero epoch or interval (a division by zero or a busy
+    /// loop), or one so large that nothing would ever close (more than a week of delay or
+    /// idleness, an epoch of more than an hour or 2^30 records).
+    pub fn check_ranges(&self) -> anyhow::Result<()> {
+        const WEEK_MS: i128 = 7 * 86_400_000;
+        let (input, kafka, delays) = (&self.input, &self.kafka, &self.delays);
+        let mut checks: Vec<(&str, i128, i128, i128)> = vec![
+            ("epoch_records", input.epoch_records.into(), 1, 1 << 30),
+            ("max_inflight", input.max_inflight.into(), 1, 1 << 20),
+            ("max_message_bytes", input.max_message_bytes as i128, 1, i32::MAX.into()),
+            ("idle_timeout_ms", kafka.idle_timeout_ms.into(), 1, WEEK_MS),
+            ("class_performance_delay_ms", delays.class_performance_ms.into(), 0, WEEK_MS),
+            ("av_quality_delay_ms", delays.av_quality_ms.into(), 0, WEEK_MS),
+            ("max_future_ms", delays.max_future_ms.into(), 0, 10 * 365 * 86_400_000),
+        ];
+        if let Some(ms) = input.epoch_ms {
+            checks.push(("epoch_ms", ms.into(), 1, 3_600_000));
+        }
+        for (name, value, low, high) in checks {
+            if !(low..=high).contains(&value) {
+                bail!("{name} = {value} is out of range: expected {low} to {high}");
+            }
+        }
+        Ok(())
     }
 
     /// Reads the TOML file at `path`, or the defaults when there is none.
@@ -411,5 +441,35 @@ mod tests {
         assert!(toml::from_str::<Settings>("[sinks]\nmysqll = \"x\"").is_err());
         let s: Settings = toml::from_str("[routes]\nnope = [\"sqlite\"]").expect("parses");
         assert!(s.validate().is_err());
+    }
+
+    /// Issue 22 finding 8: negative or absurd delays, epoch sizes and intervals are refused at
+    /// start with a line naming the setting, from the flags and from the file alike.
+    #[test]
+    fn settings_out_of_range_are_refused_by_name() -> anyhow::Result<()> {
+        let refused = |flags: &[&str]| {
+            let (flags, given) = parse_flags(flags);
+            Settings::default().overridden_by(&flags, &given).err().map(|e| e.to_string())
+        };
+        let cases = [
+            (&["--class-performance-delay-ms=-1"][..], "class_performance_delay_ms = -1"),
+            (&["--av-quality-delay-ms=-60000"][..], "av_quality_delay_ms = -60000"),
+            (&["--av-quality-delay-ms", "9223372036854775807"][..], "av_quality_delay_ms = 9223372036854775807"),
+            (&["--epoch-records", "0"][..], "epoch_records = 0"),
+            (&["--epoch-ms", "0"][..], "epoch_ms = 0"),
+            (&["--max-inflight", "0"][..], "max_inflight = 0"),
+            (&["--max-message-bytes", "0"][..], "max_message_bytes = 0"),
+            (&["--idle-timeout-ms", "0"][..], "idle_timeout_ms = 0"),
+            (&["--max-future-ms=-5"][..], "max_future_ms = -5"),
+        ];
+        for (flags, want) in cases {
+            let error = refused(flags).unwrap_or_default();
+            assert!(error.starts_with(want) && error.contains("out of range"), "{flags:?}: {error:?}");
+        }
+        assert_eq!(refused(&["--epoch-ms", "100", "--class-performance-delay-ms", "0"]), None);
+        let file: Settings = toml::from_str("[input]\nepoch_records = 0\n")?;
+        let (flags, given) = parse_flags(&[]);
+        assert!(file.overridden_by(&flags, &given).is_err(), "the file's values are checked too");
+        Ok(())
     }
 }

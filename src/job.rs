@@ -342,7 +342,7 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
             }
             .map_err(|e| format!("{e:#}"))?;
             let rows = build(inputs).rows();
-            attach.attach(&rows, index);
+            attach.attach(&rows, index, &fatal);
             let mut writers = writers.drain(..);
             for ((kind, outputs), durable) in sinks.iter().zip(&durables) {
                 let writer = writers.next();

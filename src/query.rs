@@ -182,10 +182,26 @@ fn consistency(output: Output, snap: &Snapshot) -> String {
     )
 }
 
+/// `cell` with every control character (ESC, CR, newline, ...) written as an escape
+/// (`\u{1b}`, `\r`, `\n`): a dead letter's raw bytes must not drive the user's terminal
+/// nor break the table's lines. Other text, including non-ASCII, is kept.
+fn printable(cell: String) -> String {
+    if !cell.chars().any(char::is_control) {
+        return cell;
+    }
+    cell.chars().map(|c| if c.is_control() { c.escape_debug().to_string() } else { c.to_string() }).collect()
+}
+
+/// An aligned table for people: cells are [`printable`]. (`--format csv` and `json` keep
+/// the data exact: JSON escapes control characters itself, CSV quotes cells holding line
+/// breaks.)
 fn print_table(out: &mut impl Write, output: Output, snap: &Snapshot) -> anyhow::Result<()> {
     let cols = columns(output);
-    let cells: Vec<Vec<String>> =
-        snap.rows.iter().map(|r| cols.iter().map(|c| r.get(*c).map_or("NULL".into(), text)).collect()).collect();
+    let cells: Vec<Vec<String>> = snap
+        .rows
+        .iter()
+        .map(|r| cols.iter().map(|c| printable(r.get(*c).map_or("NULL".into(), text))).collect())
+        .collect();
     let widths: Vec<usize> = cols
         .iter()
         .enumerate()
@@ -237,6 +253,22 @@ mod tests {
         assert!(parse_filters(&["level=A1".into()], reg).is_ok());
         assert!(parse_filters(&["nope=1".into()], reg).is_err());
         assert!(parse_filters(&["level".into()], reg).is_err());
+    }
+
+    /// Issue 22 finding 8: a dead letter's raw ESC sequence reached the terminal.
+    #[test]
+    fn tables_escape_control_characters() -> anyhow::Result<()> {
+        let dead = Output::DeadLetters;
+        let mut row = Map::new();
+        row.insert("raw".into(), Value::from("\u{1b}[2J\u{1b}]0;owned\u{7}line\nnext\tcol é"));
+        let snap = Snapshot { upper: 1, complete: None, rows: vec![row] };
+        let mut out = Vec::new();
+        print_table(&mut out, dead, &snap)?;
+        let text = String::from_utf8(out)?;
+        assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text:?}");
+        assert!(text.contains("\\u{1b}[2J\\u{1b}]0;owned\\u{7}line\\nnext\\tcol é"), "{text}");
+        assert_eq!(text.lines().count(), 4, "header, rule, one row, consistency: {text}");
+        Ok(())
     }
 
     #[test]

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use connectors::fatal::Fatal;
 use differential_dataflow::VecCollection;
 use serde_json::{Map, Value};
 use timely::dataflow::channels::pact::Exchange;
@@ -133,10 +134,13 @@ pub struct DumpOptions {
 }
 
 /// Keeps `shared` (worker 0 only; `None` elsewhere) up to date with `rows`, dumping it per `dump`.
+/// A periodic dump that fails is logged and tried again at the next interval; a final dump
+/// that fails goes to `fatal`, so the run exits non-zero instead of ending without it.
 pub fn maintain<'s>(
     rows: VecCollection<'s, dataflows::Time, OutputRow, Diff>,
     shared: Option<Shared>,
     dump: Option<DumpOptions>,
+    fatal: Fatal,
 ) {
     let mut pending: Vec<(OutputRow, Time, Diff)> = Vec::new();
     let mut last_upper = Some(0);
@@ -167,7 +171,9 @@ pub fn maintain<'s>(
         if contents.complete {
             // The final dump is written before the job ends.
             writer.finish();
-            report(write_dump(&contents, d), d);
+            if let Err(e) = write_dump(&contents, d) {
+                fatal.report(format!("cannot write the final snapshot to {}: {e:#}", d.dir.display()));
+            }
         } else if last_dump.elapsed() >= d.every && writer.idle() {
             writer.spawn(contents.clone(), d.clone());
             last_dump = Instant::now();

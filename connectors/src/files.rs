@@ -11,7 +11,7 @@
 //! all windows close.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
@@ -39,8 +39,10 @@ pub struct PartitionFile {
 
 /// Lists the partition files under `dir`, in topic then partition order.
 ///
-/// Topic directories that are missing are skipped; files not named
-/// `<number>.jsonl` and unknown directories are ignored.
+/// Topic directories that are missing are skipped; files not ending in `.jsonl` and
+/// unknown directories are ignored. A `.jsonl` file whose name is no canonical partition
+/// number (`01.jsonl` or `+1.jsonl` beside `1.jsonl`) is an error: read as partition 1 it
+/// would overwrite that partition's rows.
 pub fn discover(dir: &Path) -> anyhow::Result<Vec<PartitionFile>> {
     if !dir.is_dir() {
         bail!("input directory {} does not exist", dir.display());
@@ -53,25 +55,54 @@ pub fn discover(dir: &Path) -> anyhow::Result<Vec<PartitionFile>> {
         }
         for entry in std::fs::read_dir(&topic_dir).with_context(|| format!("cannot list {}", topic_dir.display()))? {
             let path = entry?.path();
-            let partition = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(|n| n.strip_suffix(".jsonl"))
-                .and_then(|n| n.parse::<u32>().ok());
-            if let Some(partition) = partition {
-                files.push(PartitionFile { topic, partition, path });
-            }
+            let Some(stem) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".jsonl")) else {
+                continue;
+            };
+            let Some(partition) = partition_number(stem) else {
+                bail!(
+                    "unclear partition file name {}: name partition files 0.jsonl, 1.jsonl, ... (no sign, no leading zero)",
+                    path.display()
+                );
+            };
+            files.push(PartitionFile { topic, partition, path });
         }
     }
     files.sort();
     Ok(files)
 }
 
-/// The number of messages (lines) of a partition file, as the source counts them.
+/// The partition number a file stem names: canonical decimal digits only.
+///
+/// ```
+/// use connectors::files::partition_number;
+/// assert_eq!(partition_number("0"), Some(0));
+/// assert_eq!(partition_number("12"), Some(12));
+/// assert_eq!(partition_number("01"), None);
+/// assert_eq!(partition_number("+1"), None);
+/// assert_eq!(partition_number(""), None);
+/// ```
+pub fn partition_number(stem: &str) -> Option<u32> {
+    let canonical = stem.bytes().all(|b| b.is_ascii_digit()) && (stem == "0" || !stem.starts_with('0'));
+    canonical.then(|| stem.parse().ok()).flatten()
+}
+
+/// The number of messages (lines) of a partition file, as the source counts them. Reads
+/// the file in 256 KiB blocks: memory does not grow with the file.
 pub fn count_lines(path: &Path) -> anyhow::Result<u64> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let newlines = bytes.iter().filter(|b| **b == b'\n').count() as u64;
-    Ok(newlines + u64::from(bytes.last().is_some_and(|b| *b != b'\n')))
+    let mut file = File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut block = vec![0u8; 256 << 10];
+    let (mut newlines, mut last) = (0u64, b'\n');
+    loop {
+        let n = match file.read(&mut block) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        newlines += block[..n].iter().filter(|b| **b == b'\n').count() as u64;
+        last = block[n - 1];
+    }
+    Ok(newlines + u64::from(last != b'\n'))
 }
 
 /// The share of `partitions` (in their sorted order) that worker `index` of `peers` reads.
