@@ -153,8 +153,13 @@ pub fn sink<'s>(
                 changes: final_states(ready_now),
             };
             if sender.send(commit).is_err() {
-                // The writer stopped (its error is in the fatal slot): nothing more is written.
+                // The writer stopped; its error is in the fatal slot (a writer that stopped
+                // without one is reported here, so that the job never waits on it).
+                if !fatal.is_raised() {
+                    fatal.report(format!("sink {sink_name} stopped without an error"));
+                }
                 feed = None;
+                held = None;
                 pending.clear();
             }
         }
@@ -179,10 +184,23 @@ impl WriterThread {
         let name = format!("edu-rtdw-sink-{}", self.name);
         let (fatal, sink) = (self.fatal.clone(), self.name.clone());
         let spawned = std::thread::Builder::new().name(name).spawn(move || {
-            for commit in commits {
-                if !self.write(commit) {
-                    break;
+            // A panic in a writer (a driver's, or ours) must end the job like an error does:
+            // otherwise the operator keeps holding the sink's frontier and the job hangs.
+            let wrote = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                for commit in commits {
+                    if !self.write(commit) {
+                        break;
+                    }
                 }
+            }));
+            if let Err(panic) = wrote {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                self.fatal.report(format!("sink {} writer panicked: {what}", self.name));
+                self.finish();
             }
         });
         if let Err(e) = spawned {
@@ -229,23 +247,47 @@ impl WriterThread {
 
 /// The state of every row touched by `updates`: `+1` if present at the end, `-1` if not.
 ///
-/// A row's presence before the first update is read off that update (a
-/// retraction means it was there), so the result does not depend on what the
-/// sink held: a row retracted and re-inserted is written again, a row
-/// inserted and retracted is deleted. Because a key holds at most one row at
-/// any time, the row of a key that is present at the end is always among the
-/// touched rows, so "delete every absent row's key, then upsert every present
-/// row" leaves each touched key exactly as the collection has it.
+/// A row's updates are first consolidated per logical time: a collection's updates at one
+/// time need not be (a join emits `+x` and `-x` at the same time for a row that never
+/// exists when both of its inputs change at that time), and a row whose updates cancel at
+/// every time is not touched at all. A row's presence before its first remaining update
+/// is read off that update (a retraction means it was there), so the result does not
+/// depend on what the sink held: a row retracted and re-inserted is written again, a row
+/// inserted and retracted is deleted. Because a key holds at most one row at any time, the
+/// row of a key that is present at the end is always among the touched rows, so "delete
+/// every absent row's key, then upsert every present row" leaves each touched key exactly
+/// as the collection has it. (Without the per-time consolidation, a transient pair read
+/// retraction first made a row that never was look present: two rows upserted for one
+/// key, which PostgreSQL refuses and the other sinks resolve arbitrarily.)
 pub fn final_states(mut updates: Vec<(OutputRow, Time, Diff)>) -> Vec<(OutputRow, Diff)> {
     updates.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
     let mut out: Vec<(OutputRow, Diff)> = Vec::new();
     let mut updates = updates.into_iter().peekable();
-    while let Some((row, _, first)) = updates.next() {
-        let mut count: Diff = if first < 0 { 1 } else { 0 } + first;
-        while let Some((_, _, diff)) = updates.next_if(|(r, _, _)| *r == row) {
-            count += diff;
+    while let Some((row, first_time, first_diff)) = updates.next() {
+        // Per time: (time, sum); the first non-zero sum tells whether the row was there.
+        let (mut was_present, mut total) = (None, 0);
+        let (mut time, mut sum) = (first_time, first_diff);
+        loop {
+            let next = updates.next_if(|(r, _, _)| *r == row);
+            if let Some((_, t, d)) = &next {
+                if *t == time {
+                    sum += d;
+                    continue;
+                }
+            }
+            if sum != 0 {
+                was_present.get_or_insert(sum < 0);
+                total += sum;
+            }
+            match next {
+                Some((_, t, d)) => (time, sum) = (t, d),
+                None => break,
+            }
         }
-        out.push((row, if count > 0 { 1 } else { -1 }));
+        if let Some(was_present) = was_present {
+            let count = total + Diff::from(was_present);
+            out.push((row, if count > 0 { 1 } else { -1 }));
+        }
     }
     out
 }
@@ -267,5 +309,20 @@ mod tests {
         // A plain change and a plain delete.
         assert_eq!(final_states(vec![(staff(5), 1, -1), (staff(7), 1, 1)]), vec![(staff(5), -1), (staff(7), 1)]);
         assert_eq!(final_states(vec![(staff(5), 3, -1)]), vec![(staff(5), -1)]);
+    }
+
+    /// A join whose two inputs change at one time emits a transient `+x −x` pair for a row
+    /// that never exists; in either order it leaves the row untouched, and the key's real
+    /// row alone is upserted (before, retraction first read as "was there": two upserts).
+    #[test]
+    fn a_transient_pair_at_one_time_touches_nothing() {
+        for pair in [[(staff(6), 1, 1), (staff(6), 1, -1)], [(staff(6), 1, -1), (staff(6), 1, 1)]] {
+            let mut updates = pair.to_vec();
+            updates.extend([(staff(5), 1, -1), (staff(7), 1, 1)]);
+            assert_eq!(final_states(updates), vec![(staff(5), -1), (staff(7), 1)]);
+        }
+        // Cancelling at one time, then really inserted later: it was absent before.
+        let got = final_states(vec![(staff(6), 1, -1), (staff(6), 1, 1), (staff(6), 2, 1)]);
+        assert_eq!(got, vec![(staff(6), 1)]);
     }
 }
