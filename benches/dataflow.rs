@@ -1,7 +1,7 @@
 //! In-memory dataflow throughput: `cargo bench --bench dataflow [-- ARGS]`.
 //!
 //! Runs `edu-rtdw bench` (see `src/bench.rs`) from the release binary: the
-//! seeded sample generated into memory as raw JSON, pushed through all seven
+//! seeded sample generated into memory as raw JSON, pushed through all nine
 //! metrics with sinks discarded, with 1 and 2 workers, per metric, and the
 //! memory per live dedup key. Extra arguments are passed through
 //! (e.g. `-- --scale 100 --runs 5 --per-metric --dedup-keys 1000000`).

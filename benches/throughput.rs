@@ -4,7 +4,7 @@
 //! then replays it through the release binary into a fresh SQLite file, `RUNS`
 //! times (default 5) with 1 and with 2 workers, and reports the median
 //! records/s of each and their ratio, as text and as one JSON object. This
-//! measures the whole job as a user runs it (parsing, all seven metrics, the
+//! measures the whole job as a user runs it (parsing, all nine metrics, the
 //! SQLite sink); the in-memory per-metric harness is the benchmark issue's.
 
 use std::path::Path;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A/B throughput of two builds on this machine, interleaved so that both see the same
-# background load: `edu-rtdw bench` (all seven metrics, in memory, sinks discarded)
+# background load: `edu-rtdw bench` (all nine metrics, in memory, sinks discarded)
 # alternately with binary A and binary B, ROUNDS times each; prints every run and the
 # medians of records/s and records per CPU-second.
 #

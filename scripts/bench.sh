@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates docs/BENCHMARKS.md: machine, exact commands, medians of RUNS runs.
 #   scripts/bench.sh [SCALE] [RUNS]      (defaults: 100 and 5)
-# Runs the in-memory harness (`edu-rtdw bench`, all seven metrics, sinks
+# Runs the in-memory harness (`edu-rtdw bench`, all nine metrics, sinks
 # discarded, -w 1 and -w 2, per metric, dedup memory) and the end-to-end file
 # replay into SQLite (`cargo bench --bench throughput`), then a short perf
 # profile when `perf` is installed. Takes several minutes on 2 cores.
@@ -42,7 +42,7 @@ fi
   echo "- Memory: $mem"
   echo "- Load average when the run started: $load (the machine is shared: other builds and a Kafka broker run beside it, so wall-clock rates vary by ±20 % between runs; \`records per CPU-second\` is steadier)"
   echo
-  echo "## In-memory dataflow (all seven metrics from raw JSON, sinks discarded)"
+  echo "## In-memory dataflow (all nine metrics from raw JSON, sinks discarded)"
   echo
   echo '```'
   echo "$ $BENCH_CMD"

@@ -10,7 +10,7 @@
 //!
 //! Every key is optional; see `edu-rtdw.sample.toml` for all of them. Routing
 //! (which table goes to which sink) defaults to the seed's layout when the
-//! servers are configured: 2.3, 2.4, 2.5, 2.7 to MySQL, 2.2 and 2.6 to
+//! servers are configured: 2.3, 2.4, 2.5, 2.7, 2.8, 2.9 to MySQL, 2.2 and 2.6 to
 //! PostgreSQL; every table not routed elsewhere goes to the SQLite file.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -38,6 +38,9 @@ pub struct Settings {
     /// Event-time settings.
     #[command(flatten)]
     pub delays: DelaySettings,
+    /// Metric parameters.
+    #[command(flatten)]
+    pub metrics: MetricSettings,
     /// Sink locations.
     #[command(flatten)]
     pub sinks: SinkSettings,
@@ -118,6 +121,15 @@ pub struct DelaySettings {
     pub max_future_ms: i64,
 }
 
+/// `[metrics]`.
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricSettings {
+    /// top_teachers_daily: teachers kept per day.
+    #[arg(long = "top-n", value_name = "N", default_value_t = dataflows::top_teachers_daily::DEFAULT_TOP_N)]
+    pub top_n: usize,
+}
+
 /// `[sinks]`.
 #[derive(Debug, Clone, Args, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -157,7 +169,7 @@ macro_rules! clap_default {
         }
     )*};
 }
-clap_default!(InputSettings, KafkaSettings, DelaySettings, SinkSettings);
+clap_default!(InputSettings, KafkaSettings, DelaySettings, MetricSettings, SinkSettings);
 
 /// `T` as clap fills it from no arguments and no environment.
 fn clap_defaults<T: Args + FromArgMatches>() -> T {
@@ -229,6 +241,7 @@ impl Settings {
             input: overlay(&self.input, &flags.input, given)?,
             kafka: overlay(&self.kafka, &flags.kafka, given)?,
             delays: overlay(&self.delays, &flags.delays, given)?,
+            metrics: overlay(&self.metrics, &flags.metrics, given)?,
             sinks: overlay(&self.sinks, &flags.sinks, given)?,
             routes: self.routes,
         };
@@ -239,7 +252,8 @@ impl Settings {
     /// Refuses, at start and in one line, a numeric setting outside what the job can run
     /// with: a negative delay, a zero epoch or interval (a division by zero or a busy
     /// loop), or one so large that nothing would ever close (more than a week of delay or
-    /// idleness, an epoch of more than an hour or 2^30 records).
+    /// idleness, an epoch of more than an hour or 2^30 records). `max_future_ms` has no upper
+    /// bound: a huge value turns the check off.
     pub fn check_ranges(&self) -> anyhow::Result<()> {
         const WEEK_MS: i128 = 7 * 86_400_000;
         let (input, kafka, delays) = (&self.input, &self.kafka, &self.delays);
@@ -250,7 +264,9 @@ impl Settings {
             ("idle_timeout_ms", kafka.idle_timeout_ms.into(), 1, WEEK_MS),
             ("class_performance_delay_ms", delays.class_performance_ms.into(), 0, WEEK_MS),
             ("av_quality_delay_ms", delays.av_quality_ms.into(), 0, WEEK_MS),
-            ("max_future_ms", delays.max_future_ms.into(), 0, 10 * 365 * 86_400_000),
+            // A huge value turns the check off (tests do): only a negative one is absurd.
+            ("max_future_ms", delays.max_future_ms.into(), 0, i64::MAX.into()),
+            ("top_n", self.metrics.top_n as i128, 1, 1000),
         ];
         if let Some(ms) = input.epoch_ms {
             checks.push(("epoch_ms", ms.into(), 1, 3_600_000));
@@ -313,7 +329,8 @@ impl Settings {
         use Output::*;
         let mut sinks = Vec::new();
         match output {
-            ClassPerformance1m | OfflineStudyTime | AvQuality30s | DailyCcConfirmations
+            ClassPerformance1m | OfflineStudyTime | AvQuality30s | DailyCcConfirmations | DailyUvPv
+            | TopTeachersDaily
                 if self.sinks.mysql.is_some() =>
             {
                 sinks.push(SinkKind::Mysql)

@@ -18,7 +18,7 @@ use connectors::source::{InFlight, SourceShared};
 use connectors::sqlite::SqliteSink;
 use dataflows::ingest::Delays;
 use dataflows::output::OutputSet;
-use dataflows::{build, Time};
+use dataflows::{build_with, Time};
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
 use timely::dataflow::operators::vec::ToStream;
 use timely::dataflow::operators::{Exchange, Inspect, Probe};
@@ -300,6 +300,7 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
     let workers = cluster.workers.max(1);
     let high_epoch = Arc::new(AtomicU64::new(0));
     let max_inflight = settings.input.max_inflight;
+    let top_n = settings.metrics.top_n;
     let fatal = Fatal::default();
     let started = Instant::now();
 
@@ -341,7 +342,7 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
                 ),
             }
             .map_err(|e| format!("{e:#}"))?;
-            let rows = build(inputs).rows();
+            let rows = build_with(inputs, top_n).rows();
             attach.attach(&rows, index, &fatal);
             let mut writers = writers.drain(..);
             for ((kind, outputs), durable) in sinks.iter().zip(&durables) {

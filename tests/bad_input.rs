@@ -84,8 +84,13 @@ fn wrong_types_are_dead_letters_of_the_metrics_that_read_them() {
         ["agora_record", "0", "av_quality_30s", "bad_field:agora_audioState.lost"],
         ["data_pack_order_info", "0", "daily_cc_confirmations", "bad_field:cc_id"],
         ["data_pack_order_info", "1", "daily_cc_confirmations", "bad_field:status"],
+        // 2.8 reads every qos_log record: its time is named first (event_time is NULL).
+        ["qos_log", "0", "daily_uv_pv", "bad_field:event_time"],
         ["qos_log", "0", "offline_study_time", "bad_field:user_id"],
+        // 2.8 reads every signal: `data` is no JSON object (0), the timestamp is no integer (1).
+        ["timeline_client_topic", "0", "daily_uv_pv", "bad_field:timestamp"],
         ["timeline_client_topic", "0", "student_signal_etl", "bad_field:msgId"],
+        ["timeline_client_topic", "1", "daily_uv_pv", "bad_field:timestamp"],
         ["timeline_client_topic", "1", "student_signal_etl", "bad_field:timestamp"],
         ["uc_account-user", "0", "hourly_registrations_by_level", "bad_field:id"],
     ];

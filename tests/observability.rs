@@ -129,18 +129,22 @@ fn metrics_endpoint_counts_a_known_input() {
     // 6 signals and 3 quality records read.
     expect(r#"edu_rtdw_records_read_total{source="timeline_client_topic",partition="0"}"#, "6");
     expect(r#"edu_rtdw_records_read_total{source="qos_log",partition="1"}"#, "3");
-    // Record 2 is late, record 4 has no userid (2.3 reads it); qos: 2 not_json, 1 not_object.
+    // Record 2 is late, record 4 has no userid (2.3 and 2.8 read it); qos: 2 not_json, 1 not_object.
     expect(r#"edu_rtdw_dead_letters_total{source="timeline_client_topic",reason="late"}"#, "1");
-    expect(r#"edu_rtdw_dead_letters_total{source="timeline_client_topic",reason="bad_field:userId"}"#, "1");
+    expect(r#"edu_rtdw_dead_letters_total{source="timeline_client_topic",reason="bad_field:userId"}"#, "2");
     expect(r#"edu_rtdw_dead_letters_total{source="qos_log",reason="not_json"}"#, "2");
     expect(r#"edu_rtdw_dead_letters_total{source="qos_log",reason="not_object"}"#, "1");
     // Both timeline partitions ended: watermark +infinity, so no lag is exported.
     expect(r#"edu_rtdw_watermark_ms{source="timeline_client_topic",partition="0"}"#, "+Inf");
     assert!(!body.contains("edu_rtdw_watermark_lag_seconds{"), "{body}");
-    // 2.1: every signal but the teacher's (5); 2.3: user 7 [T0) = 2, user 8 [m1) = 1; 5 dead letters.
+    // 2.1: every signal but the teacher's (5); 2.3: user 7 [T0) = 2, user 8 [m1) = 1; 6 dead
+    // letters. 2.8: one day, live students (7, 8) and the live teacher (1): 2 rows; 2.9: teacher
+    // 1 in room 9 with students 7 and 8: 1 row.
     expect(r#"edu_rtdw_output_rows{sink="sqlite",table="timeline_analysis_student"}"#, "5");
     expect(r#"edu_rtdw_output_rows{sink="sqlite",table="timeline_signal_analysis"}"#, "2");
-    expect(r#"edu_rtdw_output_rows{sink="sqlite",table="dead_letters"}"#, "5");
+    expect(r#"edu_rtdw_output_rows{sink="sqlite",table="dead_letters"}"#, "6");
+    expect(r#"edu_rtdw_output_rows{sink="sqlite",table="daily_uv_pv"}"#, "2");
+    expect(r#"edu_rtdw_output_rows{sink="sqlite",table="top_teachers_daily"}"#, "1");
     expect(r#"edu_rtdw_snapshot_rows{metric="class_performance_1m"}"#, "2");
     // At least one commit was timed, and its count matches the +Inf bucket.
     let count = sample(&body, r#"edu_rtdw_sink_commit_seconds_count{sink="sqlite"}"#).expect("commit count");

@@ -363,6 +363,8 @@ fn class_performance_windows_lateness_and_bad_fields() {
             ["4", "class_performance_1m", "late"],
             ["6", "class_performance_1m", "late"],
             ["8", "class_performance_1m", "bad_field:userId"],
+            // 2.8 counts every signal, and 8 has no user (9's room is text to 2.8: counted).
+            ["8", "daily_uv_pv", "bad_field:userId"],
             ["9", "class_performance_1m", "bad_field:roomId"],
         ])
     );
@@ -746,9 +748,12 @@ fn dead_letters_for_unreadable_records() {
 
     assert_eq!(
         db.rows(
-            "SELECT source, \"partition\", \"offset\", metric, reason FROM dead_letters ORDER BY source, \"offset\""
+            "SELECT source, \"partition\", \"offset\", metric, reason FROM dead_letters \
+             ORDER BY source, \"offset\", metric"
         ),
         want(&[
+            // Its time is readable, its user is not: 2.8 rejects it too.
+            [QOS, "0", "0", "daily_uv_pv", "bad_field:user_id"],
             [QOS, "0", "0", "offline_study_time", "bad_field:user_id"],
             [SIGNALS, "1", "0", "*", "not_json"],
             [SIGNALS, "1", "1", "*", "not_object"],
@@ -820,7 +825,10 @@ fn texts_no_sink_can_store_are_bad_fields() {
             db.dead_letters(SIGNALS),
             want(&[
                 ["1", "student_signal_etl", "bad_field:subAction"],
-                ["2", "student_signal_etl", "bad_field:createTime"]
+                ["2", "student_signal_etl", "bad_field:createTime"],
+                // 2.1 drops the teacher's signal; 2.8 counts it, but cannot store its user
+                // (2.9 writes teacher ids).
+                ["3", "daily_uv_pv", "bad_field:userId"]
             ])
         );
         assert_eq!(db.rows("SELECT id, level FROM channel_name_dictionary"), want(&[["c2", "B"]]));
@@ -884,8 +892,19 @@ fn timestamps_outside_the_years_1000_to_9999_are_bad_fields() {
             ]),
             "{flags:?}"
         );
-        let bad_time = |offset| [offset, "class_performance_1m", "bad_field:timestamp"];
-        assert_eq!(db.dead_letters(SIGNALS), want(&[bad_time("1"), bad_time("2"), bad_time("4")]));
+        let bad_time = |offset, metric| [offset, metric, "bad_field:timestamp"];
+        let (minute, day) = ("class_performance_1m", "daily_uv_pv");
+        // 1 and 2 have no storable day either; 4's day (9999-12-31) is storable, only its window is not.
+        assert_eq!(
+            db.dead_letters(SIGNALS),
+            want(&[
+                bad_time("1", minute),
+                bad_time("1", day),
+                bad_time("2", minute),
+                bad_time("2", day),
+                bad_time("4", minute)
+            ])
+        );
         assert_eq!(
             db.rows("SELECT start_time, end_time, event_sum FROM user_av_record"),
             want(&[[at(0).as_str(), &at(30_000), "2"]])
@@ -905,6 +924,8 @@ fn timestamps_outside_the_years_1000_to_9999_are_bad_fields() {
             db.dead_letters(QOS),
             want(&[
                 bad("0", "bad_field:extra.data_time"),
+                // 2.8 has no storable day for event_time = i64::MAX.
+                ["1", "daily_uv_pv", "bad_field:event_time"],
                 bad("1", "bad_field:event_time"),
                 bad("3", "bad_field:extra.data_time"),
             ])
@@ -929,8 +950,12 @@ fn messages_over_max_message_bytes_are_too_large() {
 
     // Default 1 MiB: only offset 0 is too large; 1 and 2 are read (their user_id is bad).
     let db = input.run(&[]);
-    let read = |offset| [offset, "offline_study_time", "bad_field:user_id"];
-    assert_eq!(db.dead_letters(QOS), want(&[["0", "*", "too_large"], read("1"), read("2")]));
+    let read = |offset, metric| [offset, metric, "bad_field:user_id"];
+    let (day, study) = ("daily_uv_pv", "offline_study_time");
+    assert_eq!(
+        db.dead_letters(QOS),
+        want(&[["0", "*", "too_large"], read("1", day), read("1", study), read("2", day), read("2", study)])
+    );
     let conn = rusqlite::Connection::open(&db.path).expect("open db");
     let raw: Vec<u8> = conn
         .query_row("SELECT CAST(raw AS BLOB) FROM dead_letters WHERE \"offset\" = 0", [], |r| r.get(0))
@@ -949,4 +974,128 @@ fn file_replay_has_no_log_time_and_never_finds_a_record_future() {
     let db = Replay::new().json(AGORA, 0, &[agora(year_3000, Some(1), None)]).run(&["--max-future-ms", "0"]);
     assert_eq!(db.dead_letters(AGORA), Vec::<Vec<String>>::new());
     assert_eq!(db.rows("SELECT start_time FROM user_av_record"), want(&[["3000-01-01 00:00:00.000"]]));
+}
+
+// ---------------------------------------------------------------------------
+// §2.8 daily_uv_pv, §2.9 top_teachers_daily
+// ---------------------------------------------------------------------------
+
+const DAY: i64 = 86_400_000;
+
+/// A live record that 2.1 drops (msgid 999) but 2.8 counts: user, time, and optionally
+/// room and role.
+fn visit(ts: i64, user: Value, room: Option<&str>, role: Option<&str>) -> Value {
+    let mut data = json!({"userid": user, "timestamp": ts, "msgid": "999"});
+    if let Some(room) = room {
+        data["roomId"] = json!(room);
+    }
+    if let Some(role) = role {
+        data["role"] = json!(role);
+    }
+    json!({ "data": data })
+}
+
+const UV_PV_SQL: &str = "SELECT stat_date, area, role, uv, pv FROM daily_uv_pv ORDER BY stat_date, area, role";
+
+#[test]
+fn daily_uv_pv_counts_every_record_per_day_area_and_role() {
+    let live = [
+        visit(T0, json!("7"), Some("r1"), Some("2")),      // 0 day 1 live student 7
+        visit(T0 + 1000, json!(7), Some("r1"), Some("2")), // 1 the same user as a number: uv 1, pv 2
+        visit(T0 + 2000, json!("8"), Some("r1"), Some("1")), // 2 teacher
+        visit(T0 + 3000, json!("9"), None, Some("x")),     // 3 other role
+        visit(T0 + 4000, json!("10"), None, None),         // 4 NULL role: other
+        visit(T0 + DAY, json!("7"), Some("r1"), Some("2")), // 5 day 2
+        json!({"data": {"userid": "7"}}),                  // 6 bad_field:timestamp
+        json!({"data": {"timestamp": T0}}),                // 7 bad_field:userId
+        json!({"data": {"timestamp": "soon"}}),            // 8 bad_field:timestamp (the time first)
+        visit(T0 + 5000, json!("11"), Some("r2"), Some("2")), // 9 an old day after day 2: no lateness
+        student(T0 + 6000, "7", MOVE),                     // 10 a signal 2.1 keeps: counted too
+    ];
+    let recorded = [
+        qos(json!(5), json!("r"), json!("student"), T0, "PPT_PLAY", Some(T0)), // 0 recorded student 5
+        qos(json!("5"), json!("r"), json!("student"), T0 + 1, "PPT_SUCCESS", Some(T0 + 1)), // 1 same user
+        qos(json!(6), json!("r"), json!("parent"), T0, "PPT_PLAY", None),      // 2 other
+        qos(json!("x"), json!("r"), json!("student"), T0, "PPT_PLAY", None),   // 3 bad_field:user_id
+    ];
+    let mut input = Replay::new();
+    input.json(SIGNALS, 0, &live).json(QOS, 0, &recorded);
+    for flags in BATCHINGS {
+        let db = input.run(flags);
+        // Day 1 live: students 7 (0, 1, 10) and 11 (9): uv 2, pv 4; teacher 8; others 9 and 10.
+        // Day 1 recorded: student 5 (0, 1); other 6. Day 2 live: student 7 (5).
+        assert_eq!(
+            db.rows(UV_PV_SQL),
+            want(&[
+                ["2024-01-01", "live", "other", "2", "2"],
+                ["2024-01-01", "live", "student", "2", "4"],
+                ["2024-01-01", "live", "teacher", "1", "1"],
+                ["2024-01-01", "recorded", "other", "1", "1"],
+                ["2024-01-01", "recorded", "student", "1", "2"],
+                ["2024-01-02", "live", "student", "1", "1"],
+            ]),
+            "{flags:?}"
+        );
+        let uv_dead = |source| {
+            db.rows(&format!(
+                "SELECT \"offset\", reason FROM dead_letters WHERE source = '{source}' AND metric = 'daily_uv_pv' \
+                 ORDER BY \"offset\""
+            ))
+        };
+        assert_eq!(
+            uv_dead(SIGNALS),
+            want(&[["6", "bad_field:timestamp"], ["7", "bad_field:userId"], ["8", "bad_field:timestamp"]])
+        );
+        assert_eq!(uv_dead(QOS), want(&[["3", "bad_field:user_id"]]));
+    }
+}
+
+const TOP_SQL: &str =
+    "SELECT stat_date, rank, teacher_id, students, rooms FROM top_teachers_daily ORDER BY stat_date, rank";
+
+#[test]
+fn top_teachers_daily_ranks_by_distinct_students_then_teacher_id() {
+    let live = |ts: i64, user: &str, room: Option<&str>, role: &str| visit(ts, json!(user), room, Some(role));
+    let records = [
+        live(T0, "a", Some("r1"), "1"),            // 0 a teaches r1
+        live(T0 + 1, "a", Some("r2"), "1"),        // 1 a teaches r2
+        live(T0 + 2, "b", Some("r3"), "1"),        // 2 b teaches r3
+        live(T0 + 3, "c", Some("r4"), "1"),        // 3 c teaches r4: no student, never ranked
+        live(T0 + 4, "s1", Some("r1"), "2"),       // 4 s1 attends r1
+        live(T0 + 5, "s2", Some("r1"), "2"),       // 5 s2 attends r1
+        live(T0 + 6, "s2", Some("r2"), "2"),       // 6 s2 attends r2 too: one student of a
+        live(T0 + 7, "s3", Some("r3"), "2"),       // 7 s3 attends r3
+        live(T0 + 8, "10", Some("r5"), "1"),       // 8 teacher "10"
+        live(T0 + 9, "s5", Some("r5"), "2"),       // 9 ... with one student
+        live(T0 + 10, "9", Some("r6"), "1"),       // 10 teacher "9"
+        live(T0 + 11, "s6", Some("r6"), "2"),      // 11 ... with one student
+        live(T0 + 12, "9", Some("r1"), "2"),       // 12 teacher 9 is also a student of a
+        live(T0 + 13, "z", None, "1"),             // 13 no room: 2.8 only
+        live(T0 + 14, "s9", None, "2"),            // 14 no room: 2.8 only
+        live(T0 + DAY, "a", Some("r7"), "1"),      // 15 day 2: a teaches r7
+        live(T0 + DAY + 1, "s1", Some("r7"), "2"), // 16 ... s1 attends
+        live(T0 + 20, "s7", Some("r3"), "2"),      // 17 a late record of day 1: b's second student
+        live(T0 + 21, "s8", Some("r3"), "3"),      // 18 role 3: neither teacher nor student
+    ];
+    let mut input = Replay::new();
+    input.json(SIGNALS, 0, &records);
+    // Day 1: a {s1, s2, 9} in 2 rooms; b {s3, s7} in 1; "10" {s5}; "9" {s6}; c none.
+    // Ties by teacher_id bytes: "10" < "9" < "a" < "b". Day 2: a {s1} in 1 room.
+    let day1 = |rank, teacher, students, rooms| ["2024-01-01", rank, teacher, students, rooms];
+    let all = [
+        day1("1", "a", "3", "2"),
+        day1("2", "b", "2", "1"),
+        day1("3", "10", "1", "1"),
+        day1("4", "9", "1", "1"),
+        ["2024-01-02", "1", "a", "1", "1"],
+    ];
+    for flags in [&["--epoch-records", "1"][..], &[], &["-w", "2", "--epoch-records", "1"]] {
+        assert_eq!(input.run(flags).rows(TOP_SQL), want(&all), "{flags:?}");
+    }
+    // top_n = 3: "10" and "9" tie at the boundary; the smaller id keeps rank 3. Before record
+    // 17, b had one student and ranked 4th: the late record rewrote ranks 2 to 4.
+    let top3 = [all[0], all[1], all[2], all[4]];
+    for flags in [&["--top-n", "3", "--epoch-records", "1"][..], &["--top-n", "3"]] {
+        assert_eq!(input.run(flags).rows(TOP_SQL), want(&top3), "{flags:?}");
+    }
 }

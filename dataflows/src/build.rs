@@ -1,4 +1,4 @@
-//! Wires the ingested input into all seven metrics.
+//! Wires the ingested input into all nine metrics.
 
 use differential_dataflow::VecCollection;
 use timely::container::CapacityContainerBuilder;
@@ -12,12 +12,14 @@ use crate::av_quality_30s::{self, AvKey, AvRow};
 use crate::channel_dim::{self, ChannelRow};
 use crate::class_performance_1m::{self, MinuteKey, MinuteRow};
 use crate::daily_cc_confirmations::{self, OrderId, OrderState, StaffIndexRow};
+use crate::daily_uv_pv::{self, UvPvRow, Visit};
 use crate::hourly_registrations_by_level::{self, RegistrationRow};
 use crate::ingest::Input;
 use crate::offline_study_time::{self, PlayFact, StudyRow};
 use crate::ops::window::{Mark, WindowFact};
 use crate::ops::Inserts;
 use crate::student_signal_etl::{self, SignalRow};
+use crate::top_teachers_daily::{self, TopTeacherRow};
 use crate::topics::{Student, User};
 use crate::{DeadLetter, Diff, OutputRow, Pos, Text, Time, Topic};
 
@@ -37,6 +39,10 @@ pub struct Outputs<'s> {
     pub hourly_registrations_by_level: VecCollection<'s, Time, RegistrationRow, Diff>,
     /// 2.7 `staff_index`.
     pub daily_cc_confirmations: VecCollection<'s, Time, StaffIndexRow, Diff>,
+    /// 2.8 `daily_uv_pv`.
+    pub daily_uv_pv: VecCollection<'s, Time, UvPvRow, Diff>,
+    /// 2.9 `top_teachers_daily`.
+    pub top_teachers_daily: VecCollection<'s, Time, TopTeacherRow, Diff>,
     /// `dead_letters`.
     pub dead_letters: VecCollection<'s, Time, DeadLetter, Diff>,
 }
@@ -52,6 +58,8 @@ impl<'s> Outputs<'s> {
             .concat(self.av_quality_30s.map(OutputRow::Av))
             .concat(self.hourly_registrations_by_level.map(OutputRow::Registration))
             .concat(self.daily_cc_confirmations.map(OutputRow::Staff))
+            .concat(self.daily_uv_pv.map(OutputRow::UvPv))
+            .concat(self.top_teachers_daily.map(OutputRow::TopTeacher))
             .concat(self.dead_letters.map(OutputRow::Dead))
     }
 }
@@ -66,6 +74,7 @@ struct Split<'s> {
     students: StreamVec<'s, Time, (Text, Pos, Student)>,
     users: StreamVec<'s, Time, (Text, Pos, User)>,
     orders: StreamVec<'s, Time, (OrderId, Pos, OrderState)>,
+    visits: StreamVec<'s, Time, Visit>,
     dead: StreamVec<'s, Time, DeadLetter>,
     timeline_marks: StreamVec<'s, Time, (u32, Mark)>,
     agora_marks: StreamVec<'s, Time, (u32, Mark)>,
@@ -86,6 +95,7 @@ fn split(inputs: StreamVec<'_, Time, Input>) -> Split<'_> {
     let (mut students, student_stream) = typed_output(&mut builder);
     let (mut users, user_stream) = typed_output(&mut builder);
     let (mut orders, order_stream) = typed_output(&mut builder);
+    let (mut visits, visit_stream) = typed_output(&mut builder);
     let (mut dead, dead_stream) = typed_output(&mut builder);
     let (mut timeline_marks, timeline_mark_stream) = typed_output(&mut builder);
     let (mut agora_marks, agora_mark_stream) = typed_output(&mut builder);
@@ -95,15 +105,15 @@ fn split(inputs: StreamVec<'_, Time, Input>) -> Split<'_> {
                 (signals.activate(), minutes.activate(), channels.activate(), plays.activate());
             let (mut av, mut students, mut users, mut orders) =
                 (av.activate(), students.activate(), users.activate(), orders.activate());
-            let (mut dead, mut timeline_marks, mut agora_marks) =
-                (dead.activate(), timeline_marks.activate(), agora_marks.activate());
+            let (mut visits, mut dead, mut timeline_marks, mut agora_marks) =
+                (visits.activate(), dead.activate(), timeline_marks.activate(), agora_marks.activate());
             input.for_each_stamp(|cap, data| {
                 let (mut signals, mut minutes, mut channels, mut plays) =
                     (signals.session(&cap), minutes.session(&cap), channels.session(&cap), plays.session(&cap));
                 let (mut av, mut students, mut users, mut orders) =
                     (av.session(&cap), students.session(&cap), users.session(&cap), orders.session(&cap));
-                let (mut dead, mut timeline_marks, mut agora_marks) =
-                    (dead.session(&cap), timeline_marks.session(&cap), agora_marks.session(&cap));
+                let (mut visits, mut dead, mut timeline_marks, mut agora_marks) =
+                    (visits.session(&cap), dead.session(&cap), timeline_marks.session(&cap), agora_marks.session(&cap));
                 for input in data.flat_map(|batch| batch.drain(..)) {
                     match input {
                         Input::Signal(pos, clean) => signals.give((pos, clean)),
@@ -118,6 +128,7 @@ fn split(inputs: StreamVec<'_, Time, Input>) -> Split<'_> {
                         Input::Student(id, pos, s) => students.give((id, pos, s)),
                         Input::User(id, pos, u) => users.give((id, pos, u)),
                         Input::Order(id, pos, o) => orders.give((id, pos, o)),
+                        Input::Visit(v) => visits.give(*v),
                         Input::Dead(d) => dead.give(d),
                         Input::Watermark(Topic::Timeline, partition, mark) => timeline_marks.give((partition, mark)),
                         Input::Watermark(_, partition, mark) => agora_marks.give((partition, mark)),
@@ -135,6 +146,7 @@ fn split(inputs: StreamVec<'_, Time, Input>) -> Split<'_> {
         students: student_stream,
         users: user_stream,
         orders: order_stream,
+        visits: visit_stream,
         dead: dead_stream,
         timeline_marks: timeline_mark_stream,
         agora_marks: agora_mark_stream,
@@ -151,7 +163,8 @@ fn typed_output<'s, D: Clone + 'static>(
     (OutputBuilder::from(output), stream)
 }
 
-/// Builds all seven metrics over the ingested input of every source.
+/// Builds all nine metrics over the ingested input of every source, with 2.9's default
+/// `top_n` ([`build_with`] sets it).
 ///
 /// ```
 /// use timely::dataflow::operators::ToStream;
@@ -170,8 +183,25 @@ fn typed_output<'s, D: Clone + 'static>(
 /// assert!(matches!(&rows[..], [(OutputRow::Dead(d), 0, 1)] if d.reason == "not_json"));
 /// ```
 pub fn build<'s>(inputs: StreamVec<'s, Time, Input>) -> Outputs<'s> {
-    let Split { signals, minutes, channels, plays, av, students, users, orders, dead, timeline_marks, agora_marks } =
-        split(inputs);
+    build_with(inputs, top_teachers_daily::DEFAULT_TOP_N)
+}
+
+/// [`build`] keeping the `top_n` most followed teachers per day in 2.9.
+pub fn build_with<'s>(inputs: StreamVec<'s, Time, Input>, top_n: usize) -> Outputs<'s> {
+    let Split {
+        signals,
+        minutes,
+        channels,
+        plays,
+        av,
+        students,
+        users,
+        orders,
+        visits,
+        dead,
+        timeline_marks,
+        agora_marks,
+    } = split(inputs);
     let channel_dim = channel_dim::dataflow(channels);
     let (class_performance_1m, late_signals) = class_performance_1m::dataflow(minutes, timeline_marks);
     let (av_quality_30s, late_samples) = av_quality_30s::dataflow(av, agora_marks);
@@ -186,6 +216,8 @@ pub fn build<'s>(inputs: StreamVec<'s, Time, Input>) -> Outputs<'s> {
             channel_dim::levels(channel_dim.clone()),
         ),
         daily_cc_confirmations: daily_cc_confirmations::dataflow(orders),
+        daily_uv_pv: daily_uv_pv::dataflow(visits.clone()),
+        top_teachers_daily: top_teachers_daily::dataflow(visits, top_n),
         channel_dim,
         dead_letters: dead.inserts().concat(late_signals).concat(late_samples),
     }

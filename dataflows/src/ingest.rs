@@ -26,6 +26,7 @@ use crate::av_quality_30s::{self, AvKey};
 use crate::channel_dim::{self, ChannelRow};
 use crate::class_performance_1m::{self, MinuteKey};
 use crate::daily_cc_confirmations::{self, OrderId, OrderState};
+use crate::daily_uv_pv::{self, Visit};
 use crate::hourly_registrations_by_level::{check_student, check_user};
 use crate::json::{Reject, Scratch};
 use crate::offline_study_time::{self, PlayFact};
@@ -87,6 +88,8 @@ pub enum Input {
     User(Text, Pos, User),
     /// 2.7: an order record's state, by id.
     Order(OrderId, Pos, OrderState),
+    /// 2.8 (and, live, 2.9): a visit.
+    Visit(Box<Visit>),
     /// A rejected record.
     Dead(DeadLetter),
     /// A partition's watermark for a windowed topic: topic, partition, `W_p` (or idle).
@@ -265,7 +268,8 @@ impl PartitionIngest {
                 emit.verdict(
                     Metric::OfflineStudyTime,
                     offline_study_time::fact(&q).map(|f| f.map(|f| Input::Play(pos, f))),
-                )
+                );
+                emit.verdict(Metric::DailyUvPv, daily_uv_pv::recorded_visit(&q).map(|v| Input::Visit(Box::new(v))));
             }),
             Topic::Agora => Agora::parse_with(raw, &mut self.scratch).map(|a| self.agora(&mut emit, log_time, a)),
             Topic::Student => Student::parse_with(raw, &mut self.scratch).map(|s| {
@@ -289,6 +293,7 @@ impl PartitionIngest {
     fn signal(&mut self, emit: &mut Emit<'_, '_>, key: Option<&[u8]>, log_time: Option<i64>, s: Signal) {
         let origin = self.origin(emit.pos, emit.raw);
         let timing = self.observe(s.timestamp.val().copied(), log_time);
+        let visit = daily_uv_pv::live_visit(&s).map(|v| Input::Visit(Box::new(v)));
         match student_signal_etl::clean(s) {
             Err(r) => emit.reject(Metric::StudentSignalEtl, r),
             Ok(None) => {}
@@ -305,6 +310,7 @@ impl PartitionIngest {
                 emit.verdict(Metric::ClassPerformance1m, minute);
             }
         }
+        emit.verdict(Metric::DailyUvPv, visit);
     }
 
     /// 2.5 from one quality sample.
@@ -396,8 +402,11 @@ mod tests {
     fn filtered_records_move_the_watermark() {
         let mut p = PartitionIngest::new(Topic::Timeline, 0, &Delays::default());
         let mut out = Vec::new();
-        p.ingest(0, br#"{"data":{"timestamp":200000,"role":"1"}}"#, &mut out);
-        assert!(out.is_empty());
+        p.ingest(0, br#"{"data":{"userid":"8","timestamp":200000,"role":"1"}}"#, &mut out);
+        assert!(
+            matches!(out.as_slice(), [Input::Visit(v)] if v.role == daily_uv_pv::Role::Teacher),
+            "2.8 only: {out:?}"
+        );
         assert_eq!(p.watermark_update(), Some(Input::Watermark(Topic::Timeline, 0, Mark::At(195_000))));
         assert_eq!(p.watermark_update(), None);
         p.ingest(1, &signal_at(100_000), &mut out);
@@ -473,7 +482,9 @@ mod tests {
         let (log, mut out) = (1_000_000, Vec::new());
         p.ingest_logged(0, None, &signal_at(log + 600_000), Some(log), &mut out); // exactly max_future ahead
         p.ingest_logged(1, None, &signal_at(log + 600_001), Some(log), &mut out); // one ms more: future
-        p.ingest_logged(2, None, br#"{"data":{"timestamp":99000000000,"role":"1"}}"#, Some(log), &mut out); // teacher
+                                                                                  // A teacher: 2.3 would not count it, so it is no `future` dead letter (2.8, with no
+                                                                                  // window, counts it on its own day).
+        p.ingest_logged(2, None, br#"{"data":{"userid":"8","timestamp":99000000000,"role":"1"}}"#, Some(log), &mut out);
         assert_eq!(reasons(&out), vec!["future".to_string()]);
         assert_eq!(p.watermark_update(), Some(Input::Watermark(Topic::Timeline, 0, Mark::At(log + 595_000))));
         // Still flows through 2.1 (which has no event time), like a late record.
@@ -497,7 +508,16 @@ mod tests {
         for (offset, ts) in [(0, 100_000), (1, i64::MAX), (2, i64::MIN), (3, -30_610_224_000_001), (4, 96_000)] {
             p.ingest(offset, &signal_at(ts), &mut out);
         }
-        assert_eq!(reasons(&out), vec!["bad_field:timestamp".to_string(); 3]);
+        // Each of the three: a bad field of 2.3 (no storable window) and of 2.8 (no storable day).
+        let dead: Vec<(Option<Metric>, String)> = out
+            .iter()
+            .filter_map(|i| if let Input::Dead(d) = i { Some((d.metric, d.reason.clone())) } else { None })
+            .collect();
+        let pair = [
+            (Some(Metric::ClassPerformance1m), "bad_field:timestamp".to_string()),
+            (Some(Metric::DailyUvPv), "bad_field:timestamp".to_string()),
+        ];
+        assert_eq!(dead, [pair.clone(), pair.clone(), pair].concat());
         assert_eq!(p.watermark_update(), Some(Input::Watermark(Topic::Timeline, 0, Mark::At(95_000))));
     }
 
@@ -510,7 +530,7 @@ mod tests {
             .replace(r#""action":"move""#, r#""action":"move","page_index":"1\u0000""#);
         p.ingest(0, raw.as_bytes(), &mut out);
         assert_eq!(reasons(&out), vec!["bad_field:pageIndex".to_string()]);
-        assert!(matches!(out.as_slice(), [Input::Dead(_), Input::Minute(..)]), "{out:?}");
+        assert!(matches!(out.as_slice(), [Input::Dead(_), Input::Minute(..), Input::Visit(_)]), "{out:?}");
     }
 
     #[test]
@@ -520,7 +540,9 @@ mod tests {
         for raw in [&b"{\"user_id\": 1"[..], b"[1]", b"", b"\xff\xfe", b"{\"user_id\": \"abc\"}"] {
             p.ingest(0, raw, &mut out);
         }
-        assert_eq!(reasons(&out), vec!["not_json", "not_object", "not_json", "not_json", "bad_field:user_id"]);
+        // The last: 2.4 names its user, 2.8 its time first.
+        let want = ["not_json", "not_object", "not_json", "not_json", "bad_field:user_id", "bad_field:event_time"];
+        assert_eq!(reasons(&out), want);
         assert_eq!(p.watermark_update(), None);
     }
 }

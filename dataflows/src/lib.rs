@@ -1,10 +1,10 @@
-//! edu-rtdw dataflows: the seven metrics of SPEC §2 as differential collections.
+//! edu-rtdw dataflows: the nine metrics of SPEC §2 as differential collections.
 //!
 //! One module per metric holds both the per-record extraction (what a record
 //! contributes, or why it is a dead letter) and the dataflow that maintains the
 //! metric. Sources call [`ingest::PartitionIngest`] for every message of a
 //! partition, in offset order; [`build`] wires the resulting stream of
-//! [`ingest::Input`] into all seven metrics and returns their collections.
+//! [`ingest::Input`] into all nine metrics and returns their collections.
 //!
 //! Logical time ([`Time`]) is a deterministic function of input positions (see
 //! the connectors' sources), so a replay of the same input produces the same
@@ -22,12 +22,14 @@ pub mod av_quality_30s;
 pub mod channel_dim;
 pub mod class_performance_1m;
 pub mod daily_cc_confirmations;
+pub mod daily_uv_pv;
 pub mod hourly_registrations_by_level;
 pub mod offline_study_time;
 pub mod student_signal_etl;
+pub mod top_teachers_daily;
 
 mod build;
-pub use build::{build, Outputs};
+pub use build::{build, build_with, Outputs};
 pub use output::{Metric, OutputRow};
 
 use serde::{Deserialize, Serialize};

@@ -1,4 +1,4 @@
-//! The outputs: the seven metric tables of SPEC §2 and the dead letters of §4.
+//! The outputs: the nine metric tables of SPEC §2 and the dead letters of §4.
 //!
 //! [`Output`] names each output once (its CLI/snapshot name, its table); every
 //! row type declares its table beside its metric by implementing [`Row`]: the
@@ -26,8 +26,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::timefmt::millis_text;
 use crate::DeadLetter;
-use crate::{av_quality_30s, channel_dim, class_performance_1m, daily_cc_confirmations};
-use crate::{hourly_registrations_by_level, offline_study_time, student_signal_etl};
+use crate::{av_quality_30s, channel_dim, class_performance_1m, daily_cc_confirmations, daily_uv_pv};
+use crate::{hourly_registrations_by_level, offline_study_time, student_signal_etl, top_teachers_daily};
 
 /// A column's portable type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -211,6 +211,10 @@ registry! {
     HourlyRegistrationsByLevel = "hourly_registrations_by_level" => Registration(hourly_registrations_by_level::RegistrationRow),
     /// 2.7 daily course-consultant follow-ups (`staff_index`).
     DailyCcConfirmations = "daily_cc_confirmations" => Staff(daily_cc_confirmations::StaffIndexRow),
+    /// 2.8 daily unique users and page views (`daily_uv_pv`).
+    DailyUvPv = "daily_uv_pv" => UvPv(daily_uv_pv::UvPvRow),
+    /// 2.9 the day's most followed live teachers (`top_teachers_daily`).
+    TopTeachersDaily = "top_teachers_daily" => TopTeacher(top_teachers_daily::TopTeacherRow),
 }
 
 impl Output {
@@ -329,7 +333,7 @@ mod tests {
     fn sets_hold_what_was_inserted() {
         let set: OutputSet = [Output::ChannelDim, Output::DeadLetters].into_iter().collect();
         assert_eq!(set.iter().collect::<Vec<_>>(), vec![Output::ChannelDim, Output::DeadLetters]);
-        assert_eq!(OutputSet::all().iter().count(), 8);
+        assert_eq!(OutputSet::all().iter().count(), 10);
         assert!(OutputSet::default().is_empty());
     }
 }

@@ -163,7 +163,7 @@ pub fn clean(s: Signal) -> Result<Option<CleanSignal>, Rejection> {
     let msg_id = msg_id.into_read("msgId")?;
     let msg_type = msg_type.into_read("msgType")?;
     let role = role.into_read("role")?;
-    if msg_id != Some(true) || msg_type != Some(true) || role != Some(true) {
+    if msg_id != Some(true) || msg_type != Some(true) || role != Some(Some(0)) {
         return Ok(None);
     }
     let target_id = target_id.into_read("targetId")?;
@@ -405,9 +405,8 @@ mod tests {
                         let full = Signal::parse(raw.as_bytes()).unwrap();
                         let gated = Signal::parse_gated_with(raw.as_bytes(), &mut scratch).unwrap();
                         assert_eq!(gated.timestamp, full.timestamp, "{raw}");
-                        let passes = [&gated.role, &gated.msg_id, &gated.msg_type]
-                            .iter()
-                            .all(|f| **f == crate::json::Field::Val(true));
+                        let passes = gated.role == crate::json::Field::Val(Some(0))
+                            && [&gated.msg_id, &gated.msg_type].iter().all(|f| **f == crate::json::Field::Val(true));
                         if passes {
                             assert_eq!(gated, full, "{raw}");
                         }

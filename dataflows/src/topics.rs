@@ -7,9 +7,12 @@
 //! field only rejects the record for the metrics that read it. A field's type is
 //! `str` (any scalar as text), `int` (an integer, or a string holding one) or
 //! `is(TEXT)` (whether the field, as text, is `TEXT`: for fields a metric only
-//! compares with a constant, so that no text is made for them). A reader that
-//! drops every record whose `is` fields are not all true, before looking at its
-//! texts, can parse with `parse_gated_with`, which then leaves those texts NULL.
+//! compares with a constant, so that no text is made for them) or `class(A, B)`
+//! (`Some(0)` when the field, as text, is `A`, `Some(1)` when it is `B`, else
+//! `None`). A reader that drops every record whose `is` fields are not all
+//! true and whose `class` fields are not all `A`, before looking at its texts,
+//! can parse with `parse_gated_with`, which then leaves those texts NULL, except
+//! the `text` fields (text like `str`, read for every record).
 
 use serde::{Deserialize, Serialize};
 
@@ -59,7 +62,7 @@ impl Topic {
 }
 
 macro_rules! topic_record {
-    ($(#[$meta:meta])* $name:ident { $( $(#[$fmeta:meta])* $field:ident : $ty:ident $(($want:expr))? = [$($seg:literal),+] ),* $(,)? }) => {
+    ($(#[$meta:meta])* $name:ident { $( $(#[$fmeta:meta])* $field:ident : $ty:ident $(($($want:expr),+))? = [$($seg:literal),+] ),* $(,)? }) => {
         $(#[$meta])*
         #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         pub struct $name { $( $(#[$fmeta])* pub $field: Field<topic_record!(@ty $ty)>, )* }
@@ -83,7 +86,7 @@ macro_rules! topic_record {
             pub fn parse_with(bytes: &[u8], scratch: &mut Scratch) -> Result<Self, Reject> {
                 let slots = read_slots_with(bytes, Self::path_set(), scratch)?;
                 let mut index = 0..;
-                let record = Self { $( $field: topic_record!(@read $ty, $($want,)? slots, index.next().unwrap_or_default()), )* };
+                let record = Self { $( $field: topic_record!(@read $ty, $($($want,)+)? slots, index.next().unwrap_or_default()), )* };
                 slots.recycle(scratch);
                 Ok(record)
             }
@@ -97,7 +100,7 @@ macro_rules! topic_record {
             pub fn parse_gated_with(bytes: &[u8], scratch: &mut Scratch) -> Result<Self, Reject> {
                 let slots = read_slots_with(bytes, Self::path_set(), scratch)?;
                 let mut index = 0..;
-                let mut record = Self { $( $field: topic_record!(@cheap $ty, $($want,)? slots, index.next().unwrap_or_default()), )* };
+                let mut record = Self { $( $field: topic_record!(@cheap $ty, $($($want,)+)? slots, index.next().unwrap_or_default()), )* };
                 if true $( && topic_record!(@passes $ty, record.$field) )* {
                     let mut index = 0..;
                     $( topic_record!(@texts $ty, record.$field, slots, index.next().unwrap_or_default()); )*
@@ -108,15 +111,29 @@ macro_rules! topic_record {
         }
     };
     (@ty str) => { crate::Text };
+    (@ty text) => { crate::Text };
     (@ty int) => { i64 };
     (@ty is) => { bool };
+    (@ty class) => { Option<u8> };
     (@read str, $slots:ident, $i:expr) => { $slots.text($i) };
+    (@read text, $slots:ident, $i:expr) => { $slots.text($i) };
     (@read int, $slots:ident, $i:expr) => { $slots.int($i) };
     (@read is, $want:expr, $slots:ident, $i:expr) => { $slots.text_is($i, &const { crate::json::Wanted::new($want) }) };
+    (@read class, $first:expr, $second:expr, $slots:ident, $i:expr) => {{
+        let i = $i;
+        match topic_record!(@read is, $first, $slots, i) {
+            Field::Val(true) => Field::Val(Some(0)),
+            Field::Val(false) => topic_record!(@read is, $second, $slots, i).map(|second| second.then_some(1)),
+            other => other.map(|_| None),
+        }
+    }};
     (@cheap str, $slots:ident, $i:expr) => {{ let _ = $i; Field::Null }};
+    (@cheap text, $slots:ident, $i:expr) => { $slots.text($i) };
     (@cheap int, $slots:ident, $i:expr) => { $slots.int($i) };
     (@cheap is, $want:expr, $slots:ident, $i:expr) => { topic_record!(@read is, $want, $slots, $i) };
+    (@cheap class, $first:expr, $second:expr, $slots:ident, $i:expr) => { topic_record!(@read class, $first, $second, $slots, $i) };
     (@passes is, $value:expr) => { $value == Field::Val(true) };
+    (@passes class, $value:expr) => { $value == Field::Val(Some(0)) };
     (@passes $ty:ident, $value:expr) => { true };
     (@texts str, $field:expr, $slots:ident, $i:expr) => { $field = $slots.text($i) };
     (@texts $ty:ident, $field:expr, $slots:ident, $i:expr) => { let _ = $i; };
@@ -126,12 +143,15 @@ topic_record! {
     /// A raw classroom signal (`timeline_client_topic`).
     Signal {
         create_time: str = ["createTime"],
-        user_id: str = ["data", "userid"],
-        room_id: str = ["data", "roomId"],
-        /// Event time of 2.3, ms.
+        /// Read for every signal: 2.8 and 2.9 count all of them.
+        user_id: text = ["data", "userid"],
+        room_id: text = ["data", "roomId"],
+        /// Event time of 2.3, and the day of 2.8 and 2.9, ms.
         timestamp: int = ["data", "timestamp"],
-        /// 2.1 keeps only students' signals of one id and type: these three are only compared.
-        role: is(Signal::ROLE) = ["data", "role"],
+        /// `Some(0)`: a student (`ROLE`, the only role 2.1 keeps), `Some(1)`: a teacher,
+        /// `None`: any other role (2.8 counts it as `other`).
+        role: class(Signal::ROLE, Signal::TEACHER_ROLE) = ["data", "role"],
+        /// 2.1 keeps only signals of one id and type: these two are only compared.
         msg_id: is(Signal::MSG_ID) = ["data", "msgid"],
         msg_type: is(Signal::MSG_TYPE) = ["data", "msg", "msgtype"],
         target_id: str = ["data", "msg", "msg_data", "target_id"],
@@ -149,6 +169,8 @@ impl Signal {
     pub const MSG_TYPE: &'static str = "116";
     /// The `role` of the signals 2.1 keeps, students (what [`Self::role`] is compared with).
     pub const ROLE: &'static str = "2";
+    /// The `role` of a teacher's signals (2.8, 2.9).
+    pub const TEACHER_ROLE: &'static str = "1";
 }
 
 topic_record! {
@@ -275,10 +297,28 @@ mod tests {
         let s = Signal::parse(raw).unwrap();
         assert_eq!(s.user_id, Field::Val("7".into()));
         assert_eq!(s.timestamp, Field::Val(1_764_662_400_000));
-        assert_eq!((s.role, s.msg_id, s.msg_type), (Field::Val(true), Field::Val(true), Field::Val(true)));
+        assert_eq!((s.role, s.msg_id, s.msg_type), (Field::Val(Some(0)), Field::Val(true), Field::Val(true)));
         assert_eq!(s.target_type, Field::Val("shape".into()));
         assert_eq!(s.action, Field::Val("move".into()));
         assert_eq!(s.sub_action, Field::Null);
+    }
+
+    #[test]
+    fn a_class_field_tells_its_two_texts_from_the_rest() {
+        let role = |raw: &str| Signal::parse(format!(r#"{{"data":{{"role":{raw}}}}}"#).as_bytes()).unwrap().role;
+        assert_eq!(role(r#""2""#), Field::Val(Some(0)));
+        assert_eq!(role("1"), Field::Val(Some(1)));
+        assert_eq!(role(r#""3""#), Field::Val(None));
+        assert_eq!(role(r#""""#), Field::Null, "an empty string is NULL");
+        assert_eq!(role(r#"{"a":1}"#), Field::Bad);
+        // Read by the gated parse too, whatever the gate says, like `text` fields.
+        let gated =
+            Signal::parse_gated_with(br#"{"data":{"role":"1","userid":"8","roomId":"r"}}"#, &mut Default::default())
+                .unwrap();
+        assert_eq!(
+            (gated.role, gated.user_id, gated.room_id),
+            (Field::Val(Some(1)), Field::Val("8".into()), Field::Val("r".into()))
+        );
     }
 
     #[test]

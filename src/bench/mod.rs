@@ -3,7 +3,7 @@
 //! The seeded sample (`connectors::sample::messages`, byte for byte what `gen`
 //! writes) is generated once into memory, grouped by topic and partition, each
 //! partition's values back to back in one buffer (as a source holds them). Each
-//! run builds the full dataflow of all seven metrics (`dataflows::build`) over
+//! run builds the full dataflow of all nine metrics (`dataflows::build`) over
 //! the generic source pipeline of the file and Kafka sources
 //! (`connectors::source`) reading the buffers ([`feed::MemoryLogs`]):
 //! partitions round-robin over workers, logical time `offset / epoch_records`,
@@ -394,7 +394,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let parts = Arc::new(parts);
     let all = Feed::Memory(Arc::clone(&parts), Topic::ALL.to_vec());
     let runs = measure(&all, &args.workers, args)?;
-    let full: Vec<Value> = runs.iter().map(|r| r.report("all seven metrics")).collect();
+    let full: Vec<Value> = runs.iter().map(|r| r.report("all nine metrics")).collect();
     let scaling = scaling(&runs);
     if let Some(s) = scaling {
         println!("2 workers / 1 worker: {s:.2}x (median over rounds of the ratio within a round; runs interleaved)");

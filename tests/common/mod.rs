@@ -17,6 +17,8 @@ pub const STAMPS: &[(&str, &str)] = &[
     ("user_enter_classroom_take_time", "create_time"),
     ("user_av_record", "create_time"),
     ("staff_index", "update_time"),
+    ("daily_uv_pv", "update_time"),
+    ("top_teachers_daily", "update_time"),
     ("dead_letters", "create_time"),
 ];
 
@@ -29,6 +31,8 @@ pub const TABLES: &[&str] = &[
     "user_av_record",
     "registrations_hourly_level",
     "staff_index",
+    "daily_uv_pv",
+    "top_teachers_daily",
     "dead_letters",
 ];
 
