@@ -23,7 +23,8 @@
 //! `(2025-12-01, live, student, uv 1, pv 2)`, `(2025-12-01, live, teacher, 1, 1)`,
 //! `(2025-12-01, live, other, 1, 1)` and `(2025-12-01, recorded, student, 1, 1)`.
 //!
-//! Dataflow: `pv` is [`CountTotal`] of the visits' keys; `uv` is the count of
+//! Dataflow: `pv` is [`CountTotal`] of the visits' keys (counted per batch first:
+//! [`CountedInserts`]); `uv` is the count of
 //! the distinct `(key, user)` pairs ([`DistinctInserts`]: a hash set per worker,
 //! since visits are only ever inserted); a join by key pairs them into one row.
 //! Memory grows with the distinct users per day, not with the records.
@@ -34,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use timely::dataflow::operators::vec::Map;
 use timely::dataflow::StreamVec;
 
-use crate::ops::{DistinctInserts, Inserts};
+use crate::ops::{CountedInserts, DistinctInserts};
 use crate::output::{ColumnType::*, Row, SqlValue, StampKind, Table};
 use crate::timefmt::date_text;
 use crate::topics::{Qos, Signal};
@@ -96,15 +97,24 @@ pub struct Visit {
     pub room: Option<Text>,
 }
 
+/// Days from 0001-01-01 (day 1 of the Common Era) to 1970-01-01.
+const UNIX_EPOCH_DAY_FROM_CE: i64 = 719_163;
+
 /// The UTC day of `ms`, days from the Common Era, if a sink can store it.
-fn day_of(ms: i64, field: &'static str) -> Result<i32, Rejection> {
-    use chrono::Datelike;
+///
+/// ```
+/// use chrono::Datelike;
+/// let ms = 1_704_067_200_000 + 86_399_999; // 2024-01-01 23:59:59.999
+/// let day = chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap().num_days_from_ce();
+/// assert_eq!(dataflows::daily_uv_pv::day_of(ms, "t"), Ok(day));
+/// assert_eq!(dataflows::daily_uv_pv::day_of(-1, "t"), Ok(day - 19_724), "1969-12-31");
+/// ```
+pub fn day_of(ms: i64, field: &'static str) -> Result<i32, Rejection> {
     if !storable::timestamp(ms) {
         return Err(Rejection::BadField(field));
     }
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.date_naive().num_days_from_ce())
-        .ok_or(Rejection::BadField(field))
+    // In range: the years 1000 to 9999 are well within i32 days.
+    Ok((ms.div_euclid(86_400_000) + UNIX_EPOCH_DAY_FROM_CE) as i32)
 }
 
 /// A visitor's id, if a sink can store it.
@@ -174,7 +184,7 @@ pub fn stat_date(day: i32) -> String {
 /// Daily UV and PV per area and role, from every visit.
 pub fn dataflow<'s>(visits: StreamVec<'s, Time, Visit>) -> VecCollection<'s, Time, UvPvRow, Diff> {
     let keyed = visits.map(|v| ((v.day, v.area, v.role), v.user));
-    let pv = keyed.clone().map(|(key, _)| key).inserts().count_total();
+    let pv = keyed.clone().map(|(key, _)| key).counted_inserts().count_total();
     let uv = keyed.distinct_inserts("DistinctDailyUsers").map(|(key, _)| key).count_total();
     pv.join_map(uv, |&(day, area, role), &pv, &uv| UvPvRow { day, area, role, uv: uv as i64, pv: pv as i64 })
 }

@@ -1,4 +1,5 @@
-//! Append-only streams as collections: [`Inserts`] (`SELECT * FROM log`) and
+//! Append-only streams as collections: [`Inserts`] (`SELECT * FROM log`),
+//! [`CountedInserts`] (the same, equal records of a batch as one counted update) and
 //! [`DistinctInserts`] (`SELECT DISTINCT * FROM log`).
 //!
 //! Every input of this warehouse is an append-only log, so a record, once read,
@@ -50,6 +51,50 @@ impl<'s, D: Clone + 'static> Inserts<'s, D> for StreamVec<'s, Time, D> {
                 });
             }
         })
+        .as_collection()
+    }
+}
+
+/// Extension trait for [`CountedInserts::counted_inserts`], on an append-only stream.
+pub trait CountedInserts<'s, D> {
+    /// [`Inserts::inserts`] with the equal records of each batch merged into one update
+    /// whose multiplicity is their count: the same collection, in far fewer updates when
+    /// many records share few values (2.8 counts every record by day, area and role).
+    ///
+    /// ```
+    /// use timely::dataflow::operators::ToStream;
+    /// use timely::dataflow::operators::capture::{Capture, Extract};
+    /// use dataflows::ops::CountedInserts;
+    ///
+    /// let captured = timely::example(|scope| vec!['a', 'b', 'a'].to_stream(scope).counted_inserts().inner.capture());
+    /// let mut updates: Vec<_> = captured.extract().into_iter().flat_map(|(_, u)| u).collect();
+    /// updates.sort();
+    /// assert_eq!(updates, vec![('a', 0, 2), ('b', 0, 1)]);
+    /// ```
+    fn counted_inserts(self) -> VecCollection<'s, Time, D, Diff>;
+}
+
+impl<'s, D: Clone + Eq + Hash + 'static> CountedInserts<'s, D> for StreamVec<'s, Time, D> {
+    fn counted_inserts(self) -> VecCollection<'s, Time, D, Diff> {
+        self.unary::<CapacityContainerBuilder<Vec<(D, Time, Diff)>>, _, _, _>(
+            Pipeline,
+            "CountedInserts",
+            |_cap, _info| {
+                let mut counts: HashMap<D, Diff> = HashMap::default();
+                move |input, output| {
+                    input.for_each_stamp(|cap, data| {
+                        if let Some(&time) = cap.least() {
+                            for batch in data {
+                                for d in batch.drain(..) {
+                                    *counts.entry(d).or_default() += 1;
+                                }
+                            }
+                            output.session(&cap).give_iterator(counts.drain().map(|(d, n)| (d, time, n)));
+                        }
+                    });
+                }
+            },
+        )
         .as_collection()
     }
 }

@@ -28,5 +28,5 @@ mod stash;
 pub mod window;
 
 pub use fold::FoldByKey;
-pub use inserts::{DistinctInserts, Inserts};
+pub use inserts::{CountedInserts, DistinctInserts, Inserts};
 pub use window::{SplitLate, Tumbling};
