@@ -226,18 +226,6 @@ if [ "${DOC:-1}" = 1 ]; then
         echo
     } >"$SECTION"
     # Splice into BENCHMARKS.md: replace the previous section, or put it before the profile.
-    python3 - "$SECTION" <<'EOF'
-import re, sys
-doc = open("docs/BENCHMARKS.md").read()
-section = open(sys.argv[1]).read()
-pat = re.compile(r"## End to end: Kafka → MySQL.*?(?=^## )", re.S | re.M)
-if pat.search(doc):
-    doc = pat.sub(lambda m: section, doc, count=1)
-elif "## Profile" in doc:
-    doc = doc.replace("## Profile", section + "## Profile", 1)
-else:
-    doc += "\n" + section
-open("docs/BENCHMARKS.md", "w").write(doc)
-EOF
+    python3 scripts/splice-section.py "## End to end: Kafka → MySQL" "$SECTION" "## Profile"
     echo "wrote $SECTION and its section of docs/BENCHMARKS.md"
 fi

@@ -175,16 +175,6 @@ if [ "${DOC:-1}" = 1 ]; then
         echo '```'
         echo
     } >"$SECTION"
-    python3 - "$SECTION" <<'EOF'
-import re, sys
-doc = open("docs/BENCHMARKS.md").read()
-section = open(sys.argv[1]).read()
-pat = re.compile(r"## End to end: file replay into each sink.*?(?=^## )", re.S | re.M)
-if pat.search(doc):
-    doc = pat.sub(lambda m: section, doc, count=1)
-else:
-    doc = doc.replace("## End to end: Kafka → MySQL", section + "## End to end: Kafka → MySQL", 1)
-open("docs/BENCHMARKS.md", "w").write(doc)
-EOF
+    python3 scripts/splice-section.py "## End to end: file replay into each sink" "$SECTION" "## End to end: Kafka → MySQL"
     echo "wrote its section of docs/BENCHMARKS.md"
 fi
