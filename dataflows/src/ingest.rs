@@ -482,8 +482,9 @@ mod tests {
         let (log, mut out) = (1_000_000, Vec::new());
         p.ingest_logged(0, None, &signal_at(log + 600_000), Some(log), &mut out); // exactly max_future ahead
         p.ingest_logged(1, None, &signal_at(log + 600_001), Some(log), &mut out); // one ms more: future
-                                                                                  // A teacher: 2.3 would not count it, so it is no `future` dead letter (2.8, with no
-                                                                                  // window, counts it on its own day).
+
+        // A teacher: 2.3 would not count it, so it is no `future` dead letter (2.8, with no
+        // window, counts it on its own day).
         p.ingest_logged(2, None, br#"{"data":{"userid":"8","timestamp":99000000000,"role":"1"}}"#, Some(log), &mut out);
         assert_eq!(reasons(&out), vec!["future".to_string()]);
         assert_eq!(p.watermark_update(), Some(Input::Watermark(Topic::Timeline, 0, Mark::At(log + 595_000))));
