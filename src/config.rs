@@ -44,6 +44,9 @@ pub struct Settings {
     /// Sink locations.
     #[command(flatten)]
     pub sinks: SinkSettings,
+    /// Checkpoints of the metrics' state.
+    #[command(flatten)]
+    pub checkpoints: CheckpointSettings,
     /// Per metric (or `dead_letters`): the sinks it goes to (`sqlite`, `mysql`, `postgres`, `kafka`).
     #[arg(skip)]
     pub routes: BTreeMap<String, Vec<String>>,
@@ -152,6 +155,35 @@ pub struct SinkSettings {
     pub sink: Option<String>,
 }
 
+/// `[checkpoints]`.
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CheckpointSettings {
+    /// Checkpoint directory (shared by every process of a cluster). Default: next to the SQLite file, `<sqlite stem>.checkpoints`.
+    #[arg(long)]
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Interval between checkpoints (`500ms`, `30s`, `5m`; a bare number is seconds); `0s`: none.
+    #[arg(long, default_value = "30s")]
+    pub checkpoint_every: String,
+    /// Complete checkpoints kept.
+    #[arg(long, default_value_t = 3)]
+    pub checkpoints_kept: usize,
+}
+
+impl CheckpointSettings {
+    /// The interval, `None` when checkpoints are off.
+    pub fn every(&self) -> anyhow::Result<Option<std::time::Duration>> {
+        let every =
+            crate::cli::parse_duration(&self.checkpoint_every).map_err(|e| anyhow::anyhow!("checkpoint_every: {e}"))?;
+        Ok((!every.is_zero()).then_some(every))
+    }
+
+    /// The directory: the given one, or the SQLite file's with the extension `checkpoints`.
+    pub fn dir(&self, sqlite: &Path) -> PathBuf {
+        self.checkpoint_dir.clone().unwrap_or_else(|| sqlite.with_extension("checkpoints"))
+    }
+}
+
 impl SinkSettings {
     /// Whether every output is discarded (`--sink none`).
     pub fn discard(&self) -> bool {
@@ -169,7 +201,7 @@ macro_rules! clap_default {
         }
     )*};
 }
-clap_default!(InputSettings, KafkaSettings, DelaySettings, MetricSettings, SinkSettings);
+clap_default!(InputSettings, KafkaSettings, DelaySettings, MetricSettings, SinkSettings, CheckpointSettings);
 
 /// `T` as clap fills it from no arguments and no environment.
 fn clap_defaults<T: Args + FromArgMatches>() -> T {
@@ -243,6 +275,7 @@ impl Settings {
             delays: overlay(&self.delays, &flags.delays, given)?,
             metrics: overlay(&self.metrics, &flags.metrics, given)?,
             sinks: overlay(&self.sinks, &flags.sinks, given)?,
+            checkpoints: overlay(&self.checkpoints, &flags.checkpoints, given)?,
             routes: self.routes,
         };
         settings.check_ranges()?;
@@ -267,7 +300,9 @@ impl Settings {
             // A huge value turns the check off (tests do): only a negative one is absurd.
             ("max_future_ms", delays.max_future_ms.into(), 0, i64::MAX.into()),
             ("top_n", self.metrics.top_n as i128, 1, 1000),
+            ("checkpoints_kept", self.checkpoints.checkpoints_kept as i128, 1, 1000),
         ];
+        self.checkpoints.every()?;
         if let Some(ms) = input.epoch_ms {
             checks.push(("epoch_ms", ms.into(), 1, 3_600_000));
         }

@@ -16,6 +16,7 @@ use connectors::sample::{write_files, GenOptions};
 use connectors::sink::{sink, SinkWriter};
 use connectors::source::{InFlight, SourceShared};
 use connectors::sqlite::SqliteSink;
+use dataflows::durable::Restored;
 use dataflows::ingest::Delays;
 use dataflows::output::OutputSet;
 use dataflows::{build_with, Time};
@@ -23,6 +24,7 @@ use timely::dataflow::operators::probe::Handle as ProbeHandle;
 use timely::dataflow::operators::vec::ToStream;
 use timely::dataflow::operators::{Exchange, Inspect, Probe};
 
+use crate::checkpoint::Plan;
 use crate::cli::{Cli, ClusterArgs, Command, GenArgs, InitDbArgs, RunArgs};
 use crate::config::{Settings, SinkKind};
 
@@ -281,14 +283,30 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
         false => Arc::new(Clock::load_path(&settings.sinks.sqlite, settings.input.epoch_records)?),
     };
     let (input, ends) = input(&settings, &clock)?;
+    let identity = identity(&settings, &input);
     if !discard && cluster.process == 0 {
-        identity(&settings, &input).check(&settings.sinks.sqlite)?;
+        identity.check(&settings.sinks.sqlite)?;
+    }
+    let (plan, mut restored) = checkpoints(&settings, &identity, cluster)?;
+    if let (Some(r), Some(ends)) = (&restored, &ends) {
+        if let Some(grown) = grown_since(r, ends) {
+            let line = format!("{grown}: not restoring checkpoint {}, rebuilding from the log", r.time);
+            tracing::warn!("{line}");
+            restored = None;
+        }
+    }
+    if let (Input::Kafka(cfg, partitions, _), true) = (&input, cluster.process == 0) {
+        let starts = restored_starts(restored.as_ref());
+        kafka::check_retained(cfg, partitions, |t, p| starts.get(&(t, p)).copied().unwrap_or(0))?;
     }
     let progress_total = ends.as_ref().filter(|_| !args.quiet).map(|e| crate::progress::local_total(e, cluster));
     let resume = ends.map(|ends| clock.resume_after(ends));
     // The sinks live on worker 0, which is in process 0; open them first so that bad settings fail fast.
     let sinks = if discard { Vec::new() } else { sink_masks(&settings) };
     let writers = if cluster.process == 0 { open_sinks(&settings, &sinks, resume)? } else { Vec::new() };
+    if let Some(restored) = &restored {
+        check_sinks_hold(&writers, &sinks, restored.time)?;
+    }
     let writers = Arc::new(Mutex::new(Some(writers)));
     let delays = delays(&settings);
     let latency_reporter = args.latency_report.as_deref().map(crate::latency_report::start);
@@ -321,6 +339,16 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
         // Back-pressure: the sources read at most `max_inflight` logical times past the slowest sink.
         let committed = ProbeHandle::<Time>::new();
         let (pace, waker) = InFlight::new(committed.clone(), max_inflight);
+        // Checkpoints: operators register their state (and take up the restored one) as they are built.
+        let mut checkpoints = plan.as_ref().map(|plan| {
+            dataflows::durable::enable(restored.clone());
+            crate::checkpoint::Checkpoints::build(worker, Arc::clone(plan), restored.as_ref().map(|r| r.time))
+        });
+        let (pace, waker) = match &checkpoints {
+            Some(c) => pace.with_barrier(c.barrier(), waker),
+            None => (pace, waker),
+        };
+        let processed = ProbeHandle::<Time>::new();
         worker.dataflow::<Time, _, _>(|scope| -> Result<(), String> {
             let inputs = match &input {
                 Input::Files(files) => file_source(
@@ -343,6 +371,7 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
             }
             .map_err(|e| format!("{e:#}"))?;
             let rows = build_with(inputs, top_n).rows();
+            rows.inner.clone().probe_with(&processed);
             attach.attach(&rows, index, &fatal);
             let mut writers = writers.drain(..);
             for ((kind, outputs), durable) in sinks.iter().zip(&durables) {
@@ -352,6 +381,9 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
             }
             Ok(())
         })?;
+        if let Some(failure) = dataflows::durable::failure() {
+            return Err(format!("cannot restore the checkpoint: {failure}"));
+        }
         // Worker 0 holds the sinks: it acknowledges Kafka offsets once every sink has committed them.
         let mut committer = match (&input, index) {
             (Input::Kafka(cfg, partitions, opts), 0) => Some(
@@ -360,10 +392,16 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
             _ => None,
         };
         let durable = || durables.iter().map(|d| d.load(Ordering::Acquire)).min().unwrap_or(0);
-        let tick = committer.as_ref().map(|_| std::time::Duration::from_millis(200));
+        let mut tick = committer.as_ref().map(|_| std::time::Duration::from_millis(200));
+        if let Some(c) = &checkpoints {
+            tick = Some(tick.map_or(c.tick(), |t| t.min(c.tick())));
+        }
         while worker.step_or_park(tick) {
             if fatal.is_raised() {
                 return Err(fatal.raised().unwrap_or_default());
+            }
+            if let Some(c) = checkpoints.as_mut() {
+                c.step(&processed, durable(), max_inflight)?;
             }
             waker.wake_if();
             if let Some(c) = committer.as_mut() {
@@ -386,6 +424,7 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
             });
         });
         while worker.step_or_park(None) {}
+        dataflows::durable::disable();
         Ok(())
     })
     .map_err(|e| anyhow!("cannot start the cluster: {e}"))?;
@@ -401,6 +440,75 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
         summarize(db, cluster_records.load(Ordering::Relaxed), elapsed.as_secs_f64())?;
     }
     ops.linger();
+    Ok(())
+}
+
+/// How a run checkpoints, and what it restores.
+type PlanAndRestore = (Option<Arc<Plan>>, Option<Arc<Restored>>);
+
+/// The checkpoint plan (`None`: off, or nothing durable to checkpoint against) and the
+/// newest complete checkpoint to restore, if any.
+fn checkpoints(settings: &Settings, identity: &InputIdentity, cluster: &ClusterArgs) -> anyhow::Result<PlanAndRestore> {
+    let Some(every) = settings.checkpoints.every()?.filter(|_| !settings.sinks.discard()) else {
+        return Ok((None, None));
+    };
+    let dir = settings.checkpoints.dir(&settings.sinks.sqlite);
+    let input = identity.entries();
+    let restored = connectors::checkpoint::load_newest(&dir, &input, |warning| {
+        if cluster.process == 0 {
+            tracing::warn!("{warning}");
+            let _ = writeln!(std::io::stderr(), "edu-rtdw: {warning}");
+        }
+    })?;
+    if let Some(r) = &restored {
+        tracing::info!("restoring the checkpoint at {} from {}", r.time, dir.display());
+    }
+    let plan = Plan { dir, every, keep: settings.checkpoints.checkpoints_kept, input };
+    Ok((Some(Arc::new(plan)), restored))
+}
+
+/// The first partition that had ended at the checkpoint and whose log has grown since.
+fn grown_since(restored: &Arc<Restored>, ends: &Ends) -> Option<String> {
+    dataflows::durable::enable(Some(Arc::clone(restored)));
+    let parts = connectors::source::restored_parts();
+    dataflows::durable::disable();
+    let (_, parts) = parts?;
+    ends.iter().find_map(|(topic, partition, end)| {
+        let part = parts.get(&(*topic, *partition)).filter(|p| p.done && p.next < *end)?;
+        Some(format!(
+            "{}/{partition} has grown from {} to {end} records since it ended",
+            topic.default_name(),
+            part.next
+        ))
+    })
+}
+
+/// Each restored partition's next offset.
+fn restored_starts(restored: Option<&Arc<Restored>>) -> std::collections::BTreeMap<(dataflows::Topic, u32), u64> {
+    let Some(restored) = restored else { return Default::default() };
+    dataflows::durable::enable(Some(Arc::clone(restored)));
+    let parts = connectors::source::restored_parts();
+    dataflows::durable::disable();
+    parts.map(|(_, parts)| parts.into_iter().map(|(k, p)| (k, p.next)).collect()).unwrap_or_default()
+}
+
+/// Refuses a restore at `time` when a sink holds less than every time up to it (its
+/// database was reset, say): the log before the checkpoint is not read again, so the sink
+/// could never get those rows.
+fn check_sinks_hold(
+    writers: &[Box<dyn SinkWriter + Send>],
+    sinks: &[(SinkKind, OutputSet)],
+    time: Time,
+) -> anyhow::Result<()> {
+    for (writer, (kind, _)) in writers.iter().zip(sinks) {
+        let upper = writer.committed_upper();
+        if upper <= time {
+            bail!(
+                "the {kind:?} sink holds logical times below {upper} only, and the checkpoint to restore is at {time}: \
+                 the log before it is not read again; remove the checkpoint directory to rebuild everything"
+            );
+        }
+    }
     Ok(())
 }
 

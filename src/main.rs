@@ -6,6 +6,7 @@
 
 mod admin;
 mod bench;
+mod checkpoint;
 mod cli;
 mod cluster;
 mod config;

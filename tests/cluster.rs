@@ -7,35 +7,11 @@
 
 mod common;
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::kafka::{gen_to_kafka, lock, topics, BROKERS};
-use common::{dump, edu_rtdw, TABLES};
-
-/// A port that was free a moment ago (the next one is used too).
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
-/// Runs `scripts/cluster.sh n w args…` in `dir`; panics unless it exits 0. Returns its stdout.
-fn cluster_sh(dir: &Path, n: usize, w: usize, args: &[&str]) -> String {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/cluster.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .args([n.to_string(), w.to_string()])
-        .args(args)
-        .env("EDU_RTDW", env!("CARGO_BIN_EXE_edu-rtdw"))
-        .env("EDU_RTDW_CLUSTER_PORT", free_port().to_string())
-        .current_dir(dir)
-        .output()
-        .expect("run cluster.sh");
-    assert!(out.status.success(), "cluster failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use common::{cluster_sh, dump, edu_rtdw, free_port, TABLES};
 
 fn run_args<'a>(input: &'a str, db: &'a str, snaps: &'a str) -> Vec<&'a str> {
     vec![

@@ -126,17 +126,37 @@ struct LineReader {
 }
 
 impl FileLogs {
-    /// Opens `files` (this worker's share).
-    pub fn open(files: Vec<PartitionFile>) -> anyhow::Result<Self> {
-        let readers = files.iter().map(LineReader::open).collect::<anyhow::Result<_>>()?;
+    /// Opens `files` (this worker's share), each at the line `start(topic, partition)`.
+    pub fn open(files: Vec<PartitionFile>, start: impl Fn(Topic, u32) -> u64) -> anyhow::Result<Self> {
+        let readers =
+            files.iter().map(|f| LineReader::open(f, start(f.topic, f.partition))).collect::<anyhow::Result<_>>()?;
         Ok(FileLogs { files, readers })
     }
 }
 
 impl LineReader {
-    fn open(file: &PartitionFile) -> anyhow::Result<Self> {
+    /// The file at line `start`: the lines before it are skipped unread (scanned for their
+    /// ends, not parsed or counted as read).
+    fn open(file: &PartitionFile, start: u64) -> anyhow::Result<Self> {
         let f = File::open(&file.path).with_context(|| format!("cannot open {}", file.path.display()))?;
-        Ok(LineReader { lines: BufReader::with_capacity(1 << 16, f), next: 0, line: Vec::new(), held: false })
+        let mut lines = BufReader::with_capacity(1 << 16, f);
+        let mut skipped = 0;
+        while skipped < start {
+            let buf = lines.fill_buf().with_context(|| format!("cannot read {}", file.path.display()))?;
+            if buf.is_empty() {
+                bail!(
+                    "{} has {skipped} lines, but the checkpoint read it up to line {start}: the input is not the one checkpointed",
+                    file.path.display()
+                );
+            }
+            let (used, found) = match memchr_n(buf, start - skipped) {
+                Some(end) => (end + 1, start - skipped),
+                None => (buf.len(), buf.iter().filter(|&&b| b == b'\n').count() as u64),
+            };
+            skipped += found;
+            lines.consume(used);
+        }
+        Ok(LineReader { lines, next: start, line: Vec::new(), held: false })
     }
 
     /// Makes `line` hold message `next`; false at the end of the file.
@@ -154,6 +174,11 @@ impl LineReader {
         self.held = true;
         Ok(true)
     }
+}
+
+/// The index of the `n`-th newline of `buf` (`n >= 1`), if it has that many.
+fn memchr_n(buf: &[u8], n: u64) -> Option<usize> {
+    buf.iter().enumerate().filter(|(_, &b)| b == b'\n').nth(n.checked_sub(1)? as usize).map(|(i, _)| i)
 }
 
 impl Logs for FileLogs {
@@ -199,7 +224,10 @@ pub fn file_source<'s>(
     fatal: Fatal,
     pace: impl Pace,
 ) -> anyhow::Result<StreamVec<'s, Time, Input>> {
-    let logs = FileLogs::open(files)?;
+    let restored = crate::source::restored_parts();
+    let start =
+        |topic, partition| restored.as_ref().and_then(|(_, s)| s.get(&(topic, partition))).map_or(0, |s| s.next);
+    let logs = FileLogs::open(files, start)?;
     let mut settings = SourceSettings::bounded("FileSource", delays, Epochs::Offsets(clock), fatal);
     settings.records_read = records_read;
     Ok(partitioned_source(scope, logs, settings, pace))

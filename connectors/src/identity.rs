@@ -100,7 +100,8 @@ impl InputIdentity {
         Ok(())
     }
 
-    fn entries(&self) -> Vec<(String, String)> {
+    /// The identity as `key = value` pairs (what checkpoints record).
+    pub fn entries(&self) -> Vec<(String, String)> {
         let mut out = vec![("epoch_records".to_string(), self.epoch_records.to_string())];
         out.push(("input".to_string(), self.kind.clone()));
         out.extend(self.sources.iter().map(|(name, n)| (format!("source:{name}"), n.to_string())));

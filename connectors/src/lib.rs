@@ -1,6 +1,7 @@
 //! edu-rtdw connectors: where the metrics' input comes from and where their
 //! tables go.
 //!
+//! * [`checkpoint`]: checkpoint files (shards, manifests, the newest complete one).
 //! * [`clock`]: which logical time each input position gets.
 //! * [`files`]: file replay of the Kafka layout `<dir>/<topic>/<partition>.jsonl`.
 //! * [`tables`]: the output tables of SPEC §2 as portable column lists.
@@ -13,6 +14,7 @@
 //! * [`sample`]: the seeded sample-data generator behind `edu-rtdw gen`.
 //! * [`wall_clock`]: the program's one `now_millis`.
 
+pub mod checkpoint;
 pub mod clock;
 pub mod fatal;
 pub mod files;

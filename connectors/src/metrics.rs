@@ -61,6 +61,10 @@ struct Registry {
     snapshot_upper: IntGaugeVec,
     /// Whether the admin endpoint maintains a snapshot (its two families are listed only then).
     snapshots: AtomicBool,
+    /// The last complete checkpoint: `time`, `bytes`, `seconds` (freeze to manifest) and
+    /// `pause_seconds` (sources held).
+    checkpoint: IntGaugeVec,
+    checkpoint_seconds: GaugeVec,
 }
 
 /// Builds a family; its name, help and labels are constants of this module.
@@ -118,6 +122,18 @@ fn registry() -> &'static Registry {
                 &[],
             )),
             snapshots: AtomicBool::new(false),
+            checkpoint: family(IntGaugeVec::new(
+                opts("edu_rtdw_checkpoint", "The last complete checkpoint: its logical time and its size in bytes."),
+                &["field"],
+            )),
+            checkpoint_seconds: family(GaugeVec::new(
+                opts(
+                    "edu_rtdw_checkpoint_seconds",
+                    "The last complete checkpoint: from holding the sources to its manifest (total), and how long \
+                     the sources were held (pause).",
+                ),
+                &["phase"],
+            )),
         }
     })
 }
@@ -183,6 +199,16 @@ pub fn observe_snapshot<'a>(rows: impl IntoIterator<Item = (&'a str, usize)>, up
     }
     r.snapshot_upper.with_label_values::<&str>(&[]).set(i64::try_from(upper).unwrap_or(i64::MAX));
     r.snapshots.store(true, Ordering::Relaxed);
+}
+
+/// Records a complete checkpoint at `time` of `bytes`, written in `total`, during which the
+/// sources were held for `pause`.
+pub fn observe_checkpoint(time: Time, bytes: u64, total: Duration, pause: Duration) {
+    let r = registry();
+    r.checkpoint.with_label_values(&["time"]).set(i64::try_from(time).unwrap_or(i64::MAX));
+    r.checkpoint.with_label_values(&["bytes"]).set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    r.checkpoint_seconds.with_label_values(&["total"]).set(total.as_secs_f64());
+    r.checkpoint_seconds.with_label_values(&["pause"]).set(pause.as_secs_f64());
 }
 
 /// Counts a sink's output rows per table as their logical times complete.
@@ -326,6 +352,8 @@ pub fn render() -> String {
         write_family(&mut out, &r.snapshot_rows);
         write_family(&mut out, &r.snapshot_upper);
     }
+    write_family(&mut out, &r.checkpoint);
+    write_family(&mut out, &r.checkpoint_seconds);
     crate::latency::render(&mut out);
     out
 }

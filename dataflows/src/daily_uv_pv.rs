@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use timely::dataflow::operators::vec::Map;
 use timely::dataflow::StreamVec;
 
-use crate::ops::{CountedInserts, DistinctInserts};
+use crate::ops::{Checkpointed, CountedInserts, DistinctInserts};
 use crate::output::{ColumnType::*, Row, SqlValue, StampKind, Table};
 use crate::timefmt::date_text;
 use crate::topics::{Qos, Signal};
@@ -184,7 +184,7 @@ pub fn stat_date(day: i32) -> String {
 /// Daily UV and PV per area and role, from every visit.
 pub fn dataflow<'s>(visits: StreamVec<'s, Time, Visit>) -> VecCollection<'s, Time, UvPvRow, Diff> {
     let keyed = visits.map(|v| ((v.day, v.area, v.role), v.user));
-    let pv = keyed.clone().map(|(key, _)| key).counted_inserts().count_total();
+    let pv = keyed.clone().map(|(key, _)| key).counted_inserts().checkpointed("PageViews").count_total();
     let uv = keyed.distinct_inserts("DistinctDailyUsers").map(|(key, _)| key).count_total();
     pv.join_map(uv, |&(day, area, role), &pv, &uv| UvPvRow { day, area, role, uv: uv as i64, pv: pv as i64 })
 }

@@ -129,6 +129,18 @@ impl EventClock {
     }
 }
 
+/// What a partition's ingestion carries from message to message (checkpoints save it):
+/// its event-time clock, its last announced mark, and whether it is catching up.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngestState {
+    /// The largest event time counted (windowed topics).
+    pub max_event_time: Option<i64>,
+    /// The mark last announced.
+    pub announced: Option<Mark>,
+    /// The logical time the partition resumed at, while its records may still be late.
+    pub catching_up: Option<Time>,
+}
+
 /// The ingestion state of one source partition.
 #[derive(Clone, Debug)]
 pub struct PartitionIngest {
@@ -162,6 +174,24 @@ impl PartitionIngest {
             max_message_bytes: delays.max_message_bytes,
             scratch: Scratch::default(),
         }
+    }
+
+    /// Its state, for a checkpoint.
+    pub fn state(&self) -> IngestState {
+        IngestState {
+            max_event_time: self.clock.as_ref().and_then(|c| c.max_event_time),
+            announced: self.announced,
+            catching_up: self.catching_up,
+        }
+    }
+
+    /// Takes up a state saved by [`Self::state`].
+    pub fn restore(&mut self, state: IngestState) {
+        if let Some(clock) = self.clock.as_mut() {
+            clock.max_event_time = state.max_event_time;
+        }
+        self.announced = state.announced;
+        self.catching_up = state.catching_up;
     }
 
     /// The topic this partition belongs to.

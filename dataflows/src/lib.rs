@@ -10,6 +10,7 @@
 //! the connectors' sources), so a replay of the same input produces the same
 //! updates at the same times, whatever the number of workers.
 
+pub mod durable;
 pub mod ingest;
 pub mod json;
 pub mod ops;

@@ -106,6 +106,28 @@ pub fn replay(input: &Path, db: &Path, workers: usize) {
     assert!(out.status.success(), "run failed: {}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// A port that was free a moment ago (the next one is used too).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+/// Runs `scripts/cluster.sh n w args…` in `dir`; panics unless it exits 0. Returns its stdout.
+pub fn cluster_sh(dir: &Path, n: usize, w: usize, args: &[&str]) -> String {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/cluster.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .args([n.to_string(), w.to_string()])
+        .args(args)
+        .env("EDU_RTDW", env!("CARGO_BIN_EXE_edu-rtdw"))
+        .env("EDU_RTDW_CLUSTER_PORT", free_port().to_string())
+        .current_dir(dir)
+        .output()
+        .expect("run cluster.sh");
+    assert!(out.status.success(), "cluster failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Writes `lines` as `<dir>/<topic>/<partition>.jsonl`.
 pub fn write_partition(dir: &Path, topic: &str, partition: u32, lines: &[&[u8]]) -> PathBuf {
     let topic_dir = dir.join(topic);

@@ -17,4 +17,6 @@ pub mod source;
 pub use config::{KafkaConfig, LogContext};
 pub use producer::{produce_sample, Produced};
 pub use sink::{dead_letter_json, row_json, signal_json, KafkaOutputs, KafkaSink};
-pub use source::{discover, fetch_ends, kafka_source, KafkaLogs, KafkaPartition, OffsetCommitter, SourceOptions};
+pub use source::{
+    check_retained, discover, fetch_ends, kafka_source, KafkaLogs, KafkaPartition, OffsetCommitter, SourceOptions,
+};

@@ -98,6 +98,33 @@ pub fn fetch_ends(cfg: &KafkaConfig, partitions: &mut [KafkaPartition]) -> anyho
     Ok(())
 }
 
+/// Fails with one line naming the first partition whose log no longer holds the offset the
+/// job must read from (`start(topic, partition)`: a restored checkpoint's position, else 0),
+/// because retention or `kafka-delete-records` removed it and no checkpoint covers the gap.
+pub fn check_retained(
+    cfg: &KafkaConfig,
+    partitions: &[KafkaPartition],
+    start: impl Fn(Topic, u32) -> u64,
+) -> anyhow::Result<()> {
+    let consumer = cfg.consumer()?;
+    for p in partitions {
+        let (low, _) = consumer
+            .fetch_watermarks(&p.name, p.partition as i32, Duration::from_secs(30))
+            .map_err(|e| anyhow!("cannot read the start of {}/{}: {e}", p.name, p.partition))?;
+        let (low, needed) = (low.max(0) as u64, start(p.topic, p.partition));
+        if low > needed {
+            bail!(
+                "{}/{} starts at offset {low}, but the job must read it from offset {needed}: offsets {needed}..{low} \
+                 were deleted and no checkpoint covers them (restore a checkpoint taken after offset {low}, or \
+                 rebuild with a fresh state)",
+                p.name,
+                p.partition
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Options of the Kafka source.
 #[derive(Clone, Debug)]
 pub struct SourceOptions {
@@ -137,8 +164,13 @@ pub struct KafkaLogs {
 }
 
 impl KafkaLogs {
-    /// Assigns `partitions` from their beginning and splits each onto its own queue.
-    pub fn open(cfg: &KafkaConfig, partitions: Vec<KafkaPartition>) -> anyhow::Result<Self> {
+    /// Assigns `partitions` from `start(topic, partition)` (0: their beginning) and splits each
+    /// onto its own queue.
+    pub fn open(
+        cfg: &KafkaConfig,
+        partitions: Vec<KafkaPartition>,
+        start: impl Fn(Topic, u32) -> u64,
+    ) -> anyhow::Result<Self> {
         // Ends are reported bounded or not: a bounded read ends past them, a live one may go
         // idle only at one.
         let consumer = Arc::new(cfg.consumer_with_eof(true)?);
@@ -146,7 +178,14 @@ impl KafkaLogs {
         let mut index = HashMap::new();
         for (i, p) in partitions.iter().enumerate() {
             assignment
-                .add_partition_offset(&p.name, p.partition as i32, Offset::Beginning)
+                .add_partition_offset(
+                    &p.name,
+                    p.partition as i32,
+                    match start(p.topic, p.partition) {
+                        0 => Offset::Beginning,
+                        n => Offset::Offset(n as i64),
+                    },
+                )
                 .map_err(|e| anyhow!("cannot assign {}/{}: {e}", p.name, p.partition))?;
             index.insert((p.name.clone(), p.partition as i32), i);
         }
@@ -162,12 +201,13 @@ impl KafkaLogs {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let n = partitions.len();
+        let next = partitions.iter().map(|p| start(p.topic, p.partition)).collect();
         Ok(KafkaLogs {
             consumer,
             partitions,
             queues,
             held: vec![VecDeque::new(); n],
-            next: vec![0; n],
+            next,
             at_end: vec![false; n],
             index,
         })
@@ -292,13 +332,19 @@ pub fn kafka_source<'s>(
     let SourceShared { records_read, high_epoch, fatal } = shared;
     let places: Vec<(Topic, u32)> = partitions.iter().map(|p| (p.topic, p.partition)).collect();
     let bounded = partitions.iter().any(|p| p.end.is_some());
+    // A restored run reads on from the checkpoint's positions, at times after it.
+    let restored = crate::source::restored_parts();
+    let floor = restored.as_ref().map_or(0, |(time, _)| time + 1);
+    high_epoch.fetch_max(floor, std::sync::atomic::Ordering::Relaxed);
     let epochs = match opts.epoch_ms {
         Some(ms) if !bounded => {
-            Epochs::Live(Box::new(LiveEpochs::open(Arc::clone(&opts.clock), ms, &opts.state_path, &places)?))
+            Epochs::Live(Box::new(LiveEpochs::open(Arc::clone(&opts.clock), ms, &opts.state_path, &places, floor)?))
         }
         _ => Epochs::Offsets(Arc::clone(&opts.clock)),
     };
-    let logs = KafkaLogs::open(cfg, partitions)?;
+    let start =
+        |topic, partition| restored.as_ref().and_then(|(_, s)| s.get(&(topic, partition))).map_or(0, |s| s.next);
+    let logs = KafkaLogs::open(cfg, partitions, start)?;
     let settings = SourceSettings {
         name: "KafkaSource",
         delays: opts.delays,

@@ -182,19 +182,21 @@ pub struct LiveEpochs {
 
 impl LiveEpochs {
     /// Live epochs of `period_ms` over `partitions`, recording cuts in the state file at
-    /// `state_path`; positions `clock` has recorded keep their times.
+    /// `state_path`; positions `clock` has recorded keep their times, and no new epoch is
+    /// before `floor` (a restored checkpoint's next time).
     pub fn open(
         clock: Arc<Clock>,
         period_ms: u64,
         state_path: &std::path::Path,
         partitions: &[(Topic, u32)],
+        floor: Time,
     ) -> anyhow::Result<Self> {
         crate::clock::set_live();
         let conn = Clock::open_cuts(state_path).context("kafka source: cannot open the live epochs' state")?;
         Ok(LiveEpochs {
             period: Duration::from_millis(period_ms.max(1)),
             next_close: Instant::now(),
-            epoch: clock.max_base(),
+            epoch: clock.max_base().max(floor),
             conn,
             first: vec![None; partitions.len()],
             given: false,

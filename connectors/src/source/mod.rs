@@ -59,6 +59,36 @@ pub use epochs::{Epochs, LiveEpochs};
 pub use operator::partitioned_source;
 pub use pace::{InFlight, InFlightWaker};
 
+/// The name every worker's source registers its partitions' state under ([`dataflows::durable`]).
+pub const STATE: &str = "Sources";
+
+/// A source partition's state at a checkpoint.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PartState {
+    /// Its topic.
+    pub topic: Topic,
+    /// Its partition number.
+    pub partition: u32,
+    /// The next offset to read.
+    pub next: u64,
+    /// It was idle.
+    pub idle: bool,
+    /// Its end had been read and announced (a bounded input).
+    pub done: bool,
+    /// Its ingestion state (event-time clock, last mark).
+    pub ingest: dataflows::ingest::IngestState,
+}
+
+/// Restored partitions by topic and partition number.
+pub type RestoredParts = std::collections::BTreeMap<(Topic, u32), PartState>;
+
+/// The restored partitions of every source: the checkpoint's time and each partition's
+/// state; `None` without a restore.
+pub fn restored_parts() -> Option<(Time, RestoredParts)> {
+    let (time, shards) = dataflows::durable::take::<Vec<PartState>>(STATE)?;
+    Some((time, shards.into_iter().flatten().map(|p| ((p.topic, p.partition), p)).collect()))
+}
+
 use crate::fatal::Fatal;
 
 /// One message as a log holds it.
@@ -118,6 +148,12 @@ pub trait Pace: 'static {
     /// partition is exhausted. When it may not, the pace activates `activator` later.
     fn release(&mut self, _time: Time, _activator: &Activator) -> bool {
         true
+    }
+
+    /// The first time the source may emit nothing at (a checkpoint's barrier), if any:
+    /// it then neither reads at nor announces marks at such times.
+    fn limit(&self) -> Option<Time> {
+        None
     }
 }
 

@@ -1,5 +1,6 @@
 //! The generic partitioned source operator (see the module docs of [`super`]).
 
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use dataflows::ingest::{Input, PartitionIngest};
 use dataflows::Time;
 
 use super::epochs::Place;
-use super::{Logs, Message, Pace, SourceSettings, Status};
+use super::{Logs, Message, Pace, PartState, SourceSettings, Status};
 
 type Output<'a> = OutputBuilderSession<'a, Time, CapacityContainerBuilder<Vec<Input>>>;
 
@@ -66,13 +67,35 @@ pub fn partitioned_source<'s, L: Logs, P: Pace>(
     settings: SourceSettings,
     mut pace: P,
 ) -> StreamVec<'s, Time, Input> {
-    let parts: Vec<Part> = logs.partitions().into_iter().map(|(t, p)| Part::new(t, p, &settings)).collect();
-    source::<_, CapacityContainerBuilder<Vec<Input>>, _, _>(scope, settings.name, move |cap, info| {
+    let mut parts: Vec<Part> = logs.partitions().into_iter().map(|(t, p)| Part::new(t, p, &settings)).collect();
+    let restored = super::restored_parts();
+    if let Some((_, saved)) = &restored {
+        for part in &mut parts {
+            if let Some(state) = saved.get(&(part.ingest.topic(), part.ingest.partition())) {
+                part.restore(state);
+            }
+        }
+    }
+    // With checkpoints on, the partitions' state as of the last activation (module docs of
+    // `dataflows::durable`): the job saves it only while the source is held at a barrier.
+    let published: Rc<RefCell<Vec<PartState>>> = Rc::default();
+    let saved = Rc::clone(&published);
+    dataflows::durable::register(super::STATE, Box::new(move || dataflows::durable::encode(&*saved.borrow())));
+    let publish = dataflows::durable::enabled().then_some(published);
+    source::<_, CapacityContainerBuilder<Vec<Input>>, _, _>(scope, settings.name, move |mut cap, info| {
+        // A restored source reads on after the checkpoint's time.
+        if let Some((time, _)) = restored {
+            cap.downgrade(&(time + 1));
+        }
         let activator = scope.activator_for(Rc::clone(&info.address));
         logs.wake_with(&scope.worker().sync_activator_for(info.address.to_vec()));
         let stamps = crate::latency::enabled().then(crate::latency::Stamps::default);
         let mut source = Source { logs, parts, settings, cap: Some(cap), out: Vec::new(), stamps, last_read: None };
-        move |output| source.activate(output, &activator, &mut pace)
+        source.publish(publish.as_deref());
+        move |output| {
+            source.activate(output, &activator, &mut pace);
+            source.publish(publish.as_deref());
+        }
     })
 }
 
@@ -100,6 +123,18 @@ impl Part {
             done: false,
             idle: false,
         }
+    }
+
+    fn restore(&mut self, state: &PartState) {
+        self.next = state.next;
+        self.idle = state.idle;
+        (self.done, self.ended) = (state.done, state.done);
+        self.ingest.restore(state.ingest.clone());
+    }
+
+    fn state(&self) -> PartState {
+        let (topic, partition) = (self.ingest.topic(), self.ingest.partition());
+        PartState { topic, partition, next: self.next, idle: self.idle, done: self.done, ingest: self.ingest.state() }
     }
 
     fn place(&self) -> Place {
@@ -130,6 +165,13 @@ struct Reads {
 }
 
 impl<L: Logs> Source<L> {
+    /// Publishes the partitions' state for a checkpoint.
+    fn publish(&self, to: Option<&RefCell<Vec<PartState>>>) {
+        if let Some(to) = to {
+            *to.borrow_mut() = self.parts.iter().map(Part::state).collect();
+        }
+    }
+
     fn activate(&mut self, output: &mut Output<'_>, activator: &Activator, pace: &mut impl Pace) {
         let Some(floor) = self.cap.as_ref().map(|c| *c.time()) else { return };
         if !pace.admit(floor, activator) {
@@ -145,7 +187,7 @@ impl<L: Logs> Source<L> {
         let high_epoch = Arc::clone(&self.settings.high_epoch);
         let high_epoch = &*high_epoch;
         self.settings.epochs.after_reads(reads.full, now, &places, high_epoch);
-        let min_next = self.announce_states(floor, now, output);
+        let min_next = self.announce_states(floor, now, pace.limit(), output);
         if let Some(s) = self.stamps.as_mut() {
             s.flush();
         }
@@ -269,7 +311,13 @@ impl<L: Logs> Source<L> {
 
     /// Announces ends and idleness, and returns the least next time of the partitions
     /// that hold the frontier.
-    fn announce_states(&mut self, floor: Time, now: Instant, output: &mut Output<'_>) -> Option<Time> {
+    fn announce_states(
+        &mut self,
+        floor: Time,
+        now: Instant,
+        limit: Option<Time>,
+        output: &mut Output<'_>,
+    ) -> Option<Time> {
         let idle_timeout = self.settings.idle_timeout;
         let all_idle =
             self.settings.exit_when_idle.is_some_and(|t| self.last_read.is_some_and(|r| now.duration_since(r) >= t));
@@ -285,7 +333,10 @@ impl<L: Logs> Source<L> {
             let mark = if all_idle || (part.ended && next <= floor) {
                 (part.done, part.ended) = (true, true);
                 part.ingest.exhausted()
-            } else if !part.idle && !part.ended && idle_timeout.is_some_and(|t| now.duration_since(part.last_seen) >= t)
+            } else if !part.idle
+                && !part.ended
+                && idle_timeout.is_some_and(|t| now.duration_since(part.last_seen) >= t)
+                && limit.is_none_or(|l| next < l)
             {
                 part.idle = true;
                 tracing::debug!(

@@ -36,6 +36,8 @@ use super::Pace;
 #[derive(Clone, Default)]
 struct Waiting {
     until: Rc<Cell<Option<Time>>>,
+    /// The time the source waits for the checkpoint barrier to pass.
+    barrier_at: Rc<Cell<Option<Time>>>,
     activator: Rc<RefCell<Option<Activator>>>,
 }
 
@@ -44,6 +46,7 @@ pub struct InFlight {
     probe: ProbeHandle<Time>,
     max_inflight: u64,
     waiting: Waiting,
+    barrier: Option<ProbeHandle<Time>>,
 }
 
 /// The worker loop's side: wakes the source once what it waits for has happened.
@@ -51,20 +54,32 @@ pub struct InFlight {
 pub struct InFlightWaker {
     probe: ProbeHandle<Time>,
     waiting: Waiting,
+    barrier: Option<ProbeHandle<Time>>,
 }
 
 impl InFlight {
     /// A pace bounded by `probe` (the sinks' durable frontier) and its waker for the worker loop.
     pub fn new(probe: ProbeHandle<Time>, max_inflight: u64) -> (Self, InFlightWaker) {
         let waiting = Waiting::default();
-        let waker = InFlightWaker { probe: probe.clone(), waiting: waiting.clone() };
-        (InFlight { probe, max_inflight: max_inflight.max(1), waiting }, waker)
+        let waker = InFlightWaker { probe: probe.clone(), waiting: waiting.clone(), barrier: None };
+        (InFlight { probe, max_inflight: max_inflight.max(1), waiting, barrier: None }, waker)
+    }
+
+    /// The same pace, also holding the source below the frontier of `barrier` (checkpoints:
+    /// the source neither reads nor announces anything at or past it).
+    pub fn with_barrier(self, barrier: ProbeHandle<Time>, waker: InFlightWaker) -> (Self, InFlightWaker) {
+        let waker = InFlightWaker { barrier: Some(barrier.clone()), ..waker };
+        (InFlight { barrier: Some(barrier), ..self }, waker)
     }
 }
 
 impl Pace for InFlight {
     fn admit(&mut self, time: Time, activator: &Activator) -> bool {
         self.waiting.activator.borrow_mut().get_or_insert_with(|| activator.clone());
+        if self.barrier.as_ref().is_some_and(|b| b.less_equal(&time)) {
+            self.waiting.barrier_at.set(Some(time));
+            return false;
+        }
         let Some(behind) = time.checked_sub(self.max_inflight) else { return true };
         if self.probe.less_than(&behind) {
             self.waiting.until.set(Some(behind));
@@ -72,11 +87,23 @@ impl Pace for InFlight {
         }
         true
     }
+
+    fn limit(&self) -> Option<Time> {
+        self.barrier.as_ref().and_then(|b| b.with_frontier(|f| f.first().copied()))
+    }
 }
 
 impl InFlightWaker {
     /// Wakes the source if it waits and the probe has reached what it waits for.
     pub fn wake_if(&self) {
+        if let (Some(at), Some(barrier)) = (self.waiting.barrier_at.get(), self.barrier.as_ref()) {
+            if !barrier.less_equal(&at) {
+                self.waiting.barrier_at.set(None);
+                if let Some(activator) = self.waiting.activator.borrow().as_ref() {
+                    activator.activate();
+                }
+            }
+        }
         let Some(until) = self.waiting.until.get() else { return };
         if !self.probe.less_than(&until) {
             self.waiting.until.set(None);

@@ -13,8 +13,13 @@
 //!
 //! Memory is one state per key (never per record), which is what makes the
 //! LAST_VALUE deduplications of SPEC §2.6/2.7 bounded by distinct ids.
+//!
+//! Durable ([`crate::durable`]): the per-key states are saved under the operator's
+//! name; a restored state is emitted, as insertions, at the checkpoint's time.
 
+use std::cell::RefCell;
 use std::hash::Hash;
+use std::rc::Rc;
 
 use foldhash::HashMap;
 
@@ -24,7 +29,7 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::StreamVec;
 
 use super::stash::Stash;
-use crate::{Diff, Pos, Time};
+use crate::{durable, Diff, Pos, Time};
 
 /// Extension trait for [`FoldByKey::fold_by_key`], on a keyed append-only log of
 /// `(key, position, value)` records.
@@ -66,13 +71,31 @@ where
         F: FnMut(&mut V, V) + 'static,
     {
         let pact = Exchange::new(|(k, _, _): &(K, Pos, V)| k.hashed());
+        let scope = self.scope();
+        let name = name.to_string();
         self.unary_frontier::<timely::container::CapacityContainerBuilder<Vec<((K, V), Time, Diff)>>, _, _, _>(
             pact,
-            name,
-            |_cap, _info| {
+            &name.clone(),
+            move |cap, info| {
                 let mut stash = Stash::new();
-                let mut state: HashMap<K, V> = HashMap::default();
+                let state: Rc<RefCell<HashMap<K, V>>> = Rc::default();
+                let saved = Rc::clone(&state);
+                durable::register(&name, Box::new(move || durable::encode(&*saved.borrow())));
+                // A restored state is emitted at the checkpoint's time, on the first activation.
+                let mut restore = restored::<K, V>(&name, scope.index(), scope.peers()).map(|(time, entries)| {
+                    scope.activator_for(Rc::clone(&info.address)).activate();
+                    (cap.delayed(&time), entries)
+                });
                 move |(input, frontier), output| {
+                    let mut state = state.borrow_mut();
+                    if let Some((cap, entries)) = restore.take() {
+                        let time = *cap.time();
+                        let mut session = output.session(&cap);
+                        for (key, value) in entries {
+                            session.give(((key.clone(), value.clone()), time, 1));
+                            state.insert(key, value);
+                        }
+                    }
                     input.for_each_stamp(|cap, data| {
                         if let Some(cap) = cap.retain_least(0) {
                             stash.push(cap, data);
@@ -117,6 +140,17 @@ where
         )
         .as_collection()
     }
+}
+
+/// The restored `(key, state)` entries of the fold `name` that worker `index` of `peers` owns.
+fn restored<K, V>(name: &str, index: usize, peers: usize) -> Option<(Time, Vec<(K, V)>)>
+where
+    K: ExchangeData + Hash + Hashable<Output = u64>,
+    V: ExchangeData,
+{
+    let (time, shards) = durable::take::<HashMap<K, V>>(name)?;
+    let owned = shards.into_iter().flatten().filter(|(k, _)| durable::owned(k.hashed(), index, peers));
+    Some((time, owned.collect()))
 }
 
 /// Orders a batch so that each key's records are together and in position order:

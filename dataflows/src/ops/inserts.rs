@@ -5,10 +5,14 @@
 //! Every input of this warehouse is an append-only log, so a record, once read,
 //! is inserted and never retracted: both operators only insert, at the logical
 //! time the record arrived (the distinct one, at the earliest time a record
-//! appears), and keep no arrangement.
+//! appears), and keep no arrangement. The distinct set is durable
+//! ([`crate::durable`]): saved under the operator's name, re-emitted at the
+//! checkpoint's time on a restore.
 
+use std::cell::RefCell;
 use std::collections::hash_map::Entry;
 use std::hash::Hash;
+use std::rc::Rc;
 
 use differential_dataflow::{AsCollection, ExchangeData, Hashable, VecCollection};
 use foldhash::HashMap;
@@ -18,7 +22,7 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::StreamVec;
 
 use super::stash::Stash;
-use crate::{Diff, Time};
+use crate::{durable, Diff, Time};
 
 /// Extension trait for [`Inserts::inserts`], on an append-only stream.
 pub trait Inserts<'s, D> {
@@ -131,10 +135,27 @@ where
     #[inline]
     fn distinct_inserts(self, name: &str) -> VecCollection<'s, Time, D, Diff> {
         let pact = Exchange::new(|d: &D| d.hashed());
-        self.unary_frontier::<CapacityContainerBuilder<Vec<(D, Time, Diff)>>, _, _, _>(pact, name, |_cap, _info| {
+        let scope = self.scope();
+        let state_name = name.to_string();
+        self.unary_frontier::<CapacityContainerBuilder<Vec<(D, Time, Diff)>>, _, _, _>(pact, name, move |cap, info| {
             let mut stash = Stash::new();
-            let mut seen: HashMap<D, ()> = HashMap::default();
+            let seen: Rc<RefCell<HashMap<D, ()>>> = Rc::default();
+            let saved = Rc::clone(&seen);
+            durable::register(&state_name, Box::new(move || durable::encode(&*saved.borrow())));
+            // A restored set is emitted at the checkpoint's time, on the first activation.
+            let mut restore = durable::take::<HashMap<D, ()>>(&state_name).map(|(time, shards)| {
+                scope.activator_for(Rc::clone(&info.address)).activate();
+                let (index, peers) = (scope.index(), scope.peers());
+                let owned = shards.into_iter().flatten().filter(|(d, _)| durable::owned(d.hashed(), index, peers));
+                (cap.delayed(&time), owned.map(|(d, _)| d).collect::<Vec<D>>())
+            });
             move |(input, frontier), output| {
+                let mut seen = seen.borrow_mut();
+                if let Some((cap, records)) = restore.take() {
+                    let time = *cap.time();
+                    output.session(&cap).give_iterator(records.iter().map(|d| (d.clone(), time, 1)));
+                    seen.extend(records.into_iter().map(|d| (d, ())));
+                }
                 input.for_each_stamp(|cap, data| {
                     if let Some(cap) = cap.retain_least(0) {
                         stash.push(cap, data);

@@ -22,11 +22,13 @@
 //! The traits are thin wrappers: each method builds the same operator its free
 //! function used to, once, when the dataflow is built.
 
+mod checkpointed;
 pub mod fold;
 mod inserts;
 mod stash;
 pub mod window;
 
+pub use checkpointed::Checkpointed;
 pub use fold::FoldByKey;
 pub use inserts::{CountedInserts, DistinctInserts, Inserts};
 pub use window::{SplitLate, Tumbling};

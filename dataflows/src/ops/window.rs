@@ -46,8 +46,10 @@
 //!
 //! Memory is bounded by open windows: closed windows are dropped.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::hash::Hash;
+use std::rc::Rc;
 
 use differential_dataflow::operators::ThresholdTotal;
 use differential_dataflow::{AsCollection, ExchangeData, Hashable, VecCollection};
@@ -58,8 +60,11 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::Broadcast;
 use timely::dataflow::StreamVec;
 
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
 use super::stash::Stash;
-use crate::{DeadLetter, Diff, Metric, Pos, Rejection, Time, Topic};
+use crate::{durable, DeadLetter, Diff, Metric, Pos, Rejection, Time, Topic};
 
 /// A source partition's watermark announcement (SPEC §3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
@@ -166,7 +171,7 @@ pub(crate) fn publish(topic: Topic, progress: Option<(Time, i64)>) {
 }
 
 /// An aggregate maintained per window and key.
-pub trait Aggregate: Default + 'static {
+pub trait Aggregate: Default + Serialize + DeserializeOwned + 'static {
     /// The value each record contributes.
     type In: ExchangeData;
     /// What a final window reports.
@@ -178,7 +183,7 @@ pub trait Aggregate: Default + 'static {
 }
 
 /// `COUNT(*)`.
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 pub struct Count(i64);
 
 impl Aggregate for Count {
@@ -193,7 +198,7 @@ impl Aggregate for Count {
 }
 
 /// `SUM(x)` and `COUNT(x)` (the average is their exact quotient).
-#[derive(Default)]
+#[derive(Default, Serialize, Deserialize)]
 pub struct SumCount {
     sum: i64,
     count: i64,
@@ -292,6 +297,45 @@ impl<'s, K: ExchangeData, O: ExchangeData> SplitLate<'s, K, O> for VecCollection
     }
 }
 
+/// What a window operator keeps between logical times (and checkpoints save).
+#[derive(Serialize, Deserialize)]
+#[serde(bound(
+    serialize = "K: Serialize + Hash + Eq, A: Serialize",
+    deserialize = "K: DeserializeOwned + Hash + Eq, A: DeserializeOwned"
+))]
+struct WindowState<K, A> {
+    /// Open windows by start, then by key: few starts are open at once, so closing pops
+    /// whole starts and a record costs one small ordered lookup and one hash lookup.
+    open: BTreeMap<i64, HashMap<K, A>>,
+    /// Per partition: its last mark (the same on every worker: marks are broadcast).
+    marks: HashMap<u32, Mark>,
+    /// Windows ending at or below it have been emitted.
+    closed_upto: i64,
+}
+
+impl<K, A> Default for WindowState<K, A> {
+    fn default() -> Self {
+        WindowState { open: BTreeMap::new(), marks: HashMap::default(), closed_upto: i64::MIN }
+    }
+}
+
+impl<K: Hash + Eq, A> WindowState<K, A> {
+    /// Takes the open windows of the keys this worker owns from every saved shard, and the
+    /// marks of the first (every worker had the same).
+    fn restore(&mut self, shards: Vec<Self>, owned: impl Fn(&K) -> bool) {
+        for (i, shard) in shards.into_iter().enumerate() {
+            if i == 0 {
+                (self.marks, self.closed_upto) = (shard.marks, shard.closed_upto);
+            }
+            for (start, keys) in shard.open {
+                let window = self.open.entry(start).or_default();
+                window.extend(keys.into_iter().filter(|(k, _)| owned(k)));
+            }
+        }
+        self.open.retain(|_, keys| !keys.is_empty());
+    }
+}
+
 /// Extension trait for [`Tumbling::tumbling`], on a stream of [`WindowFact`]s.
 pub trait Tumbling<'s, K, V> {
     /// Aggregates records into tumbling windows of `width` ms, emitting each window once it
@@ -350,25 +394,31 @@ where
         name: &str,
     ) -> VecCollection<'s, Time, WindowOut<K, A::Out>, Diff> {
         let pact = Exchange::new(|fact: &WindowFact<K, V>| fact.key.hashed());
+        let scope = self.scope();
+        let state_name = name.to_string();
         self.binary_frontier::<_, CapacityContainerBuilder<Vec<(WindowOut<K, A::Out>, Time, Diff)>>, _, _, _, _>(
             watermarks.broadcast(),
             pact,
             Pipeline,
             name,
-            |_cap, _info| {
+            move |_cap, _info| {
                 publish(topic, None);
                 let mut records_by_time = Stash::new();
                 let mut marks_by_time = Stash::new();
-                // Open windows by start, then by key: few starts are open at once, so closing pops
-                // whole starts and a record costs one small ordered lookup and one hash lookup.
-                let mut open: BTreeMap<i64, HashMap<K, A>> = BTreeMap::new();
+                let state: Rc<RefCell<WindowState<K, A>>> = Rc::default();
+                if let Some((time, restored)) = durable::take::<WindowState<K, A>>(&state_name) {
+                    let mut state = state.borrow_mut();
+                    state.restore(restored, |key| durable::owned(key.hashed(), scope.index(), scope.peers()));
+                    publish(topic, Some((time, state.closed_upto)));
+                }
+                let saved = Rc::clone(&state);
+                durable::register(&state_name, Box::new(move || durable::encode(&*saved.borrow())));
                 // Keys in the window closed last: a new window's map starts at that size, which
                 // spares it most of its regrowth (rehashing was ~0.75 % of a worker's instructions).
                 let mut last_keys = 0;
-                // Per partition: its last mark.
-                let mut marks: HashMap<u32, Mark> = HashMap::default();
-                let mut closed_upto = i64::MIN;
                 move |(input1, frontier1), (input2, frontier2), output| {
+                    let mut state = state.borrow_mut();
+                    let WindowState { open, marks, closed_upto } = &mut *state;
                     input1.for_each_stamp(|cap, data| {
                         if let Some(cap) = cap.retain_least(0) {
                             records_by_time.push(cap, data);
@@ -399,7 +449,7 @@ where
                                 // sources drop records behind their partition's watermark, so a record
                                 // for a closed window cannot arrive from a live partition: only from one
                                 // that went idle (SPEC §3) and resumed.
-                                if start.saturating_add(width) <= closed_upto {
+                                if start.saturating_add(width) <= *closed_upto {
                                     late.give((WindowOut::Late(origin), *cap.time(), 1));
                                     continue;
                                 }
@@ -414,10 +464,10 @@ where
                         if let Some((cap, batch)) = marks_by_time.take(next) {
                             marks.extend(batch);
                             let watermark = watermark(marks.values().copied());
-                            closed_upto = closed_upto.max(watermark);
+                            *closed_upto = (*closed_upto).max(watermark);
                             let mut session = output.session(&cap);
                             while let Some(entry) = open.first_entry() {
-                                if entry.key().saturating_add(width) > closed_upto {
+                                if entry.key().saturating_add(width) > *closed_upto {
                                     break;
                                 }
                                 let (start, keys) = entry.remove_entry();
@@ -428,7 +478,7 @@ where
                                 }
                             }
                         }
-                        publish(topic, Some((next, closed_upto)));
+                        publish(topic, Some((next, *closed_upto)));
                     }
                 }
             },
