@@ -27,7 +27,6 @@
 //! rebuilds from the log as without checkpoints, so appended records are
 //! never skipped.
 
-use std::cell::RefCell;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::mpsc::{channel, Receiver, TryRecvError};
@@ -42,6 +41,7 @@ use timely::dataflow::InputHandle;
 use timely::worker::Worker;
 
 use connectors::checkpoint::{self, ShardBody, FORMAT_VERSION};
+use connectors::source::Pending;
 use dataflows::{durable, Time};
 
 /// Where and how often a job checkpoints.
@@ -78,7 +78,7 @@ pub struct Checkpoints {
     barrier: Option<Handle<Time>>,
     barrier_probe: ProbeHandle<Time>,
     /// Barrier times broadcast by worker 0, not yet copied here.
-    requested: Rc<RefCell<Vec<Time>>>,
+    requested: Pending,
     copied: Option<Handle<()>>,
     copied_probe: ProbeHandle<Time>,
     durable: Option<Handle<()>>,
@@ -100,7 +100,7 @@ impl Checkpoints {
         let (index, peers) = (worker.index(), worker.peers());
         let (mut barrier, mut copied, mut durable) = (Handle::new(), Handle::new(), Handle::new());
         let (barrier_probe, copied_probe, durable_probe) = (ProbeHandle::new(), ProbeHandle::new(), ProbeHandle::new());
-        let requested: Rc<RefCell<Vec<Time>>> = Rc::default();
+        let requested = Pending::default();
         let seen = Rc::clone(&requested);
         worker.dataflow::<Time, _, _>(|scope| {
             scope
@@ -143,6 +143,11 @@ impl Checkpoints {
         self.barrier_probe.clone()
     }
 
+    /// The requested checkpoints not yet taken on this worker (for the sources' pace).
+    pub fn pending(&self) -> Pending {
+        Rc::clone(&self.requested)
+    }
+
     /// How long the worker loop may park at most.
     pub fn tick(&self) -> Duration {
         self.plan.every.clamp(Duration::from_millis(1), Duration::from_millis(50))
@@ -175,6 +180,7 @@ impl Checkpoints {
             return;
         }
         self.requested.borrow_mut().remove(0);
+        tracing::debug!(worker = self.index, barrier = h, "checkpoint: copying state");
         let (send, receive) = channel();
         match durable::save_all() {
             Ok(sections) => {
@@ -225,12 +231,14 @@ impl Checkpoints {
                     if h > self.floor {
                         barrier.send(h);
                         barrier.flush();
+                        tracing::debug!(barrier = h, "checkpoint: sources held");
                         self.lead = Lead::Held(h, Instant::now());
                     }
                 }
             }
             Lead::Held(h, since) => {
                 if !self.copied_probe.less_than(&(h + 1)) {
+                    tracing::debug!(barrier = h, "checkpoint: every worker copied its state");
                     self.lead = Lead::Completing(h, since, since.elapsed());
                     self.advance_barrier(processed, max_inflight);
                 }

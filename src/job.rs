@@ -345,7 +345,7 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
             crate::checkpoint::Checkpoints::build(worker, Arc::clone(plan), restored.as_ref().map(|r| r.time))
         });
         let (pace, waker) = match &checkpoints {
-            Some(c) => pace.with_barrier(c.barrier(), waker),
+            Some(c) => pace.with_barrier(c.barrier(), c.pending(), waker),
             None => (pace, waker),
         };
         let processed = ProbeHandle::<Time>::new();

@@ -10,10 +10,10 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
-use common::{cluster_sh, dump, edu_rtdw};
+use common::{cluster_sh, dump, edu_rtdw, kill_after_checkpoints};
 
 const EPOCH: u64 = 64;
 
@@ -37,14 +37,7 @@ fn run_args(input: &Path, db: &str, every: &str, extra: &[&str]) -> Vec<String> 
 }
 
 fn spawn(args: &[String], dir: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_edu-rtdw"))
-        .args(args)
-        .current_dir(dir)
-        .env("RUST_LOG", "edu_rtdw=info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn edu-rtdw")
+    common::spawn_logged(args, dir)
 }
 
 /// The tables of an uninterrupted run without checkpoints.
@@ -53,33 +46,6 @@ fn uninterrupted(dir: &Path, input: &Path) -> Vec<String> {
     let out = edu_rtdw(&args.iter().map(String::as_str).collect::<Vec<_>>(), dir);
     assert!(out.status.success(), "uninterrupted run failed: {}", String::from_utf8_lossy(&out.stderr));
     dump(&dir.join("clean.db"))
-}
-
-/// Runs `args` until its log has reported `n` complete checkpoints, then SIGKILLs it;
-/// returns the time of the last one. Panics if the run ends first.
-fn kill_after_checkpoints(args: &[String], dir: &Path, n: usize) -> u64 {
-    let mut child = spawn(args, dir);
-    let stderr = child.stderr.take().expect("stderr");
-    let mut times = Vec::new();
-    for line in BufReader::new(stderr).lines() {
-        let line = line.expect("log line");
-        if let Some(time) = checkpoint_time(&line) {
-            times.push(time);
-            if times.len() == n {
-                break;
-            }
-        }
-    }
-    child.kill().expect("SIGKILL");
-    child.wait().expect("wait");
-    assert_eq!(times.len(), n, "the run ended after {} checkpoints", times.len());
-    times[n - 1]
-}
-
-/// The time of a "checkpoint at T: …" log line.
-fn checkpoint_time(line: &str) -> Option<u64> {
-    let rest = &line[line.find("checkpoint at ")? + "checkpoint at ".len()..];
-    rest.split(':').next()?.parse().ok()
 }
 
 /// Copies the SQLite file and the checkpoints of the crashed run into the directory `to`.

@@ -23,28 +23,11 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::kafka::{assert_outputs_match, consume_all, gen_to_kafka, lock, topics, BROKERS};
+use common::kafka::{
+    append_layout, assert_outputs_match, consume_all, gen_to_files, gen_to_kafka, lock, topics, BROKERS,
+};
 use common::{dump, edu_rtdw, rows};
-use connectors::sample::TOPICS;
 use rdkafka::config::ClientConfig;
-
-fn gen_to_files(dir: &Path, out_dir: &str, scale: u64, seed: u64, partitions: u32) {
-    let out = edu_rtdw(
-        &[
-            "gen",
-            "--out",
-            out_dir,
-            "--scale",
-            &scale.to_string(),
-            "--seed",
-            &seed.to_string(),
-            "--partitions",
-            &partitions.to_string(),
-        ],
-        dir,
-    );
-    assert!(out.status.success(), "gen --out failed: {}", String::from_utf8_lossy(&out.stderr));
-}
 
 fn kafka_args<'a>(prefix: &'a str, db: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec!["run", "--brokers", BROKERS, "--topic-prefix", prefix, "--until-end", "--sqlite", db, "-q"];
@@ -145,14 +128,7 @@ fn a_second_run_over_a_grown_log_resumes_without_loss_or_duplicates() {
     // The same two batches, appended partition by partition, replayed from files in one go.
     gen_to_files(tmp.path(), "a", 1, 21, 2);
     gen_to_files(tmp.path(), "b", 1, 22, 2);
-    for topic in TOPICS {
-        for p in 0..2 {
-            let path = |d: &str| tmp.path().join(d).join(topic).join(format!("{p}.jsonl"));
-            let mut bytes = std::fs::read(path("a")).expect("read a");
-            bytes.extend(std::fs::read(path("b")).expect("read b"));
-            std::fs::write(path("a"), bytes).expect("append");
-        }
-    }
+    append_layout(tmp.path(), "a", "b");
     run_ok(tmp.path(), &["run", "--input-dir", "a", "--sqlite", "files.db", "-q"]);
     assert_eq!(
         dump(&tmp.path().join("kafka.db")),
@@ -581,4 +557,101 @@ fn a_broker_outage_mid_run_is_waited_out_with_nothing_lost_or_doubled() {
     );
     assert_outputs_match(&prefix, &files);
     eprintln!("broker away {away:?}; the run's log:\n{text}");
+}
+
+/// SPEC §5 durable state and retention: a live run is killed after checkpoints; the log of
+/// every source partition before the newest checkpoint's position is deleted with Kafka's
+/// `kafka-delete-records`; a start without that checkpoint is refused in one line naming the
+/// partition and offsets; more input is produced; the restored run reads on from the
+/// checkpoint, and its tables equal a file replay of all the input, deleted part included.
+#[test]
+fn the_log_before_a_checkpoint_may_be_deleted() {
+    let _broker = lock();
+    let prefix = topics("retain", 2);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    gen_to_kafka(tmp.path(), &prefix, 2, 61, 2);
+    let live = |db: &'static str| -> Vec<String> {
+        let args = [
+            "run",
+            "--brokers",
+            BROKERS,
+            "--topic-prefix",
+            &prefix,
+            "--sqlite",
+            db,
+            "-q",
+            "-w",
+            "2",
+            "--epoch-ms",
+            "20",
+            "--exit-when-idle",
+            "--idle-timeout-ms",
+            "8000",
+            "--checkpoint-every",
+            "200ms",
+        ];
+        args.iter().map(|s| s.to_string()).collect()
+    };
+    common::kill_after_checkpoints(&live("live.db"), tmp.path(), 3);
+    let positions = newest_checkpoint_positions(&tmp.path().join("live.checkpoints"));
+    assert!(positions.iter().any(|(_, _, next)| *next > 0), "the checkpoint read nothing: {positions:?}");
+    delete_records(tmp.path(), &prefix, &positions);
+
+    let out = edu_rtdw(&live("fresh.db").iter().map(String::as_str).collect::<Vec<_>>(), tmp.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("were deleted and no checkpoint covers them"), "{stderr}");
+    // The line names a partition and the offsets that are gone: `NAME/P starts at offset N, … from offset 0`.
+    let named = positions.iter().any(|(topic, partition, next)| {
+        stderr.contains(&format!(
+            "{prefix}{topic}/{partition} starts at offset {next}, but the job must read it from offset 0"
+        ))
+    });
+    assert!(named, "{stderr}");
+
+    gen_to_kafka(tmp.path(), &prefix, 2, 62, 2);
+    run_ok(tmp.path(), &live("live.db").iter().map(String::as_str).collect::<Vec<_>>());
+    gen_to_files(tmp.path(), "a", 2, 61, 2);
+    gen_to_files(tmp.path(), "b", 2, 62, 2);
+    append_layout(tmp.path(), "a", "b");
+    run_ok(tmp.path(), &["run", "--input-dir", "a", "--sqlite", "files.db", "-q"]);
+    assert_eq!(dump(&tmp.path().join("live.db")), dump(&tmp.path().join("files.db")), "restored run differs");
+}
+
+/// `(topic, partition, next offset)` of every source partition in the newest checkpoint.
+fn newest_checkpoint_positions(dir: &Path) -> Vec<(String, u32, u64)> {
+    let newest = std::fs::read_dir(dir)
+        .expect("list checkpoints")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("MANIFEST").exists())
+        .max()
+        .expect("a complete checkpoint");
+    let text = std::fs::read_to_string(newest.join("MANIFEST")).expect("manifest");
+    let manifest: connectors::checkpoint::Manifest =
+        serde_json::from_str(text.lines().next().expect("line")).expect("manifest json");
+    let restored = connectors::checkpoint::load_newest(dir, &manifest.input, |w| panic!("{w}"))
+        .expect("load")
+        .expect("a checkpoint");
+    dataflows::durable::enable(Some(restored));
+    let (_, parts) = connectors::source::restored_parts().expect("sources");
+    dataflows::durable::disable();
+    parts.values().map(|p| (p.topic.default_name().to_string(), p.partition, p.next)).collect()
+}
+
+/// Deletes every partition's records below its `next` offset with `kafka-delete-records`.
+fn delete_records(dir: &Path, prefix: &str, positions: &[(String, u32, u64)]) {
+    let partitions: Vec<String> = positions
+        .iter()
+        .filter(|(_, _, next)| *next > 0)
+        .map(|(topic, p, next)| format!(r#"{{"topic":"{prefix}{topic}","partition":{p},"offset":{next}}}"#))
+        .collect();
+    let json = dir.join("delete.json");
+    std::fs::write(&json, format!(r#"{{"version":1,"partitions":[{}]}}"#, partitions.join(","))).expect("write");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kafka-tool.sh");
+    let out = Command::new("bash")
+        .arg(script)
+        .args(["delete-records", "--bootstrap-server", BROKERS, "--offset-json-file"])
+        .arg(&json)
+        .output()
+        .expect("run kafka-delete-records");
+    assert!(out.status.success(), "kafka-delete-records failed: {}", String::from_utf8_lossy(&out.stderr));
 }

@@ -12,98 +12,16 @@
 
 mod common;
 
-use std::collections::HashSet;
-use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use ::mysql::prelude::Queryable;
+use common::servers::{
+    assert_same, committed_upper, fresh_database, only, route_all_to, route_all_to_every_sink, route_all_to_sqlite,
+    script, server_result, servers, Server,
+};
 use common::{dump, edu_rtdw};
-use connectors::mysql::MysqlSink;
-use connectors::postgres::PostgresSink;
 use connectors::tables::ALL;
-
-const MYSQL_ADMIN: &str = "mysql://edu:edu@127.0.0.1:3306/edu_rtdw";
-const POSTGRES_ADMIN: &str = "postgres://edu:edu@127.0.0.1:5432/edu_rtdw";
-
-static SERVERS: Mutex<()> = Mutex::new(());
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Server {
-    Mysql,
-    Postgres,
-}
-
-impl Server {
-    fn name(self) -> &'static str {
-        match self {
-            Server::Mysql => "mysql",
-            Server::Postgres => "postgres",
-        }
-    }
-
-    fn port(self) -> u16 {
-        match self {
-            Server::Mysql => 3306,
-            Server::Postgres => 5432,
-        }
-    }
-}
-
-/// Takes the servers' lock and fails (not skips) when a server does not answer.
-fn servers() -> MutexGuard<'static, ()> {
-    let guard = SERVERS.lock().unwrap_or_else(|e| e.into_inner());
-    for server in [Server::Mysql, Server::Postgres] {
-        let addr = SocketAddr::from(([127, 0, 0, 1], server.port()));
-        assert!(
-            TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok(),
-            "nothing answers on 127.0.0.1:{}: run scripts/db-up.sh first (it installs and starts MariaDB and PostgreSQL)",
-            server.port()
-        );
-    }
-    guard
-}
-
-/// Drops and creates database `name`; returns its URL for user edu.
-fn fresh_database(server: Server, name: &str) -> String {
-    match server {
-        Server::Mysql => {
-            let mut conn = ::mysql::Conn::new(::mysql::Opts::from_url(MYSQL_ADMIN).expect("mysql url"))
-                .expect("connect to MariaDB");
-            conn.query_drop(format!("DROP DATABASE IF EXISTS `{name}`")).expect("drop database");
-            conn.query_drop(format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4")).expect("create database");
-            format!("mysql://edu:edu@127.0.0.1:3306/{name}")
-        }
-        Server::Postgres => {
-            let mut client = POSTGRES_ADMIN
-                .parse::<::postgres::Config>()
-                .expect("pg url")
-                .connect(::postgres::NoTls)
-                .expect("connect to PostgreSQL");
-            client.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).expect("drop database");
-            client.batch_execute(&format!("CREATE DATABASE \"{name}\"")).expect("create database");
-            format!("postgres://edu:edu@127.0.0.1:5432/{name}")
-        }
-    }
-}
-
-/// The route names of every output table: every metric's name, and `dead_letters`.
-fn routes() -> impl Iterator<Item = &'static str> {
-    dataflows::output::Output::ALL.into_iter().map(|o| o.name())
-}
-
-/// A config file routing every table to `server`.
-fn route_all_to(dir: &Path, server: Server) -> PathBuf {
-    let mut text = String::from("[routes]\n");
-    for route in routes() {
-        text.push_str(&format!("{route} = [\"{}\"]\n", server.name()));
-    }
-    let path = dir.join(format!("{}.toml", server.name()));
-    std::fs::write(&path, text).expect("write config");
-    path
-}
 
 fn generate(dir: &Path, scale: u64) -> PathBuf {
     let input = dir.join(format!("input-{scale}"));
@@ -128,43 +46,6 @@ fn sqlite_result(dir: &Path, input: &Path, extra: &[&str]) -> Vec<String> {
     let out = edu_rtdw(&args, dir);
     assert!(out.status.success(), "SQLite run failed: {}", String::from_utf8_lossy(&out.stderr));
     dump(&db)
-}
-
-/// The rows of `tables` (indices into `ALL`) in the database at `url`, as [`dump`] prints them.
-fn server_result(server: Server, url: &str, tables: &[usize]) -> Vec<String> {
-    let mut out = Vec::new();
-    for &i in tables {
-        let t = &ALL[i];
-        let rows = match server {
-            Server::Mysql => MysqlSink::read_rows(url, t),
-            Server::Postgres => PostgresSink::read_rows(url, t),
-        }
-        .unwrap_or_else(|e| panic!("read {} from {}: {e:#}", t.name, server.name()));
-        let mut lines: Vec<String> = rows.into_iter().map(|cells| format!("{}|{}", t.name, cells.join("|"))).collect();
-        lines.sort();
-        out.extend(lines);
-    }
-    out
-}
-
-/// Only the lines of `tables` (indices into `ALL`) of a dump.
-fn only(lines: &[String], tables: &[usize]) -> Vec<String> {
-    lines.iter().filter(|l| tables.iter().any(|&i| l.starts_with(&format!("{}|", ALL[i].name)))).cloned().collect()
-}
-
-fn assert_same(what: &str, expected: &[String], actual: &[String]) {
-    if expected == actual {
-        return;
-    }
-    // Hash sets: a debug build searching 100k-row vectors for each row takes minutes.
-    let (want, got): (HashSet<&String>, HashSet<&String>) = (expected.iter().collect(), actual.iter().collect());
-    let missing: Vec<&String> = expected.iter().filter(|l| !got.contains(l)).take(5).collect();
-    let extra: Vec<&String> = actual.iter().filter(|l| !want.contains(l)).take(5).collect();
-    panic!(
-        "{what}: {} rows expected, {} found\nmissing (first 5): {missing:#?}\nunexpected (first 5): {extra:#?}",
-        expected.len(),
-        actual.len()
-    );
 }
 
 /// Runs `input` with every table routed to `server` (into database `db`) and compares with SQLite.
@@ -280,36 +161,6 @@ fn a_wrong_password_is_a_one_line_error() {
     }
 }
 
-/// Stops `server` (as `scripts/db-down.sh --force <server>` does) and starts it again with `scripts/db-up.sh <server>`.
-fn script(name: &str, args: &[&str]) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let status = Command::new("bash").arg(root.join("scripts").join(name)).args(args).status().expect("run script");
-    assert!(status.success(), "scripts/{name} {args:?} failed");
-}
-
-/// The committed logical-time frontier of sink `server` (0 before the first commit or while the server is away).
-fn committed_upper(server: Server, url: &str) -> i64 {
-    match server {
-        Server::Mysql => ::mysql::Conn::new(::mysql::Opts::from_url(url).expect("url"))
-            .ok()
-            .and_then(|mut c| {
-                c.exec_first::<i64, _, _>("SELECT `upper` FROM edu_rtdw_progress WHERE sink = 'mysql'", ())
-                    .ok()
-                    .flatten()
-            })
-            .unwrap_or(0),
-        Server::Postgres => url
-            .parse::<::postgres::Config>()
-            .expect("url")
-            .connect(::postgres::NoTls)
-            .ok()
-            .and_then(|mut c| {
-                c.query_opt("SELECT upper FROM edu_rtdw_progress WHERE sink = 'postgres'", &[]).ok().flatten()
-            })
-            .map_or(0, |row| row.get::<_, i64>(0)),
-    }
-}
-
 /// Stops `server` for a few seconds in the middle of a run: the run retries, finishes, and loses nothing.
 fn survives_an_outage(server: Server) {
     let _lock = servers();
@@ -367,32 +218,6 @@ fn a_postgres_outage_mid_run_loses_nothing() {
     survives_an_outage(Server::Postgres);
 }
 
-/// A config file routing every table to SQLite, MySQL and PostgreSQL at once, and the
-/// cleaned signals and dead letters to Kafka too when `kafka`.
-fn route_all_to_every_sink(dir: &Path, kafka: bool) -> PathBuf {
-    let mut text = String::from("[routes]\n");
-    for route in routes() {
-        let also_kafka = kafka && matches!(route, "student_signal_etl" | "dead_letters");
-        let sinks =
-            if also_kafka { r#""sqlite", "mysql", "postgres", "kafka""# } else { r#""sqlite", "mysql", "postgres""# };
-        text.push_str(&format!("{route} = [{sinks}]\n"));
-    }
-    let path = dir.join("every-sink.toml");
-    std::fs::write(&path, text).expect("write config");
-    path
-}
-
-/// A config file routing every table to SQLite only (no Kafka outputs even with `--brokers`).
-fn route_all_to_sqlite(dir: &Path) -> PathBuf {
-    let mut text = String::from("[routes]\n");
-    for route in routes() {
-        text.push_str(&format!("{route} = [\"sqlite\"]\n"));
-    }
-    let path = dir.join("sqlite-only.toml");
-    std::fs::write(&path, text).expect("write config");
-    path
-}
-
 /// SPEC §5 exactly-once effect: a run killed with SIGKILL at five points and
 /// restarted each time ends with every table, in SQLite, MySQL and
 /// PostgreSQL, equal to an uninterrupted run; and no sink's committed frontier
@@ -409,6 +234,7 @@ fn kill_9_then_restart_equals_an_uninterrupted_run_in_every_sink() {
         kills: 5,
         kill_after: (200, 1200),
         kafka_outputs: None,
+        extra: &[],
     };
     crashes.then_compare(tmp.path());
 }
@@ -432,6 +258,30 @@ fn kill_9_on_kafka_input_then_restart_equals_an_uninterrupted_run_in_every_sink(
         kills: 8,
         kill_after: (1500, 5000),
         kafka_outputs: Some(&prefix),
+        extra: &[],
+    };
+    crashes.then_compare(tmp.path());
+}
+
+/// SPEC §5 durable state: the same on Kafka input with a checkpoint every second, killed at
+/// ten points (some while a checkpoint is being written); restarts restore the newest
+/// checkpoint and read on from its positions, and every sink still ends like an
+/// uninterrupted run without checkpoints.
+#[test]
+fn kill_9_on_kafka_input_with_checkpoints_then_restart_equals_an_uninterrupted_run() {
+    let _lock = servers();
+    let _broker = common::kafka::lock();
+    let prefix = common::kafka::topics("ckptcrash", 2);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    common::kafka::gen_to_kafka(tmp.path(), &prefix, 3, 43, 2);
+    let input = ["--brokers", common::kafka::BROKERS, "--topic-prefix", &prefix, "--until-end"];
+    let crashes = Crashes {
+        input: &input,
+        database: "edu_rtdw_t_ckcrash",
+        kills: 10,
+        kill_after: (1500, 4000),
+        kafka_outputs: Some(&prefix),
+        extra: &["--checkpoint-every", "1s"],
     };
     crashes.then_compare(tmp.path());
 }
@@ -449,6 +299,8 @@ struct Crashes<'a> {
     kill_after: (u64, u64),
     /// The topic prefix of the Kafka outputs, when they are a sink too.
     kafka_outputs: Option<&'a str>,
+    /// More flags of the crashed runs.
+    extra: &'a [&'a str],
 }
 
 impl Crashes<'_> {
@@ -458,6 +310,7 @@ impl Crashes<'_> {
         args.extend(["--sqlite", db, "-q", "--epoch-records", "64", "-w", "2"].iter().map(|s| s.to_string()));
         args.extend(["--config".to_string(), config.display().to_string()]);
         if every_sink {
+            args.extend(self.extra.iter().map(|s| s.to_string()));
             args.extend(["--mysql", mysql, "--postgres", postgres].iter().map(|s| s.to_string()));
         }
         args

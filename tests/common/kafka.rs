@@ -108,6 +108,29 @@ pub fn gen_to_kafka(dir: &Path, prefix: &str, scale: u64, seed: u64, partitions:
     assert!(out.status.success(), "gen --brokers failed: {}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// Writes the generated sample (`--scale`, `--seed`, `--partitions`) as files under `dir/out_dir`.
+pub fn gen_to_files(dir: &Path, out_dir: &str, scale: u64, seed: u64, partitions: u32) {
+    let args = ["gen", "--out", out_dir, "--scale", &scale.to_string(), "--seed", &seed.to_string()];
+    let out = edu_rtdw(&[&args[..], &["--partitions", &partitions.to_string()]].concat(), dir);
+    assert!(out.status.success(), "gen --out failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Appends every partition file of the layout `dir/more` to the same file of `dir/to`
+/// (created if missing): one log after the other, as a topic that received both.
+pub fn append_layout(dir: &Path, to: &str, more: &str) {
+    for topic in std::fs::read_dir(dir.join(more)).expect("list layout") {
+        let topic = topic.expect("topic").file_name();
+        std::fs::create_dir_all(dir.join(to).join(&topic)).expect("mkdir");
+        for file in std::fs::read_dir(dir.join(more).join(&topic)).expect("list topic") {
+            let name = file.expect("file").file_name();
+            let target = dir.join(to).join(&topic).join(&name);
+            let mut bytes = std::fs::read(&target).unwrap_or_default();
+            bytes.extend(std::fs::read(dir.join(more).join(&topic).join(&name)).expect("read"));
+            std::fs::write(&target, bytes).expect("append");
+        }
+    }
+}
+
 /// Every record of `topic`: (partition, offset, key, value, headers).
 pub type Record = (i32, i64, Option<Vec<u8>>, Vec<u8>, BTreeMap<String, String>);
 

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod kafka;
+pub mod servers;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -104,6 +105,47 @@ pub fn replay(input: &Path, db: &Path, workers: usize) {
         input.parent().unwrap_or(input),
     );
     assert!(out.status.success(), "run failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Starts `edu-rtdw ARGS` in `dir` with its `info` log on a piped stderr (and a piped stdout).
+pub fn spawn_logged<S: AsRef<std::ffi::OsStr>>(args: &[S], dir: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_edu-rtdw"))
+        .args(args)
+        .current_dir(dir)
+        .env("RUST_LOG", "edu_rtdw=info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn edu-rtdw")
+}
+
+/// Runs `edu-rtdw ARGS` until its log has reported `n` complete checkpoints, then SIGKILLs
+/// it; returns the time of the last one. Panics if the run ends first.
+pub fn kill_after_checkpoints<S: AsRef<std::ffi::OsStr>>(args: &[S], dir: &Path, n: usize) -> u64 {
+    use std::io::BufRead;
+    let mut child = spawn_logged(args, dir);
+    let stderr = child.stderr.take().expect("stderr");
+    let (mut times, mut log) = (Vec::new(), Vec::new());
+    for line in std::io::BufReader::new(stderr).lines() {
+        let line = line.expect("log line");
+        if let Some(time) = checkpoint_time(&line) {
+            times.push(time);
+            if times.len() == n {
+                break;
+            }
+        }
+        log.push(line);
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("wait");
+    assert_eq!(times.len(), n, "the run ended after {} checkpoints; its log:\n{}", times.len(), log.join("\n"));
+    times[n - 1]
+}
+
+/// The time of a "checkpoint at T: …" log line.
+pub fn checkpoint_time(line: &str) -> Option<u64> {
+    let rest = &line[line.find("checkpoint at ")? + "checkpoint at ".len()..];
+    rest.split(':').next()?.parse().ok()
 }
 
 /// A port that was free a moment ago (the next one is used too).

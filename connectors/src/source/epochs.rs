@@ -119,6 +119,18 @@ impl Epochs {
         }
     }
 
+    /// Moves an open live epoch that holds nothing up to `time` (a requested checkpoint's
+    /// barrier), noting every partition's position there; nothing with offset epochs.
+    pub(crate) fn skip_to(&mut self, time: Time, places: &[Place], high_epoch: &AtomicU64) {
+        if let Epochs::Live(live) = self {
+            if !live.holds_inputs() && live.epoch < time {
+                live.epoch = time;
+                high_epoch.fetch_max(time, Ordering::Relaxed);
+                live.positions = places.iter().map(|&(topic, partition, next)| (topic, partition, time, next)).collect();
+            }
+        }
+    }
+
     /// Where the frontier goes: `min_next`, the least next time of the partitions that
     /// hold it (`None`: none does), never below `floor`.
     pub(crate) fn target(&self, min_next: Option<Time>, floor: Time, high_epoch: &AtomicU64) -> Time {

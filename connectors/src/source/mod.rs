@@ -57,7 +57,7 @@ use dataflows::{Time, Topic};
 
 pub use epochs::{Epochs, LiveEpochs};
 pub use operator::partitioned_source;
-pub use pace::{InFlight, InFlightWaker};
+pub use pace::{InFlight, InFlightWaker, Pending};
 
 /// The name every worker's source registers its partitions' state under ([`dataflows::durable`]).
 pub const STATE: &str = "Sources";
@@ -153,6 +153,13 @@ pub trait Pace: 'static {
     /// The first time the source may emit nothing at (a checkpoint's barrier), if any:
     /// it then neither reads at nor announces marks at such times.
     fn limit(&self) -> Option<Time> {
+        None
+    }
+
+    /// The barrier time of a requested checkpoint, if one is pending: a source with nothing
+    /// at its open live epoch may move that epoch up to it, so that a quiet live job
+    /// reaches the checkpoint's cut.
+    fn checkpoint_at(&self) -> Option<Time> {
         None
     }
 }

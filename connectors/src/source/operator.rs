@@ -187,6 +187,9 @@ impl<L: Logs> Source<L> {
         let high_epoch = Arc::clone(&self.settings.high_epoch);
         let high_epoch = &*high_epoch;
         self.settings.epochs.after_reads(reads.full, now, &places, high_epoch);
+        if let Some(cut) = pace.checkpoint_at() {
+            self.settings.epochs.skip_to(cut, &places, high_epoch);
+        }
         let min_next = self.announce_states(floor, now, pace.limit(), output);
         if let Some(s) = self.stamps.as_mut() {
             s.flush();

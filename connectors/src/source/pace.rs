@@ -47,7 +47,12 @@ pub struct InFlight {
     max_inflight: u64,
     waiting: Waiting,
     barrier: Option<ProbeHandle<Time>>,
+    pending: Pending,
 }
+
+/// The barrier times of requested checkpoints not yet taken on this worker (the job's
+/// checkpoints fill and drain it).
+pub type Pending = Rc<RefCell<Vec<Time>>>;
 
 /// The worker loop's side: wakes the source once what it waits for has happened.
 #[derive(Clone)]
@@ -55,21 +60,38 @@ pub struct InFlightWaker {
     probe: ProbeHandle<Time>,
     waiting: Waiting,
     barrier: Option<ProbeHandle<Time>>,
+    pending: Pending,
+    /// The pending checkpoint the source was last woken for.
+    woken_for: Cell<Option<Time>>,
 }
 
 impl InFlight {
     /// A pace bounded by `probe` (the sinks' durable frontier) and its waker for the worker loop.
     pub fn new(probe: ProbeHandle<Time>, max_inflight: u64) -> (Self, InFlightWaker) {
         let waiting = Waiting::default();
-        let waker = InFlightWaker { probe: probe.clone(), waiting: waiting.clone(), barrier: None };
-        (InFlight { probe, max_inflight: max_inflight.max(1), waiting, barrier: None }, waker)
+        let pending = Pending::default();
+        let waker = InFlightWaker {
+            probe: probe.clone(),
+            waiting: waiting.clone(),
+            barrier: None,
+            pending: Rc::clone(&pending),
+            woken_for: Cell::new(None),
+        };
+        (InFlight { probe, max_inflight: max_inflight.max(1), waiting, barrier: None, pending }, waker)
     }
 
     /// The same pace, also holding the source below the frontier of `barrier` (checkpoints:
-    /// the source neither reads nor announces anything at or past it).
-    pub fn with_barrier(self, barrier: ProbeHandle<Time>, waker: InFlightWaker) -> (Self, InFlightWaker) {
-        let waker = InFlightWaker { barrier: Some(barrier.clone()), ..waker };
-        (InFlight { barrier: Some(barrier), ..self }, waker)
+    /// the source neither reads nor announces anything at or past it); `pending` holds the
+    /// barrier times of requested checkpoints, which a quiet source may jump its live epoch
+    /// to, and the waker wakes the source for each.
+    pub fn with_barrier(
+        self,
+        barrier: ProbeHandle<Time>,
+        pending: Pending,
+        waker: InFlightWaker,
+    ) -> (Self, InFlightWaker) {
+        let waker = InFlightWaker { barrier: Some(barrier.clone()), pending: Rc::clone(&pending), ..waker };
+        (InFlight { barrier: Some(barrier), pending, ..self }, waker)
     }
 }
 
@@ -91,11 +113,23 @@ impl Pace for InFlight {
     fn limit(&self) -> Option<Time> {
         self.barrier.as_ref().and_then(|b| b.with_frontier(|f| f.first().copied()))
     }
+
+    fn checkpoint_at(&self) -> Option<Time> {
+        self.pending.borrow().first().copied()
+    }
 }
 
 impl InFlightWaker {
     /// Wakes the source if it waits and the probe has reached what it waits for.
     pub fn wake_if(&self) {
+        let pending = self.pending.borrow().first().copied();
+        if pending.is_some() && pending != self.woken_for.get() {
+            // A requested checkpoint: a quiet source must move its frontier to it.
+            self.woken_for.set(pending);
+            if let Some(activator) = self.waiting.activator.borrow().as_ref() {
+                activator.activate();
+            }
+        }
         if let (Some(at), Some(barrier)) = (self.waiting.barrier_at.get(), self.barrier.as_ref()) {
             if !barrier.less_equal(&at) {
                 self.waiting.barrier_at.set(None);
