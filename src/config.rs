@@ -101,7 +101,7 @@ pub struct KafkaSettings {
     /// Kafka: a partition silent this long stops holding the watermark back (ms).
     #[arg(long, default_value_t = 30_000)]
     pub idle_timeout_ms: u64,
-    /// Kafka: finish like --until-end once a worker has read something and then nothing for the idle timeout.
+    /// Kafka: finish like --until-end once a worker's partitions have been caught up and silent for the idle timeout.
     #[arg(long)]
     pub exit_when_idle: bool,
     /// librdkafka properties passed through (`security.protocol`, `sasl.*`, `ssl.*`, ...).

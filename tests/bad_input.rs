@@ -22,6 +22,8 @@ const GARBAGE: &[(&[u8], &str)] = &[
     (b"\"just a string\"", "not_object"),
     (b"null", "not_object"),
     (b"true", "not_object"),
+    // Valid JSON beyond f64: not an object, not unreadable.
+    (b"1e400", "not_object"),
 ];
 
 #[test]
@@ -72,9 +74,12 @@ fn wrong_types_are_dead_letters_of_the_metrics_that_read_them() {
         &input,
         "agora_record",
         0,
-        &[br#"{"user_type": "student", "event": "e", "agora_audioState": {"lost": "lots"}, "messageCreateTime": 1}"#],
+        &[
+            br#"{"user_type": "student", "event": "e", "agora_audioState": {"lost": "lots"}, "messageCreateTime": 1}"#,
+            br#"{"user_type": "student", "event": "e", "agora_audioState": {"lost": 1e400}, "messageCreateTime": 1}"#,
+        ],
     );
-    write_partition(&input, "timeline_client_topic", 0, &[br#"{"data": "{not json", "createTime": "x"}"#, br#"{"data": {"timestamp": "soon", "role": "2", "msgid": "305", "msg": {"msgtype": "116", "msg_data": {"target_type": "shape", "action": "move"}}}}"#]);
+    write_partition(&input, "timeline_client_topic", 0, &[br#"{"data": "{not json", "createTime": "x"}"#, br#"{"data": {"timestamp": "soon", "role": "2", "msgid": "305", "msg": {"msgtype": "116", "msg_data": {"target_type": "shape", "action": "move"}}}}"#, br#"{"data": {"timestamp": 1e400, "role": "2", "msgid": "305", "msg": {"msgtype": "116", "msg_data": {"target_type": "shape", "action": "move"}}}}"#]);
     write_partition(&input, "uc_account-user", 0, &[br#"{"id": {"nested": 1}, "name": "x"}"#]);
     let db = tmp.path().join("out.db");
     let out = edu_rtdw(&["run", "--input-dir", "input", "--sqlite", "out.db", "-q"], tmp.path());
@@ -82,6 +87,8 @@ fn wrong_types_are_dead_letters_of_the_metrics_that_read_them() {
     let got = rows(&db, "SELECT source, \"offset\", metric, reason FROM dead_letters ORDER BY source, \"offset\"");
     let want = [
         ["agora_record", "0", "av_quality_30s", "bad_field:agora_audioState.lost"],
+        // A number beyond f64 is valid JSON: a bad field, not `not_json`.
+        ["agora_record", "1", "av_quality_30s", "bad_field:agora_audioState.lost"],
         ["data_pack_order_info", "0", "daily_cc_confirmations", "bad_field:cc_id"],
         ["data_pack_order_info", "1", "daily_cc_confirmations", "bad_field:status"],
         // 2.8 reads every qos_log record: its time is named first (event_time is NULL).
@@ -92,6 +99,8 @@ fn wrong_types_are_dead_letters_of_the_metrics_that_read_them() {
         ["timeline_client_topic", "0", "student_signal_etl", "bad_field:msgId"],
         ["timeline_client_topic", "1", "daily_uv_pv", "bad_field:timestamp"],
         ["timeline_client_topic", "1", "student_signal_etl", "bad_field:timestamp"],
+        ["timeline_client_topic", "2", "daily_uv_pv", "bad_field:timestamp"],
+        ["timeline_client_topic", "2", "student_signal_etl", "bad_field:timestamp"],
         ["uc_account-user", "0", "hourly_registrations_by_level", "bad_field:id"],
     ];
     let want: Vec<Vec<String>> = want.iter().map(|r| r.iter().map(|c| c.to_string()).collect()).collect();

@@ -126,7 +126,8 @@ impl Epochs {
             if !live.holds_inputs() && live.epoch < time {
                 live.epoch = time;
                 high_epoch.fetch_max(time, Ordering::Relaxed);
-                live.positions = places.iter().map(|&(topic, partition, next)| (topic, partition, time, next)).collect();
+                live.positions =
+                    places.iter().map(|&(topic, partition, next)| (topic, partition, time, next)).collect();
             }
         }
     }

@@ -196,8 +196,8 @@ pub struct SourceSettings {
     /// A partition with nothing to read for this long stops holding back watermarks and
     /// the frontier (SPEC §3); `None`: never (bounded inputs).
     pub idle_timeout: Option<Duration>,
-    /// Finish like an exhausted bounded input once this worker has read something and then
-    /// nothing for this long (benchmarks and tests).
+    /// Finish like an exhausted bounded input once every partition of this worker has been
+    /// caught up with its log and silent for this long (benchmarks and tests).
     pub exit_when_idle: Option<Duration>,
     /// Messages read per activation at most, over all partitions.
     pub budget: usize,

@@ -90,7 +90,7 @@ pub fn partitioned_source<'s, L: Logs, P: Pace>(
         let activator = scope.activator_for(Rc::clone(&info.address));
         logs.wake_with(&scope.worker().sync_activator_for(info.address.to_vec()));
         let stamps = crate::latency::enabled().then(crate::latency::Stamps::default);
-        let mut source = Source { logs, parts, settings, cap: Some(cap), out: Vec::new(), stamps, last_read: None };
+        let mut source = Source { logs, parts, settings, cap: Some(cap), out: Vec::new(), stamps };
         source.publish(publish.as_deref());
         move |output| {
             source.activate(output, &activator, &mut pace);
@@ -149,8 +149,6 @@ struct Source<L> {
     cap: Option<Capability<Time>>,
     out: Vec<Input>,
     stamps: Option<crate::latency::Stamps>,
-    /// When this worker last read a record (for `exit_when_idle`).
-    last_read: Option<Instant>,
 }
 
 /// What the reads of one activation found.
@@ -251,7 +249,6 @@ impl<L: Logs> Source<L> {
             reads.ready |= refused || matches!(status, Status::More | Status::Ended);
             if read > 0 {
                 part.idle = false;
-                self.last_read = Some(now);
             }
             reads.full |= self.settings.epochs.full(i, part.next);
             if !part.idle && !part.ended {
@@ -322,8 +319,12 @@ impl<L: Logs> Source<L> {
         output: &mut Output<'_>,
     ) -> Option<Time> {
         let idle_timeout = self.settings.idle_timeout;
-        let all_idle =
-            self.settings.exit_when_idle.is_some_and(|t| self.last_read.is_some_and(|r| now.duration_since(r) >= t));
+        // `exit_when_idle`: every partition of this worker has been caught up and silent that long
+        // (a restored run with nothing new to read finishes too).
+        let all_idle = self
+            .settings
+            .exit_when_idle
+            .is_some_and(|t| self.parts.iter().all(|p| p.done || now.duration_since(p.last_seen) >= t));
         let mut min_next: Option<Time> = None;
         let mut max_next = floor;
         for i in 0..self.parts.len() {

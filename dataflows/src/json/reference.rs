@@ -25,6 +25,8 @@ pub(super) fn slow_read<'a>(text: &'a str, paths: &[&[&str]]) -> Result<Vec<Scal
             de.end().map_err(|_| Reject::NotJson)?;
             return Err(Reject::NotObject);
         }
+        // Valid JSON that serde_json's number parser refuses at the top (`1e400`) is no object.
+        Err(_) if serde_json::from_str::<&serde_json::value::RawValue>(text).is_ok() => return Err(Reject::NotObject),
         Err(_) => return Err(Reject::NotJson),
     }
     de.end().map_err(|_| Reject::NotJson)?;
@@ -150,8 +152,16 @@ struct NestedSeed<'w, 'p, 's, 'a>(&'w mut Walk<'p, 's, 'a>);
 
 impl<'de: 'a, 'a> DeserializeSeed<'de> for NestedSeed<'_, '_, '_, 'a> {
     type Value = ();
+    /// Read as raw text first: a number there (even one beyond `f64`) makes its leaves Bad
+    /// rather than the record `not_json`; anything else is walked from that text.
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
+        let raw = <&'de serde_json::value::RawValue as serde::Deserialize>::deserialize(d)?.get().trim();
+        if matches!(raw.as_bytes().first(), Some(b'-' | b'0'..=b'9')) {
+            self.0.fill(Scalar::Bad);
+            return Ok(());
+        }
+        let mut inner = serde_json::Deserializer::from_str(raw);
+        inner.deserialize_any(self).map_err(serde::de::Error::custom)
     }
 }
 
@@ -229,53 +239,53 @@ pub(super) fn into_owned(s: Scalar<'_>) -> Scalar<'static> {
     }
 }
 
-/// A leaf value: any scalar; objects and arrays are [`Scalar::Bad`].
+/// A leaf value: any scalar; objects and arrays are [`Scalar::Bad`]. Read as its raw text
+/// (serde_json has checked it is valid JSON) rather than through serde_json's number
+/// parser, which refuses a valid number beyond `f64` (`1e400`) and would make the whole
+/// record `not_json`: such a number is [`Scalar::Num`] with its text, so a typed field says
+/// `bad_field` and a field that takes any scalar keeps the text.
 struct LeafSeed;
 
 impl<'de> DeserializeSeed<'de> for LeafSeed {
     type Value = Scalar<'de>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Scalar<'de>, D::Error> {
-        d.deserialize_any(LeafVisitor)
+        let raw = <&'de serde_json::value::RawValue as serde::Deserialize>::deserialize(d)?;
+        Ok(leaf(raw.get().trim()))
     }
 }
 
-struct LeafVisitor;
+/// The scalar of a leaf's raw JSON text.
+fn leaf(raw: &str) -> Scalar<'_> {
+    match raw.as_bytes().first() {
+        Some(b'"') => match serde_json::from_str::<&str>(raw) {
+            Ok("") => Scalar::Null,
+            Ok(text) => Scalar::Str(Cow::Borrowed(text)),
+            // Escapes: decoded into an owned string (valid JSON, so this succeeds).
+            Err(_) => match serde_json::from_str::<String>(raw) {
+                Ok(text) if text.is_empty() => Scalar::Null,
+                Ok(text) => Scalar::Str(Cow::Owned(text)),
+                Err(_) => Scalar::Bad,
+            },
+        },
+        Some(b'{' | b'[') => Scalar::Bad,
+        Some(b't') => Scalar::Bool(true),
+        Some(b'f') => Scalar::Bool(false),
+        Some(b'n') | None => Scalar::Null,
+        Some(_) => number(raw),
+    }
+}
 
-impl<'de> Visitor<'de> for LeafVisitor {
-    type Value = Scalar<'de>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a scalar")
+/// A JSON number: an `i64` when it is one, a larger `u64` as its digits, else its `f64`
+/// text as serde_json would give it, else (beyond `f64`) its own text.
+fn number(text: &str) -> Scalar<'static> {
+    if let Ok(i) = text.parse::<i64>() {
+        return Scalar::Int(i);
     }
-    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Scalar<'de>, E> {
-        Ok(if v.is_empty() { Scalar::Null } else { Scalar::Str(Cow::Borrowed(v)) })
+    if let Ok(u) = text.parse::<u64>() {
+        return Scalar::Num(u.to_string());
     }
-    fn visit_str<E>(self, v: &str) -> Result<Scalar<'de>, E> {
-        Ok(if v.is_empty() { Scalar::Null } else { Scalar::Str(Cow::Owned(v.to_owned())) })
-    }
-    fn visit_string<E>(self, v: String) -> Result<Scalar<'de>, E> {
-        Ok(if v.is_empty() { Scalar::Null } else { Scalar::Str(Cow::Owned(v)) })
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Scalar<'de>, E> {
-        Ok(Scalar::Int(v))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Scalar<'de>, E> {
-        Ok(i64::try_from(v).map_or_else(|_| Scalar::Num(v.to_string()), Scalar::Int))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Scalar<'de>, E> {
-        Ok(Scalar::Num(v.to_string()))
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Scalar<'de>, E> {
-        Ok(Scalar::Bool(v))
-    }
-    fn visit_unit<E>(self) -> Result<Scalar<'de>, E> {
-        Ok(Scalar::Null)
-    }
-    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Scalar<'de>, M::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(Scalar::Bad)
-    }
-    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Scalar<'de>, S::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Scalar::Bad)
+    match text.parse::<f64>() {
+        Ok(f) if f.is_finite() => Scalar::Num(f.to_string()),
+        _ => Scalar::Num(text.to_string()),
     }
 }

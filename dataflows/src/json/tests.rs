@@ -34,6 +34,28 @@ fn typed_text_from_every_kind_of_slot() {
     assert_eq!(texts(r#"{"a": 1.5, "n": {"x": false}}"#), vec![val("1.5"), val("false"), Field::Null]);
 }
 
+/// Issue 22 finding 8: a number beyond `f64` is valid JSON. Where a field is read it is
+/// its text (a typed field then says `bad_field`), where an object is expected its leaves
+/// are Bad, unread it is skipped, and a whole message of it is no object: never `not_json`.
+#[test]
+fn numbers_beyond_f64_are_valid_json() {
+    let num = |t: &str| Scalar::Num(t.to_string());
+    assert_eq!(read(r#"{"a": 1e400, "n": {"x": -2E+999}}"#), Ok(vec![num("1e400"), num("-2E+999"), Scalar::Null]));
+    assert_eq!(read(r#"{"a": 1, "n": 1e400}"#), Ok(vec![Scalar::Int(1), Scalar::Bad, Scalar::Bad]));
+    assert_eq!(read(r#"{"a": 2, "zz": 1e400}"#), Ok(vec![Scalar::Int(2), Scalar::Null, Scalar::Null]));
+    assert_eq!(read("1e400"), Err(Reject::NotObject));
+    assert_eq!(read(r#"{"a": 1e400"#), Err(Reject::NotJson));
+    // What serde_json reads, it still reads the same: floats as its f64 text, big integers whole.
+    assert_eq!(read(r#"{"a": 1.50}"#), Ok(vec![num("1.5"), Scalar::Null, Scalar::Null]));
+    assert_eq!(
+        read(r#"{"a": 18446744073709551615}"#),
+        Ok(vec![num("18446744073709551615"), Scalar::Null, Scalar::Null])
+    );
+    let set = PathSet::new(PATHS);
+    let slots = read_slots(br#"{"a": 1e400}"#, &set).unwrap();
+    assert_eq!(slots.text(0), Field::Val(crate::Text::from("1e400")), "text where any scalar is accepted");
+}
+
 #[test]
 fn a_kept_slot_buffer_reads_each_message_afresh() {
     let set = PathSet::new(PATHS);
