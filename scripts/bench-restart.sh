@@ -27,7 +27,7 @@ log() { echo "bench-restart: $*" >&2; }
 [ -x "$BIN" ] || cargo build --release --quiet --bin edu-rtdw
 machine="$(nproc) × $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
 
-median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+median() { sort -g | awk '{a[NR]=$1} END {if (NR == 0) print 0; else printf "%.2f\n", (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 seconds() { /usr/bin/time -f %e -o "$OUT/time" "$@" >/dev/null 2>>"$OUT/log"; cat "$OUT/time"; }
 
 echo "| records | history run | checkpoints (n, median size, median total / held ms) | restore (median s) | replay without checkpoints (median s) |"
@@ -55,7 +55,8 @@ for scale in $SCALES; do
             if [ "$mode" = restore ]; then restore+=("$t"); else replay+=("$t"); fi
         done
     done
-    echo "| $records | ${history} s | $n, $((size / 1024)) KiB, $total / $held ms | $(printf '%s\n' "${restore[@]}" | median) | $(printf '%s\n' "${replay[@]}" | median) |"
+    mib=$(awk -v b="$size" 'BEGIN {printf "%.1f", b / 1048576}')
+    echo "| $records | ${history} s | $n, $mib MiB, $total / $held ms | $(printf '%s\n' "${restore[@]}" | median) | $(printf '%s\n' "${replay[@]}" | median) |"
 done
 echo
 echo "Machine: $machine; load before: $(cut -d' ' -f1-3 /proc/loadavg)."

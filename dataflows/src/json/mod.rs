@@ -42,4 +42,11 @@ pub use memo::KeyMemo;
 pub use paths::PathSet;
 #[doc(hidden)]
 pub use slots::read_paths_fast;
+
+/// The reference reader alone (serde's streaming walker), the oracle of the fast scanner:
+/// for the fuzz targets (`fuzz/`) and tests.
+#[doc(hidden)]
+pub fn reference_read<'a>(text: &'a str, paths: &[&[&str]]) -> Result<Vec<Scalar<'a>>, Reject> {
+    reference::slow_read(text, paths)
+}
 pub use slots::{read_path_set, read_paths, read_slots, read_slots_with, Scratch, Slots};
