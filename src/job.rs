@@ -288,16 +288,15 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
         identity.check(&settings.sinks.sqlite)?;
     }
     let (plan, mut restored) = checkpoints(&settings, &identity, cluster)?;
+    let mut parts = restored.as_deref().and_then(connectors::source::parts_in).unwrap_or_default();
     if let (Some(r), Some(ends)) = (&restored, &ends) {
-        if let Some(grown) = grown_since(r, ends) {
-            let line = format!("{grown}: not restoring checkpoint {}, rebuilding from the log", r.time);
-            tracing::warn!("{line}");
-            restored = None;
+        if let Some(grown) = grown_since(&parts, ends) {
+            tracing::warn!("{grown}: not restoring checkpoint {}, rebuilding from the log", r.time);
+            (restored, parts) = (None, Default::default());
         }
     }
     if let (Input::Kafka(cfg, partitions, _), true) = (&input, cluster.process == 0) {
-        let starts = restored_starts(restored.as_ref());
-        kafka::check_retained(cfg, partitions, |t, p| starts.get(&(t, p)).copied().unwrap_or(0))?;
+        kafka::check_retained(cfg, partitions, |t, p| parts.get(&(t, p)).map_or(0, |s| s.next))?;
     }
     let progress_total = ends.as_ref().filter(|_| !args.quiet).map(|e| crate::progress::local_total(e, cluster));
     let resume = ends.map(|ends| clock.resume_after(ends));
@@ -468,11 +467,7 @@ fn checkpoints(settings: &Settings, identity: &InputIdentity, cluster: &ClusterA
 }
 
 /// The first partition that had ended at the checkpoint and whose log has grown since.
-fn grown_since(restored: &Arc<Restored>, ends: &Ends) -> Option<String> {
-    dataflows::durable::enable(Some(Arc::clone(restored)));
-    let parts = connectors::source::restored_parts();
-    dataflows::durable::disable();
-    let (_, parts) = parts?;
+fn grown_since(parts: &connectors::source::RestoredParts, ends: &Ends) -> Option<String> {
     ends.iter().find_map(|(topic, partition, end)| {
         let part = parts.get(&(*topic, *partition)).filter(|p| p.done && p.next < *end)?;
         Some(format!(
@@ -481,15 +476,6 @@ fn grown_since(restored: &Arc<Restored>, ends: &Ends) -> Option<String> {
             part.next
         ))
     })
-}
-
-/// Each restored partition's next offset.
-fn restored_starts(restored: Option<&Arc<Restored>>) -> std::collections::BTreeMap<(dataflows::Topic, u32), u64> {
-    let Some(restored) = restored else { return Default::default() };
-    dataflows::durable::enable(Some(Arc::clone(restored)));
-    let parts = connectors::source::restored_parts();
-    dataflows::durable::disable();
-    parts.map(|(_, parts)| parts.into_iter().map(|(k, p)| (k, p.next)).collect()).unwrap_or_default()
 }
 
 /// Refuses a restore at `time` when a sink holds less than every time up to it (its

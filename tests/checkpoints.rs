@@ -10,10 +10,9 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Child;
 use std::time::Duration;
 
-use common::{cluster_sh, dump, edu_rtdw, kill_after_checkpoints};
+use common::{cluster_sh, dump, edu_rtdw, kill_after_checkpoints, spawn_logged};
 
 const EPOCH: u64 = 64;
 
@@ -34,10 +33,6 @@ fn run_args(input: &Path, db: &str, every: &str, extra: &[&str]) -> Vec<String> 
             .collect();
     args.extend(extra.iter().map(|s| s.to_string()));
     args
-}
-
-fn spawn(args: &[String], dir: &Path) -> Child {
-    common::spawn_logged(args, dir)
 }
 
 /// The tables of an uninterrupted run without checkpoints.
@@ -102,7 +97,7 @@ fn kill_9_at_random_points_with_checkpoints_then_restart_equals_an_uninterrupted
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
-        let mut child = spawn(&crashed, tmp.path());
+        let mut child = spawn_logged(&crashed, tmp.path());
         let log = std::thread::spawn({
             let stderr = child.stderr.take().expect("stderr");
             move || BufReader::new(stderr).lines().map_while(Result::ok).collect::<Vec<_>>()
@@ -123,7 +118,7 @@ fn kill_9_at_random_points_with_checkpoints_then_restart_equals_an_uninterrupted
         }
     }
     assert!(restored >= 3, "only {restored} restarts restored a checkpoint: make the kill points later");
-    let out = spawn(&crashed, tmp.path()).wait_with_output().expect("final run");
+    let out = spawn_logged(&crashed, tmp.path()).wait_with_output().expect("final run");
     assert!(out.status.success(), "final run failed: {}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(dump(&tmp.path().join("crashed.db")), uninterrupted(tmp.path(), &input));
 }
@@ -139,7 +134,7 @@ fn a_checkpoint_of_two_workers_restores_under_other_worker_and_process_counts() 
     for (name, cluster) in [("w1", &["-w", "1"][..]), ("w3", &["-w", "3"][..])] {
         let dir = copy_state(tmp.path(), name);
         let args = run_args(&input, "crashed.db", "1h", cluster);
-        let out = spawn(&args, &dir).wait_with_output().expect("restore");
+        let out = spawn_logged(&args, &dir).wait_with_output().expect("restore");
         let log = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "restore with {cluster:?} failed: {log}");
         assert!(log.contains(&format!("restoring the checkpoint at {time}")), "{cluster:?}: {log}");
@@ -157,7 +152,8 @@ fn a_restore_reads_no_record_before_its_checkpoint() {
     let input = generate(tmp.path(), 8);
     let first = run_args(&input, "crashed.db", "100ms", &["-w", "2", "-q"]);
     let time = kill_after_checkpoints(&first, tmp.path(), 1);
-    let out = spawn(&run_args(&input, "crashed.db", "1h", &["-w", "2"]), tmp.path()).wait_with_output().expect("run");
+    let out =
+        spawn_logged(&run_args(&input, "crashed.db", "1h", &["-w", "2"]), tmp.path()).wait_with_output().expect("run");
     assert!(out.status.success(), "restore failed: {}", String::from_utf8_lossy(&out.stderr));
     // Offset epochs: partition offsets below (T + 1) × epoch_records are at or before T.
     let after: u64 = partition_lengths(&input).iter().map(|n| n.saturating_sub((time + 1) * EPOCH)).sum();
@@ -185,7 +181,7 @@ fn a_truncated_newest_checkpoint_falls_back_and_another_format_is_refused() {
 
     let mut version = copy_state(tmp.path(), "version");
     version.push("crashed.checkpoints");
-    let out = spawn(&run_args(&input, "crashed.db", "1h", &["-q"]), tmp.path()).wait_with_output().expect("run");
+    let out = spawn_logged(&run_args(&input, "crashed.db", "1h", &["-q"]), tmp.path()).wait_with_output().expect("run");
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "fallback run failed: {log}");
     assert!(log.contains(&format!("ckpt-{newest:020} is damaged")), "{log}");
@@ -198,7 +194,7 @@ fn a_truncated_newest_checkpoint_falls_back_and_another_format_is_refused() {
     let line = text.lines().next().expect("line").replace("\"format_version\":1,", "\"format_version\":2,");
     std::fs::write(&manifest, format!("{line}\ncrc32 {:08x}\n", crc32fast::hash(line.as_bytes()))).expect("write");
     let dir = version.parent().expect("dir");
-    let out = spawn(&run_args(&input, "crashed.db", "1h", &["-q"]), dir).wait_with_output().expect("run");
+    let out = spawn_logged(&run_args(&input, "crashed.db", "1h", &["-q"]), dir).wait_with_output().expect("run");
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(log.contains("has format version 2, and this build reads version 1"), "{log}");

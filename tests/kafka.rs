@@ -631,9 +631,7 @@ fn newest_checkpoint_positions(dir: &Path) -> Vec<(String, u32, u64)> {
     let restored = connectors::checkpoint::load_newest(dir, &manifest.input, |w| panic!("{w}"))
         .expect("load")
         .expect("a checkpoint");
-    dataflows::durable::enable(Some(restored));
-    let (_, parts) = connectors::source::restored_parts().expect("sources");
-    dataflows::durable::disable();
+    let parts = connectors::source::parts_in(&restored).expect("sources");
     parts.values().map(|p| (p.topic.default_name().to_string(), p.partition, p.next)).collect()
 }
 

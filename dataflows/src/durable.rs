@@ -108,18 +108,22 @@ pub fn save_all() -> Result<Vec<(String, Vec<u8>)>, String> {
 /// is reported ([`failure`]) and restores as nothing.
 pub fn take<S: DeserializeOwned>(name: &str) -> Option<(Time, Vec<S>)> {
     let restored = REGISTRY.with(|r| r.borrow().restored.clone())?;
-    let shards = restored.sections.get(name)?;
-    let mut states = Vec::with_capacity(shards.len());
-    for shard in shards {
-        match bincode::deserialize(shard) {
-            Ok(state) => states.push(state),
-            Err(e) => {
-                fail(format!("checkpoint state {name} does not decode: {e}"));
-                return None;
-            }
+    match restored.decode(name)? {
+        Ok(states) => Some((restored.time, states)),
+        Err(e) => {
+            fail(e);
+            None
         }
     }
-    Some((restored.time, states))
+}
+
+impl Restored {
+    /// The state named `name` of each shard, decoded as `S`; `None` when no shard has one.
+    pub fn decode<S: DeserializeOwned>(&self, name: &str) -> Option<Result<Vec<S>, String>> {
+        let shards = self.sections.get(name)?;
+        let decoded = shards.iter().map(|shard| bincode::deserialize(shard)).collect::<Result<Vec<S>, _>>();
+        Some(decoded.map_err(|e| format!("checkpoint state {name} does not decode: {e}")))
+    }
 }
 
 /// The time of the checkpoint being restored, if any.

@@ -83,10 +83,21 @@ pub struct PartState {
 pub type RestoredParts = std::collections::BTreeMap<(Topic, u32), PartState>;
 
 /// The restored partitions of every source: the checkpoint's time and each partition's
-/// state; `None` without a restore.
+/// state; `None` without a restore (the one this worker thread was given, see
+/// [`dataflows::durable::enable`]).
 pub fn restored_parts() -> Option<(Time, RestoredParts)> {
     let (time, shards) = dataflows::durable::take::<Vec<PartState>>(STATE)?;
-    Some((time, shards.into_iter().flatten().map(|p| ((p.topic, p.partition), p)).collect()))
+    Some((time, by_partition(shards)))
+}
+
+/// The partitions saved in `restored`, read directly (before any dataflow is built);
+/// `None` when it has no source state or it does not decode.
+pub fn parts_in(restored: &dataflows::durable::Restored) -> Option<RestoredParts> {
+    restored.decode::<Vec<PartState>>(STATE)?.ok().map(by_partition)
+}
+
+fn by_partition(shards: Vec<Vec<PartState>>) -> RestoredParts {
+    shards.into_iter().flatten().map(|p| ((p.topic, p.partition), p)).collect()
 }
 
 use crate::fatal::Fatal;
