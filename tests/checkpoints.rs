@@ -199,3 +199,26 @@ fn a_truncated_newest_checkpoint_falls_back_and_another_format_is_refused() {
     assert!(!out.status.success());
     assert!(log.contains("has format version 2, and this build reads version 1"), "{log}");
 }
+
+/// A sink that holds no commit (its database was reset) cannot get the history before a
+/// checkpoint, which is never read again: the restore is refused in one line.
+#[test]
+fn a_reset_sink_refuses_the_restore() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let input = generate(tmp.path(), 8);
+    let first = run_args(&input, "crashed.db", "100ms", &["-q"]);
+    let time = kill_after_checkpoints(&first, tmp.path(), 1);
+    for file in std::fs::read_dir(tmp.path()).expect("list") {
+        let file = file.expect("entry").path();
+        if file.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("crashed.db")) {
+            std::fs::remove_file(&file).expect("rm");
+        }
+    }
+    let out = spawn_logged(&run_args(&input, "crashed.db", "1h", &["-q"]), tmp.path()).wait_with_output().expect("run");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{log}");
+    assert!(
+        log.contains(&format!("the Sqlite sink holds no commit, and the checkpoint to restore is at {time}")),
+        "{log}"
+    );
+}
