@@ -25,9 +25,9 @@ fn main() {
     let scale: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(30);
     let runs: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(5).max(1);
     let tmp = tempfile::tempdir().expect("tempdir");
-    let gen = edu_rtdw(&["gen", "--out", "input", "--scale", &scale.to_string()], tmp.path());
-    assert!(gen.status.success(), "gen failed");
-    let records: f64 = String::from_utf8_lossy(&gen.stdout)
+    let generated = edu_rtdw(&["gen", "--out", "input", "--scale", &scale.to_string()], tmp.path());
+    assert!(generated.status.success(), "gen failed");
+    let records: f64 = String::from_utf8_lossy(&generated.stdout)
         .lines()
         .last()
         .and_then(|l| l.split_whitespace().next())
@@ -54,6 +54,8 @@ fn main() {
     }
     println!(
         "{{\"bench\":\"file_replay_sqlite\",\"records\":{records},\"runs\":{runs},\"w1_records_per_s\":{:.0},\"w2_records_per_s\":{:.0},\"w2_over_w1\":{:.3}}}",
-        medians[0], medians[1], medians[1] / medians[0]
+        medians[0],
+        medians[1],
+        medians[1] / medians[0]
     );
 }

@@ -14,6 +14,9 @@ if ! command -v cargo >/dev/null 2>&1; then
     exit 1
 fi
 
+# A CI build is never reused incrementally: skip the incremental caches (disk).
+export CARGO_INCREMENTAL=0
+
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # Apache Kafka for tests/kafka.rs, cluster.rs, observability.rs and sql_sinks.rs.

@@ -8,8 +8,8 @@
 //!   text format;
 //! * `GET /snapshot/METRIC`: a header line `{"metric", "table", "upper",
 //!   "complete", "rows"}` and then one JSON object per row, the contents of
-//!   METRIC consistent at logical frontier `upper` (process 0 only: worker 0
-//!   holds the contents);
+//!   METRIC consistent at logical frontier `upper`, read from every worker's
+//!   shard ([`crate::serving::peek`]; process 0 only: its worker 0 merges them);
 //! * `GET /`: a short index.
 //!
 //! It binds a loopback address unless `--admin-bind-any` is given. In a
@@ -23,71 +23,86 @@
 //! closed), each alive at most [`CONNECTION_LIFETIME`] (a client that never
 //! reads its answer included); writes are asynchronous, so a slow reader holds
 //! only its own connection. Answers are built on tokio's blocking pool, at
-//! most [`BODIES_AT_ONCE`] at a time; a snapshot holds the contents' lock
-//! only while its rows are copied out, not while they are serialised.
+//! most [`BODIES_AT_ONCE`] at a time; a snapshot costs the workers only the
+//! time to read their shards, not the time to serialise it.
 
 use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{bail, Context};
-use differential_dataflow::VecCollection;
+use anyhow::{Context, bail};
 use serde_json::json;
 
 use dataflows::output::Output;
-use dataflows::{Diff, OutputRow, Time};
-
-use connectors::fatal::Fatal;
+use dataflows::serve::Windows;
 
 use crate::cli::{ClusterArgs, OpsArgs};
-use crate::snapshot::{maintain, metric_names, Contents, DumpOptions, Shared};
+use crate::serving::peek::{DumpJob, Schedule, Serving};
+use crate::serving::{AsOf, Reader};
+use crate::snapshot::{DumpOptions, DumpWriter, metric_names, row_json, start_writer};
 
-/// The admin endpoint and snapshot maintenance of one process.
-#[derive(Clone)]
+/// Where a bounded run writes its final snapshot when `--snapshot-dir` is not given (the
+/// directory `edu-rtdw query` reads by default).
+pub const DEFAULT_SNAPSHOT_DIR: &str = "snapshots";
+
+/// The admin endpoint, SQL and snapshot dumps of one process.
 pub struct Ops {
-    /// Snapshots are maintained (the same on every process, since every worker builds the operator).
-    enabled: bool,
-    /// The contents (process 0 only).
-    shared: Option<Shared>,
-    dump: Option<DumpOptions>,
-    linger: Option<Duration>,
+    /// Reads of the arrangements (`None`: serving is off, nothing is arranged).
+    pub serving: Option<Arc<Serving>>,
+    dumps: Mutex<Option<Sender<DumpJob>>>,
+    writer: Option<DumpWriter>,
+    every: Option<Duration>,
+    linger: Duration,
+    dump_busy: Arc<AtomicBool>,
+    /// The history the arrangements keep for reads.
+    pub windows: Windows,
 }
 
 impl Ops {
-    /// Starts the admin endpoint, if asked for, and prepares snapshot maintenance.
-    pub fn start(args: &OpsArgs, cluster: &ClusterArgs) -> anyhow::Result<Ops> {
-        let enabled = args.admin.is_some() || args.snapshot_dir.is_some();
-        let shared = (enabled && cluster.process == 0).then(|| Arc::new(Mutex::new(Contents::default())));
-        if let Some(addr) = args.admin {
+    /// Starts the admin endpoint, if asked for, and the snapshot writer. A `bounded` run
+    /// that writes its tables (`!discard`) writes its final snapshot to
+    /// [`DEFAULT_SNAPSHOT_DIR`] unless `--snapshot-dir` says where.
+    pub fn start(args: &OpsArgs, cluster: &ClusterArgs, bounded: bool, discard: bool) -> anyhow::Result<Ops> {
+        let default = bounded && !discard && !args.no_final_snapshot;
+        let dir = args.snapshot_dir.clone().or_else(|| default.then(|| DEFAULT_SNAPSHOT_DIR.into()));
+        let enabled = args.admin.is_some() || dir.is_some(); // SQL-PENDING
+        let serving = enabled.then(|| Serving::new(cluster.process));
+        if let (Some(addr), Some(serving)) = (args.admin, &serving) {
             let addr = process_addr(addr, cluster.process)?;
             if !addr.ip().is_loopback() && !args.admin_bind_any {
                 bail!("--admin {addr} is not a loopback address; add --admin-bind-any to serve it anyway");
             }
-            serve(addr, shared.clone())?;
+            serve(addr, Arc::clone(serving))?;
         }
-        let dump = args.snapshot_dir.as_ref().map(|dir| DumpOptions {
-            dir: dir.clone(),
-            every: args.snapshot_every,
-            keep: args.snapshot_keep,
-        });
-        let linger = args.admin.map(|_| Duration::from_secs(args.admin_linger_s));
-        Ok(Ops { enabled, shared, dump, linger })
+        let dump_busy = Arc::new(AtomicBool::new(false));
+        let every = args.snapshot_dir.as_ref().map(|_| args.snapshot_every);
+        let (dumps, writer) = match dir.filter(|_| cluster.process == 0) {
+            Some(dir) => {
+                let opts = DumpOptions { dir, every, keep: args.snapshot_keep };
+                let (dumps, writer) = start_writer(opts, Arc::clone(&dump_busy))?;
+                (Some(dumps), Some(writer))
+            }
+            None => (None, None),
+        };
+        let linger = Duration::from_secs(args.admin_linger_s);
+        let windows = Windows { as_of: args.as_of_window, signals: args.signals_window };
+        Ok(Ops { serving, dumps: Mutex::new(dumps), writer, every, linger, dump_busy, windows })
     }
 
-    /// Builds the snapshot operator over `rows` in worker `index`'s dataflow (if snapshots are on).
-    pub fn attach(&self, rows: &VecCollection<'_, Time, OutputRow, Diff>, index: usize, fatal: &Fatal) {
-        if !self.enabled {
-            return;
-        }
-        let shared = if index == 0 { self.shared.clone() } else { None };
-        let dump = if index == 0 { self.dump.clone() } else { None };
-        maintain(rows.clone(), shared, dump, fatal.clone());
+    /// What worker `index`'s read source does besides reads.
+    pub fn schedule(&self, index: usize) -> Schedule {
+        let dumps = if index == 0 { self.dumps.lock().ok().and_then(|mut d| d.take()) } else { None };
+        Schedule { dumps, every: self.every, linger: self.linger, dump_busy: Arc::clone(&self.dump_busy) }
     }
 
-    /// Keeps the process (and so the admin endpoint) alive for `--admin-linger-s`.
-    pub fn linger(&self) {
-        if let Some(d) = self.linger.filter(|d| !d.is_zero()) {
-            std::thread::sleep(d);
+    /// Waits for the last dump to be written once the workers are gone; its error, if any.
+    pub fn finish(mut self) -> anyhow::Result<()> {
+        self.dumps.get_mut().map(Option::take).ok();
+        match self.writer.take() {
+            Some(writer) => writer.finish(),
+            None => Ok(()),
         }
     }
 }
@@ -112,7 +127,7 @@ const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
 const BODIES_AT_ONCE: usize = 2;
 
 /// Binds `addr` and serves it from a background thread.
-fn serve(addr: SocketAddr, shared: Option<Shared>) -> anyhow::Result<()> {
+fn serve(addr: SocketAddr, serving: Arc<Serving>) -> anyhow::Result<()> {
     let listener = TcpListener::bind(addr).with_context(|| format!("cannot serve --admin on {addr}"))?;
     listener.set_nonblocking(true).with_context(|| format!("cannot serve --admin on {addr}"))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -121,13 +136,13 @@ fn serve(addr: SocketAddr, shared: Option<Shared>) -> anyhow::Result<()> {
         .max_blocking_threads(BODIES_AT_ONCE)
         .build()
         .context("cannot start the admin endpoint's runtime")?;
-    tracing::info!(%addr, snapshots = shared.is_some(), "admin endpoint listening");
-    std::thread::Builder::new().name("admin".into()).spawn(move || runtime.block_on(accept(listener, shared)))?;
+    tracing::info!(%addr, "admin endpoint listening");
+    std::thread::Builder::new().name("admin".into()).spawn(move || runtime.block_on(accept(listener, serving)))?;
     Ok(())
 }
 
 /// Accepts connections for ever, each served by a task of its own.
-async fn accept(listener: TcpListener, shared: Option<Shared>) {
+async fn accept(listener: TcpListener, serving: Arc<Serving>) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
         Err(e) => return tracing::warn!(error = %e, "admin endpoint stopped"),
@@ -146,10 +161,10 @@ async fn accept(listener: TcpListener, shared: Option<Shared>) {
             tokio::spawn(refuse(stream));
             continue;
         };
-        let (shared, bodies) = (shared.clone(), Arc::clone(&bodies));
+        let (serving, bodies) = (Arc::clone(&serving), Arc::clone(&bodies));
         tokio::spawn(async move {
             let service =
-                hyper::service::service_fn(move |request| answer(request, shared.clone(), Arc::clone(&bodies)));
+                hyper::service::service_fn(move |request| answer(request, Arc::clone(&serving), Arc::clone(&bodies)));
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .max_buf_size(MAX_HEAD_BYTES)
@@ -180,7 +195,7 @@ async fn refuse(mut stream: tokio::net::TcpStream) {
 /// One request: `GET` (or `HEAD`) of a route, built on the blocking pool.
 async fn answer(
     request: hyper::Request<hyper::body::Incoming>,
-    shared: Option<Shared>,
+    serving: Arc<Serving>,
     bodies: Arc<tokio::sync::Semaphore>,
 ) -> Result<hyper::Response<http_body_util::Full<bytes::Bytes>>, std::convert::Infallible> {
     let (status, content_type, body) = if !matches!(*request.method(), hyper::Method::GET | hyper::Method::HEAD) {
@@ -188,7 +203,7 @@ async fn answer(
     } else {
         let path = request.uri().path().to_string();
         let _permit = bodies.acquire_owned().await;
-        tokio::task::spawn_blocking(move || route(&path, shared.as_ref()))
+        tokio::task::spawn_blocking(move || route(&path, &serving))
             .await
             .unwrap_or_else(|_| (500, "text/plain", "the answer failed\n".to_string()))
     };
@@ -201,14 +216,14 @@ async fn answer(
 /// An answer: status code, content type and body.
 type Response = (u16, &'static str, String);
 
-fn route(path: &str, shared: Option<&Shared>) -> Response {
+fn route(path: &str, serving: &Serving) -> Response {
     let path = path.split('?').next().unwrap_or(path);
     if path == "/metrics" {
-        observe_snapshot_sizes(shared);
+        observe_snapshot_sizes(serving);
         return (200, "text/plain; version=0.0.4", connectors::metrics::render());
     }
     if let Some(metric) = path.strip_prefix("/snapshot/") {
-        return snapshot(metric, shared);
+        return snapshot(metric, serving);
     }
     if path == "/" {
         return (
@@ -220,39 +235,32 @@ fn route(path: &str, shared: Option<&Shared>) -> Response {
     (404, "text/plain", format!("no route {path}\n"))
 }
 
-/// Hands the size of each metric's consolidated contents, and their frontier, to the registry.
-fn observe_snapshot_sizes(shared: Option<&Shared>) {
-    let Some(contents) = shared.and_then(|s| s.lock().ok()) else { return };
-    connectors::metrics::observe_snapshot(Output::ALL.map(|o| (o.name(), contents.len(o))), contents.upper);
+/// Hands the rows this process's shards hold per metric, and the newest frontier, to the registry.
+fn observe_snapshot_sizes(serving: &Serving) {
+    let rows = Output::ALL.map(|o| (o.name(), serving.rows[o.index()].load(Ordering::Relaxed).max(0) as usize));
+    connectors::metrics::observe_snapshot(rows, serving.upper.load(Ordering::Relaxed));
 }
 
-fn snapshot(metric: &str, shared: Option<&Shared>) -> Response {
+fn snapshot(metric: &str, serving: &Serving) -> Response {
     let Some(output) = Output::from_name(metric) else {
         return (404, "text/plain", format!("unknown metric `{metric}` (one of: {})\n", metric_names().join(", ")));
     };
-    let Some(shared) = shared else {
-        return (
-            404,
-            "text/plain",
-            "snapshots are served by process 0 of the cluster, with --admin or --snapshot-dir\n".into(),
-        );
+    let answer = match serving.read(&[output], AsOf::Latest) {
+        Ok(answer) => answer,
+        Err(e) => return (404, "text/plain", format!("{e}\n")),
     };
-    // The lock is held while the rows are copied out, not while they are serialised.
-    let (rows, upper, complete) = match shared.lock() {
-        Ok(contents) => (contents.rows(output), contents.upper, contents.complete),
-        Err(_) => return (500, "text/plain", "snapshot state unavailable\n".into()),
-    };
+    let rows: &[_] = answer.tables.first().map_or(&[], |(_, rows)| rows);
     let header = json!({
         "metric": output.name(),
         "table": output.table().name,
-        "upper": upper,
-        "complete": complete,
+        "upper": answer.upper,
+        "complete": answer.complete,
         "rows": rows.len(),
     });
     let mut body = header.to_string();
     body.push('\n');
     for row in rows {
-        body.push_str(&serde_json::Value::Object(row).to_string());
+        body.push_str(&serde_json::Value::Object(row_json(row)).to_string());
         body.push('\n');
     }
     (200, "application/x-ndjson", body)

@@ -29,20 +29,20 @@
 
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::sync::mpsc::{channel, Receiver, TryRecvError};
 use std::sync::Arc;
+use std::sync::mpsc::{Receiver, TryRecvError, channel};
 use std::time::{Duration, Instant};
 
 use timely::container::CapacityContainerBuilder;
+use timely::dataflow::InputHandle;
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
 use timely::dataflow::operators::vec::Broadcast;
 use timely::dataflow::operators::{Input as _, Inspect, Probe};
-use timely::dataflow::InputHandle;
 use timely::worker::Worker;
 
-use connectors::checkpoint::{self, ShardBody, FORMAT_VERSION};
+use connectors::checkpoint::{self, FORMAT_VERSION, ShardBody};
 use connectors::source::Pending;
-use dataflows::{durable, Time};
+use dataflows::{Time, durable};
 
 /// Where and how often a job checkpoints.
 #[derive(Clone, Debug)]

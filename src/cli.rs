@@ -162,6 +162,17 @@ pub struct OpsArgs {
     /// Snapshot dumps kept per metric.
     #[arg(long, default_value_t = 5)]
     pub snapshot_keep: usize,
+    /// Do not write the final snapshot of a bounded run (by default it goes to ./snapshots,
+    /// where `edu-rtdw query` looks, unless --snapshot-dir says where).
+    #[arg(long)]
+    pub no_final_snapshot: bool,
+    /// Logical frontiers below the newest that reads may still ask for (`AS OF`).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub as_of_window: u64,
+    /// Logical times of cleaned signals (2.1) kept for reads: a read sees the signals of the
+    /// last N times only (the sinks keep them all).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..))]
+    pub signals_window: u64,
 }
 
 /// A duration in `humantime`'s notation (`500ms`, `10s`, `5m`, `1h`, `2h 30m`, `1d`); a bare

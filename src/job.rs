@@ -6,25 +6,26 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{Context, anyhow, bail};
 use connectors::clock::{Clock, Resume};
 use connectors::fatal::Fatal;
-use connectors::files::{assigned, count_lines, discover, file_source, PartitionFile};
+use connectors::files::{PartitionFile, assigned, count_lines, discover, file_source};
 use connectors::identity::InputIdentity;
-use connectors::kafka::{self, kafka_source, KafkaConfig, KafkaPartition, KafkaSink, OffsetCommitter, SourceOptions};
-use connectors::sample::{write_files, GenOptions};
-use connectors::sink::{sink, SinkWriter};
+use connectors::kafka::{self, KafkaConfig, KafkaPartition, KafkaSink, OffsetCommitter, SourceOptions, kafka_source};
+use connectors::sample::{GenOptions, write_files};
+use connectors::sink::{SinkWriter, sink};
 use connectors::source::{InFlight, SourceShared};
 use connectors::sqlite::SqliteSink;
 use dataflows::durable::Restored;
 use dataflows::ingest::Delays;
 use dataflows::output::OutputSet;
-use dataflows::{build_with, Time};
+use dataflows::{Time, build_with};
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
 use timely::dataflow::operators::vec::ToStream;
 use timely::dataflow::operators::{Exchange, Inspect, Probe};
 
 use crate::checkpoint::Plan;
+use crate::serving::peek::WorkerServing;
 use crate::cli::{Cli, ClusterArgs, Command, GenArgs, InitDbArgs, RunArgs};
 use crate::config::{Settings, SinkKind};
 
@@ -289,16 +290,17 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
     }
     let (plan, mut restored) = checkpoints(&settings, &identity, cluster)?;
     let mut parts = restored.as_deref().and_then(connectors::source::parts_in).unwrap_or_default();
-    if let (Some(r), Some(ends)) = (&restored, &ends) {
-        if let Some(grown) = grown_since(&parts, ends) {
-            tracing::warn!("{grown}: not restoring checkpoint {}, rebuilding from the log", r.time);
-            (restored, parts) = (None, Default::default());
-        }
+    if let (Some(r), Some(ends)) = (&restored, &ends)
+        && let Some(grown) = grown_since(&parts, ends)
+    {
+        tracing::warn!("{grown}: not restoring checkpoint {}, rebuilding from the log", r.time);
+        (restored, parts) = (None, Default::default());
     }
     if let (Input::Kafka(cfg, partitions, _), true) = (&input, cluster.process == 0) {
         kafka::check_retained(cfg, partitions, |t, p| parts.get(&(t, p)).map_or(0, |s| s.next))?;
     }
     let progress_total = ends.as_ref().filter(|_| !args.quiet).map(|e| crate::progress::local_total(e, cluster));
+    let bounded = ends.is_some();
     let resume = ends.map(|ends| clock.resume_after(ends));
     // The sinks live on worker 0, which is in process 0; open them first so that bad settings fail fast.
     let sinks = if discard { Vec::new() } else { sink_masks(&settings) };
@@ -321,8 +323,11 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
     let fatal = Fatal::default();
     let started = Instant::now();
 
-    let ops = crate::admin::Ops::start(&args.ops, cluster)?;
-    let attach = ops.clone();
+    let ops = crate::admin::Ops::start(&args.ops, cluster, bounded, discard)?;
+    let serving = ops.serving.clone();
+    let windows = ops.windows;
+    // Worker 0 asks for the dumps; every other worker only answers reads.
+    let (first_schedule, other_schedule) = (Arc::new(Mutex::new(Some(ops.schedule(0)))), ops.schedule(1));
     let progress = progress_total.map(|total| crate::progress::start(total, Arc::clone(&records_read)));
     let watchdog = crate::cluster::watchdog(cluster);
     let guards = timely::execute(config, move |worker| -> Result<(), String> {
@@ -348,7 +353,7 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
             None => (pace, waker),
         };
         let processed = ProbeHandle::<Time>::new();
-        worker.dataflow::<Time, _, _>(|scope| -> Result<(), String> {
+        let arranged = worker.dataflow::<Time, _, _>(|scope| -> Result<_, String> {
             let inputs = match &input {
                 Input::Files(files) => file_source(
                     scope,
@@ -371,15 +376,23 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
             .map_err(|e| format!("{e:#}"))?;
             let rows = build_with(inputs, top_n).rows();
             rows.inner.clone().probe_with(&processed);
-            attach.attach(&rows, index, &fatal);
+            let arranged = serving.as_ref().map(|s| crate::serving::peek::arrange(rows.clone(), windows, s));
             let mut writers = writers.drain(..);
             for ((kind, outputs), durable) in sinks.iter().zip(&durables) {
                 let writer = writers.next();
                 let name = format!("{kind:?}").to_lowercase();
                 sink(rows.clone(), writer, *outputs, Arc::clone(durable), &name, &fatal).probe_with(&committed);
             }
-            Ok(())
+            Ok(arranged)
         })?;
+        let mut serving = match (arranged, &serving) {
+            (Some(arranged), Some(serving)) => {
+                let first = if index == 0 { first_schedule.lock().map_err(|e| e.to_string())?.take() } else { None };
+                let schedule = first.unwrap_or_else(|| other_schedule.clone());
+                Some(WorkerServing::build(worker, arranged, Arc::clone(serving), schedule))
+            }
+            _ => None,
+        };
         if let Some(failure) = dataflows::durable::failure() {
             return Err(format!("cannot restore the checkpoint: {failure}"));
         }
@@ -401,6 +414,9 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
             }
             if let Some(c) = checkpoints.as_mut() {
                 c.step(&processed, durable(), max_inflight)?;
+            }
+            if let Some(s) = serving.as_mut() {
+                s.step();
             }
             waker.wake_if();
             if let Some(c) = committer.as_mut() {
@@ -428,9 +444,12 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
     })
     .map_err(|e| anyhow!("cannot start the cluster: {e}"))?;
     drop(watchdog);
-    for result in guards.join() {
-        result.map_err(|e| anyhow!(e))?.map_err(|e| anyhow!(e))?;
-    }
+    let joined: anyhow::Result<()> =
+        guards.join().into_iter().try_for_each(|result| result.map_err(|e| anyhow!(e))?.map_err(|e| anyhow!(e)));
+    // The final snapshot is written before the run reports success (or its error instead).
+    let dumped = ops.finish();
+    joined?;
+    dumped?;
     let elapsed = started.elapsed();
     drop(progress);
     drop(latency_reporter);
@@ -438,7 +457,6 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
         let db = (!discard).then_some(settings.sinks.sqlite.as_path());
         summarize(db, cluster_records.load(Ordering::Relaxed), elapsed.as_secs_f64())?;
     }
-    ops.linger();
     Ok(())
 }
 

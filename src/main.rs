@@ -14,6 +14,7 @@ mod job;
 mod latency_report;
 mod progress;
 mod query;
+mod serving;
 mod snapshot;
 
 /// mimalloc: the dataflow allocates and frees many small strings per record.

@@ -12,12 +12,12 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{Context, anyhow, bail};
 use clap::{Args, ValueEnum};
 use serde_json::{Map, Value};
 
-use dataflows::output::Output;
 use dataflows::Time;
+use dataflows::output::Output;
 
 use crate::snapshot::{dumps, metric_names};
 

@@ -15,11 +15,11 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command};
-use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
 
-use common::kafka::{append_layout, gen_to_files, gen_to_kafka, lock, topics, BrokerOutage, BROKERS};
-use common::servers::{assert_same, fresh_database, route_all_to_every_sink, script, server_result, servers, Server};
+use common::kafka::{BROKERS, BrokerOutage, append_layout, gen_to_files, gen_to_kafka, lock, topics};
+use common::servers::{Server, assert_same, fresh_database, route_all_to_every_sink, script, server_result, servers};
 use common::{dump, edu_rtdw, spawn_logged};
 use connectors::tables::ALL;
 

@@ -10,8 +10,8 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::kafka::{gen_to_kafka, lock, topics, BROKERS};
-use common::{cluster_sh, dump, edu_rtdw, free_port, TABLES};
+use common::kafka::{BROKERS, gen_to_kafka, lock, topics};
+use common::{TABLES, cluster_sh, dump, edu_rtdw, free_port};
 
 fn run_args<'a>(input: &'a str, db: &'a str, snaps: &'a str) -> Vec<&'a str> {
     vec![

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{dump, edu_rtdw, replay, TABLES};
+use common::{TABLES, dump, edu_rtdw, replay};
 
 #[test]
 fn worker_count_does_not_change_any_table() {

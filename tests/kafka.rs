@@ -24,7 +24,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::kafka::{
-    append_layout, assert_outputs_match, consume_all, gen_to_files, gen_to_kafka, lock, topics, BROKERS,
+    BROKERS, append_layout, assert_outputs_match, consume_all, gen_to_files, gen_to_kafka, lock, topics,
 };
 use common::{dump, edu_rtdw, rows};
 use rdkafka::config::ClientConfig;

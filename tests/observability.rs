@@ -15,9 +15,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
-use common::kafka::{lock, topics, BROKERS};
+use common::kafka::{BROKERS, lock, topics};
 use common::{edu_rtdw, rows, write_partition};
 
 const SIGNALS: &str = "timeline_client_topic";
@@ -82,10 +82,10 @@ fn wait_complete(port: u16) {
             header.and_then(|h| serde_json::from_str::<Value>(&h).ok()).filter(|h| h["complete"] == json!(true));
         let committed =
             get(port, "/metrics").and_then(|m| sample(&m, r#"edu_rtdw_sink_committed_upper{sink="sqlite"}"#));
-        if let (Some(h), Some(c)) = (header, committed) {
-            if h["upper"].as_u64().map(|u| u.to_string()) == Some(c) {
-                return;
-            }
+        if let (Some(h), Some(c)) = (header, committed)
+            && h["upper"].as_u64().map(|u| u.to_string()) == Some(c)
+        {
+            return;
         }
         assert!(started.elapsed() < Duration::from_secs(60), "the job did not complete");
         std::thread::sleep(Duration::from_millis(100));

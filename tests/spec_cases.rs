@@ -4,7 +4,7 @@
 //! of the SQLite file with rows derived **by hand from SPEC** (the derivation
 //! is in the comments next to each expectation), not from the program.
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::Command;
 use std::rc::Rc;

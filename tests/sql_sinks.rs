@@ -17,8 +17,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::servers::{
-    assert_same, committed_upper, fresh_database, only, route_all_to, route_all_to_every_sink, route_all_to_sqlite,
-    script, server_result, servers, Server,
+    Server, assert_same, committed_upper, fresh_database, only, route_all_to, route_all_to_every_sink,
+    route_all_to_sqlite, script, server_result, servers,
 };
 use common::{dump, edu_rtdw};
 use connectors::tables::ALL;

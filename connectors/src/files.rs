@@ -13,10 +13,10 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use timely::dataflow::{Scope, StreamVec};
 
 use dataflows::ingest::{Delays, Input};
@@ -24,7 +24,7 @@ use dataflows::{Time, Topic};
 
 use crate::clock::Clock;
 use crate::fatal::Fatal;
-use crate::source::{partitioned_source, Epochs, Logs, Message, Pace, SourceSettings, Status};
+use crate::source::{Epochs, Logs, Message, Pace, SourceSettings, Status, partitioned_source};
 
 /// One partition file of the layout.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -178,7 +178,7 @@ impl LineReader {
 
 /// The index of the `n`-th newline of `buf` (`n >= 1`), if it has that many.
 fn memchr_n(buf: &[u8], n: u64) -> Option<usize> {
-    buf.iter().enumerate().filter(|(_, &b)| b == b'\n').nth(n.checked_sub(1)? as usize).map(|(i, _)| i)
+    buf.iter().enumerate().filter(|&(_, &b)| b == b'\n').nth(n.checked_sub(1)? as usize).map(|(i, _)| i)
 }
 
 impl Logs for FileLogs {

@@ -34,7 +34,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{bail, Context};
+use anyhow::{Context, bail};
 use rusqlite::Connection;
 
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS edu_rtdw_input (key TEXT PRIMARY KEY, value TEXT NOT NULL);";

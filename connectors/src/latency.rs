@@ -235,7 +235,10 @@ pub fn render(out: &mut String) {
         return;
     }
     let r = report();
-    let _ = writeln!(out, "# HELP edu_rtdw_e2e_latency_ms End-to-end latency (record timestamp to last sink commit), ms.\n# TYPE edu_rtdw_e2e_latency_ms summary");
+    let _ = writeln!(
+        out,
+        "# HELP edu_rtdw_e2e_latency_ms End-to-end latency (record timestamp to last sink commit), ms.\n# TYPE edu_rtdw_e2e_latency_ms summary"
+    );
     for (q, v) in [("0.5", r.p50_ms), ("0.99", r.p99_ms), ("0.999", r.p999_ms)] {
         let _ = writeln!(out, "edu_rtdw_e2e_latency_ms{{quantile=\"{q}\"}} {v}");
     }

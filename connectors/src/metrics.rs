@@ -22,8 +22,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use prometheus::core::Collector;
@@ -34,7 +34,7 @@ use dataflows::ingest::Input;
 use dataflows::ops::window::Mark;
 use dataflows::{Diff, OutputRow, Time, Topic};
 
-use crate::tables::{table_index, ALL};
+use crate::tables::{ALL, table_index};
 
 /// Upper bounds (seconds) of the commit latency histogram buckets.
 pub const LATENCY_BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
@@ -287,11 +287,7 @@ fn label(v: &str) -> String {
 fn labels(m: &Metric, names: &[String], extra: Option<(&str, &str)>) -> String {
     let mut pairs: Vec<String> = names.iter().map(|n| format!("{n}=\"{}\"", label(label_value(m, n)))).collect();
     pairs.extend(extra.map(|(n, v)| format!("{n}=\"{v}\"")));
-    if pairs.is_empty() {
-        String::new()
-    } else {
-        format!("{{{}}}", pairs.join(","))
-    }
+    if pairs.is_empty() { String::new() } else { format!("{{{}}}", pairs.join(",")) }
 }
 
 /// Writes one family: its `# HELP` and `# TYPE` lines, then its series sorted by label values.

@@ -34,8 +34,8 @@ use dataflows::Time;
 
 use crate::secrets::mask;
 use crate::server_sink::{Server, ServerSink};
-use crate::sql::{self, statement_sizes, Failure, TableChanges};
-use crate::tables::{ColumnType, SqlValue, StampKind, Table, ALL};
+use crate::sql::{self, Failure, TableChanges, statement_sizes};
+use crate::tables::{ALL, ColumnType, SqlValue, StampKind, Table};
 
 /// The progress table: one row per sink.
 const PROGRESS: &str = "edu_rtdw_progress";

@@ -33,7 +33,7 @@ use dataflows::Time;
 use crate::secrets::mask;
 use crate::server_sink::{Server, ServerSink};
 use crate::sql::{self, Failure, TableChanges};
-use crate::tables::{ColumnType, SqlValue, StampKind, Table, ALL};
+use crate::tables::{ALL, ColumnType, SqlValue, StampKind, Table};
 
 /// The progress table: one row per sink.
 const PROGRESS: &str = "edu_rtdw_progress";

@@ -33,11 +33,7 @@ const MASK: &str = "***";
 
 /// `conn` (a URL or a libpq key-value string) with every password replaced by `***`.
 pub fn mask(conn: &str) -> String {
-    if conn.contains("://") {
-        mask_url(conn)
-    } else {
-        mask_key_value(conn)
-    }
+    if conn.contains("://") { mask_url(conn) } else { mask_key_value(conn) }
 }
 
 /// Whether a URL query parameter or libpq keyword holds a password.

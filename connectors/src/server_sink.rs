@@ -17,7 +17,7 @@ use dataflows::{Diff, OutputRow, Time};
 
 use crate::secrets::mask;
 use crate::sink::SinkWriter;
-use crate::sql::{group, retrying, CommitStats, Failure, RetryPolicy, TableChanges};
+use crate::sql::{CommitStats, Failure, RetryPolicy, TableChanges, group, retrying};
 
 /// What a database server's sink does its own way.
 pub trait Server {

@@ -25,15 +25,15 @@
 //! with that one line and a non-zero exit) and the writer stops; the failed
 //! transaction leaves the sink as of its last commit.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{channel, Sender};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Sender, channel};
 
 use differential_dataflow::VecCollection;
 use timely::container::CapacityContainerBuilder;
+use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::StreamVec;
 use timely::scheduling::SyncActivator;
 
 use dataflows::output::OutputSet;
@@ -269,11 +269,11 @@ pub fn final_states(mut updates: Vec<(OutputRow, Time, Diff)>) -> Vec<(OutputRow
         let (mut time, mut sum) = (first_time, first_diff);
         loop {
             let next = updates.next_if(|(r, _, _)| *r == row);
-            if let Some((_, t, d)) = &next {
-                if *t == time {
-                    sum += d;
-                    continue;
-                }
+            if let Some((_, t, d)) = &next
+                && *t == time
+            {
+                sum += d;
+                continue;
             }
             if sum != 0 {
                 was_present.get_or_insert(sum < 0);

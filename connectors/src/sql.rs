@@ -18,7 +18,7 @@ use chrono::{DateTime, NaiveDateTime};
 
 use dataflows::{Diff, OutputRow};
 
-use crate::tables::{encode, SqlValue, ALL};
+use crate::tables::{ALL, SqlValue, encode};
 
 /// Most rows bound to one statement (MySQL binds each value, so this bounds its
 /// placeholders, under its 65,535 limit; PostgreSQL binds one array per column).
@@ -148,11 +148,7 @@ fn one_line(e: &anyhow::Error) -> String {
 }
 
 fn human(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{:.1}s", d.as_secs_f64())
-    }
+    if d.subsec_millis() == 0 { format!("{}s", d.as_secs()) } else { format!("{:.1}s", d.as_secs_f64()) }
 }
 
 /// UTC milliseconds as a naive (UTC) date-time, as DATETIME / timestamp columns store them.
@@ -247,11 +243,7 @@ mod tests {
         let mut n = 0;
         let ok = retrying("test", &policy, || {
             n += 1;
-            if n < 3 {
-                Err(Failure { transient: true, error: anyhow::anyhow!("down") })
-            } else {
-                Ok(n)
-            }
+            if n < 3 { Err(Failure { transient: true, error: anyhow::anyhow!("down") }) } else { Ok(n) }
         });
         assert_eq!(ok.ok(), Some(3));
         let fatal: anyhow::Result<()> = retrying("test", &policy, || Err(Failure::fatal(anyhow::anyhow!("bad sql"))));

@@ -12,13 +12,13 @@ use std::path::Path;
 
 use anyhow::Context;
 use rusqlite::types::{ToSqlOutput, Value};
-use rusqlite::{params_from_iter, Connection, OptionalExtension};
+use rusqlite::{Connection, OptionalExtension, params_from_iter};
 
 use dataflows::{Diff, OutputRow, Time};
 
 use crate::clock::{Clock, Resume};
 use crate::sink::SinkWriter;
-use crate::tables::{encode, ColumnType, SqlValue, StampKind, Table, ALL};
+use crate::tables::{ALL, ColumnType, SqlValue, StampKind, Table, encode};
 
 /// The progress table: one row per sink.
 const PROGRESS: &str = "edu_rtdw_progress";

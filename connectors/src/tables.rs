@@ -4,8 +4,8 @@
 //! ([`dataflows::output`]: each row type's [`dataflows::output::Row`]); this
 //! module only lays them out by index for the sinks, in [`Output::ALL`] order.
 
-pub use dataflows::output::{dead_letter_metric, ColumnType, Output, OutputSet, SqlValue, StampKind, Table};
 use dataflows::OutputRow;
+pub use dataflows::output::{ColumnType, Output, OutputSet, SqlValue, StampKind, Table, dead_letter_metric};
 
 /// Every output table, in [`Output::ALL`] order; [`encode`] returns indices into this.
 pub static ALL: [Table; Output::ALL.len()] = {

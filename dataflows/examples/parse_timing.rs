@@ -2,8 +2,8 @@
 //! `cargo run --release -p dataflows --example parse_timing -- DIR [REPEAT]`.
 use std::time::Instant;
 
-use dataflows::ingest::{Delays, PartitionIngest};
 use dataflows::Topic;
+use dataflows::ingest::{Delays, PartitionIngest};
 
 fn main() {
     let mut args = std::env::args().skip(1);

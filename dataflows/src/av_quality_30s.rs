@@ -25,12 +25,12 @@ use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::StreamVec;
 
-use crate::ops::window::{storable_window, Mark, SumCount, Window, WindowFact};
+use crate::Text;
+use crate::ops::window::{Mark, SumCount, Window, WindowFact, storable_window};
 use crate::ops::{SplitLate, Tumbling};
 use crate::output::{ColumnType::*, Row, SqlValue, StampKind, Table};
 use crate::storable::{key_text, key_text_chars};
 use crate::topics::Agora;
-use crate::Text;
 use crate::{DeadLetter, Diff, Metric, Rejection, Time, Timing, Topic};
 
 /// Window width: 30 seconds.

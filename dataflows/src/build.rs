@@ -2,10 +2,10 @@
 
 use differential_dataflow::VecCollection;
 use timely::container::CapacityContainerBuilder;
-use timely::dataflow::channels::pact::Pipeline;
-use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
-use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::StreamVec;
+use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::progress::operate::FrontierInterest;
 
 use crate::av_quality_30s::{self, AvKey, AvRow};
@@ -16,8 +16,8 @@ use crate::daily_uv_pv::{self, UvPvRow, Visit};
 use crate::hourly_registrations_by_level::{self, RegistrationRow};
 use crate::ingest::Input;
 use crate::offline_study_time::{self, PlayFact, StudyRow};
-use crate::ops::window::{Mark, WindowFact};
 use crate::ops::Inserts;
+use crate::ops::window::{Mark, WindowFact};
 use crate::student_signal_etl::{self, SignalRow};
 use crate::top_teachers_daily::{self, TopTeacherRow};
 use crate::topics::{Student, User};
@@ -227,9 +227,9 @@ pub fn build_with<'s>(inputs: StreamVec<'s, Time, Input>, top_n: usize) -> Outpu
 mod tests {
     use std::sync::mpsc;
 
-    use timely::dataflow::operators::capture::{Capture, Extract};
-    use timely::dataflow::operators::Input as _;
     use timely::dataflow::InputHandle;
+    use timely::dataflow::operators::Input as _;
+    use timely::dataflow::operators::capture::{Capture, Extract};
 
     use super::*;
     use crate::ingest::{Delays, PartitionIngest};
@@ -285,11 +285,7 @@ mod tests {
         let minutes: Vec<_> =
             out.iter()
                 .filter_map(|(r, t, d)| {
-                    if let OutputRow::Minute(m) = r {
-                        Some((m.start_time, m.event_count, *t, *d))
-                    } else {
-                        None
-                    }
+                    if let OutputRow::Minute(m) = r { Some((m.start_time, m.event_count, *t, *d)) } else { None }
                 })
                 .collect();
         assert_eq!(
@@ -358,11 +354,7 @@ mod tests {
                     }
                 }
                 sent.extend(batch.iter().filter_map(|i| {
-                    if let Input::Minute(_, _, o) = i {
-                        Some((o.pos.offset, o.raw.is_some()))
-                    } else {
-                        None
-                    }
+                    if let Input::Minute(_, _, o) = i { Some((o.pos.offset, o.raw.is_some())) } else { None }
                 }));
                 for record in batch {
                     input.send(record);

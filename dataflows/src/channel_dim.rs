@@ -14,12 +14,12 @@ use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::StreamVec;
 
+use crate::Text;
 use crate::json::Field;
 use crate::ops::FoldByKey;
 use crate::output::{ColumnType::*, Row, SqlValue, Table};
 use crate::storable::checked_text;
 use crate::topics::Channel;
-use crate::Text;
 use crate::{Diff, Pos, Rejection, Time};
 
 /// One row of `channel_name_dictionary`.

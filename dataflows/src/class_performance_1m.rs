@@ -18,11 +18,11 @@ use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::StreamVec;
 
-use crate::ops::window::{storable_window, Count, Mark, Window, WindowFact};
+use crate::Text;
+use crate::ops::window::{Count, Mark, Window, WindowFact, storable_window};
 use crate::ops::{SplitLate, Tumbling};
 use crate::output::{ColumnType::*, Row, SqlValue, StampKind, Table};
-use crate::student_signal_etl::{CleanSignal, SignalEvent, ROLE};
-use crate::Text;
+use crate::student_signal_etl::{CleanSignal, ROLE, SignalEvent};
 use crate::{DeadLetter, Diff, Metric, Rejection, Time, Timing, Topic};
 
 /// Window width: one minute.

@@ -17,13 +17,13 @@
 //! output), with `confirm_date_time` kept as its parsed day, under a compact
 //! [`OrderId`] (canonical decimal ids, the common case, need no allocation).
 
-use differential_dataflow::operators::CountTotal;
 use differential_dataflow::VecCollection;
+use differential_dataflow::operators::CountTotal;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::StreamVec;
 
-use crate::ops::FoldByKey;
 use crate::Text;
+use crate::ops::FoldByKey;
 use chrono::Datelike;
 
 use crate::output::{ColumnType::*, Row, SqlValue, StampKind, Table};

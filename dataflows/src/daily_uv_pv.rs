@@ -29,17 +29,17 @@
 //! since visits are only ever inserted); a join by key pairs them into one row.
 //! Memory grows with the distinct users per day, not with the records.
 
-use differential_dataflow::operators::CountTotal;
 use differential_dataflow::VecCollection;
+use differential_dataflow::operators::CountTotal;
 use serde::{Deserialize, Serialize};
-use timely::dataflow::operators::vec::Map;
 use timely::dataflow::StreamVec;
+use timely::dataflow::operators::vec::Map;
 
 use crate::ops::{Checkpointed, CountedInserts, DistinctInserts};
 use crate::output::{ColumnType::*, Row, SqlValue, StampKind, Table};
 use crate::timefmt::date_text;
 use crate::topics::{Qos, Signal};
-use crate::{storable, Diff, Rejection, Text, Time};
+use crate::{Diff, Rejection, Text, Time, storable};
 
 /// Which product a visit belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -119,11 +119,7 @@ pub fn day_of(ms: i64, field: &'static str) -> Result<i32, Rejection> {
 
 /// A visitor's id, if a sink can store it.
 fn user_of(user: Text, field: &'static str) -> Result<Text, Rejection> {
-    if storable::text(&user) {
-        Ok(user)
-    } else {
-        Err(Rejection::BadField(field))
-    }
+    if storable::text(&user) { Ok(user) } else { Err(Rejection::BadField(field)) }
 }
 
 /// The visit of a live signal (any msgid, any role).

@@ -30,19 +30,19 @@
 //! Dead letters: a record without `id` (`bad_field:id`) or with a field that is
 //! not text (`bad_field:<name>`); it does not take part in the deduplication.
 
-use differential_dataflow::operators::CountTotal;
 use differential_dataflow::VecCollection;
+use differential_dataflow::operators::CountTotal;
 use serde::{Deserialize, Serialize};
-use timely::dataflow::operators::vec::Map;
-use timely::dataflow::operators::Concat;
 use timely::dataflow::StreamVec;
+use timely::dataflow::operators::Concat;
+use timely::dataflow::operators::vec::Map;
 
+use crate::Text;
 use crate::channel_dim::rowkey;
 use crate::ops::FoldByKey;
 use crate::output::{ColumnType::*, Row, SqlValue, Table};
 use crate::timefmt::{hour_number, parse_datetime};
 use crate::topics::{LastValue, Student, User};
-use crate::Text;
 use crate::{Diff, Pos, Rejection, Time};
 
 /// One row of `registrations_hourly_level`.

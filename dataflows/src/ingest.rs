@@ -22,6 +22,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::Text;
 use crate::av_quality_30s::{self, AvKey};
 use crate::channel_dim::{self, ChannelRow};
 use crate::class_performance_1m::{self, MinuteKey};
@@ -34,7 +35,6 @@ use crate::ops::window::{self, Mark, Origin};
 use crate::storable;
 use crate::student_signal_etl::{self, CleanSignal};
 use crate::topics::{Agora, Channel, Order, Qos, Signal, Student, Topic, User};
-use crate::Text;
 use crate::{DeadLetter, Metric, Pos, Rejection, Time, Timing};
 
 /// Default of [`Delays::max_future_ms`]: 10 minutes (SPEC §3).
@@ -121,11 +121,7 @@ impl EventClock {
         }
         let late = event_time < self.watermark();
         self.max_event_time = Some(self.max_event_time.map_or(event_time, |m| m.max(event_time)));
-        if late {
-            Timing::Late
-        } else {
-            Timing::OnTime
-        }
+        if late { Timing::Late } else { Timing::OnTime }
     }
 }
 

@@ -15,6 +15,7 @@ pub mod ingest;
 pub mod json;
 pub mod ops;
 pub mod output;
+pub mod serve;
 pub mod storable;
 pub mod timefmt;
 pub mod topics;
@@ -30,7 +31,7 @@ pub mod student_signal_etl;
 pub mod top_teachers_daily;
 
 mod build;
-pub use build::{build, build_with, Outputs};
+pub use build::{Outputs, build, build_with};
 pub use output::{Metric, OutputRow};
 
 use serde::{Deserialize, Serialize};

@@ -25,14 +25,14 @@
 
 use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
-use timely::dataflow::operators::vec::{Filter, Map};
 use timely::dataflow::StreamVec;
+use timely::dataflow::operators::vec::{Filter, Map};
 
+use crate::Text;
 use crate::ops::{DistinctInserts, FoldByKey};
 use crate::output::{ColumnType::*, Row, SqlValue, StampKind, Table};
 use crate::storable::{self, key_text, key_text_chars};
 use crate::topics::Qos;
-use crate::Text;
 use crate::{Diff, Pos, Rejection, Time};
 
 /// `(user_id, classroom_id)`.
@@ -191,9 +191,9 @@ mod tests {
     fn a_success_read_twice_is_one_row() {
         use std::collections::BTreeMap;
         use timely::container::CapacityContainerBuilder;
-        use timely::dataflow::operators::capture::{Capture, Extract};
-        use timely::dataflow::operators::Input;
         use timely::dataflow::InputHandle;
+        use timely::dataflow::operators::Input;
+        use timely::dataflow::operators::capture::{Capture, Extract};
 
         let read = |raw: &str| fact(&Qos::parse(raw.as_bytes()).unwrap()).unwrap().unwrap();
         let play = read(r#"{"user_id":5,"classroom_id":"r","sub_event":"PPT_PLAY","extra":{"data_time":10}}"#);

@@ -24,8 +24,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::timefmt::millis_text;
 use crate::DeadLetter;
+use crate::timefmt::millis_text;
 use crate::{av_quality_30s, channel_dim, class_performance_1m, daily_cc_confirmations, daily_uv_pv};
 use crate::{hourly_registrations_by_level, offline_study_time, student_signal_etl, top_teachers_daily};
 

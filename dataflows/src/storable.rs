@@ -73,11 +73,7 @@ pub const fn key_text_chars(table: &Table) -> usize {
         }
         i += 1;
     }
-    if texts > 2 {
-        WIDE_KEY_TEXT_CHARS
-    } else {
-        KEY_TEXT_CHARS
-    }
+    if texts > 2 { WIDE_KEY_TEXT_CHARS } else { KEY_TEXT_CHARS }
 }
 
 /// `Ok` if `value` (when not NULL) can be stored in a text column, else `Err(name)`.

@@ -28,11 +28,11 @@ use differential_dataflow::VecCollection;
 use serde::{Deserialize, Serialize};
 use timely::dataflow::StreamVec;
 
+use crate::Text;
 use crate::ops::Inserts;
 use crate::output::{ColumnType::*, Row, SqlValue, StampKind, Table};
 use crate::storable::checked_text;
 use crate::topics::Signal;
-use crate::Text;
 use crate::{Diff, Pos, Rejection, Time};
 
 /// The `msgId` of the signals kept. (The three constants are defined with the signal

@@ -38,13 +38,13 @@
 //! counted from the teacher facts; a `reduce` per day ranks the teachers.
 //! Memory grows with the distinct teachers, students and rooms per day.
 
-use differential_dataflow::operators::CountTotal;
 use differential_dataflow::VecCollection;
+use differential_dataflow::operators::CountTotal;
 use serde::{Deserialize, Serialize};
-use timely::dataflow::operators::vec::{Filter, Map};
 use timely::dataflow::StreamVec;
+use timely::dataflow::operators::vec::{Filter, Map};
 
-use crate::daily_uv_pv::{stat_date, Area, Role, Visit};
+use crate::daily_uv_pv::{Area, Role, Visit, stat_date};
 use crate::ops::DistinctInserts;
 use crate::output::{ColumnType::*, Row, SqlValue, StampKind, Table};
 use crate::{Diff, Text, Time};

@@ -16,7 +16,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::json::{read_slots_with, Field, PathSet, Reject, Scratch};
+use crate::json::{Field, PathSet, Reject, Scratch, read_slots_with};
 
 /// The source topics, in a fixed order (their index is stable and small).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

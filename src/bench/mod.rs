@@ -32,20 +32,20 @@ use std::time::Instant;
 use anyhow::{anyhow, bail};
 use clap::Args;
 use hdrhistogram::Histogram;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::operators::Probe;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::probe::Handle as ProbeHandle;
-use timely::dataflow::operators::Probe;
 
 use connectors::clock::Clock;
 use connectors::fatal::Fatal;
-use connectors::sample::{messages, GenOptions};
-use connectors::sink::{sink, SinkWriter};
-use connectors::source::{partitioned_source, Epochs, SourceSettings};
+use connectors::sample::{GenOptions, messages};
+use connectors::sink::{SinkWriter, sink};
+use connectors::source::{Epochs, SourceSettings, partitioned_source};
 use connectors::sqlite::SqliteSink;
 use dataflows::ingest::Delays;
-use dataflows::{build, Time, Topic};
+use dataflows::{Time, Topic, build};
 
 use feed::{Feed, MemoryLogs, Messages, Part};
 use pace::{BenchPace, Waiting};
@@ -122,11 +122,7 @@ fn cpu_seconds() -> f64 {
     // is a valid one to read even if it did not.
     let (ok, usage) = unsafe { (libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) == 0, usage.assume_init()) };
     let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    if ok {
-        seconds(usage.ru_utime) + seconds(usage.ru_stime)
-    } else {
-        0.0
-    }
+    if ok { seconds(usage.ru_utime) + seconds(usage.ru_stime) } else { 0.0 }
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {

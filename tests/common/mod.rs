@@ -201,12 +201,11 @@ pub fn rows(db: &Path, query: &str) -> Vec<Vec<String>> {
     let conn = rusqlite::Connection::open(db).expect("open db");
     let mut stmt = conn.prepare(query).expect("prepare");
     let n = stmt.column_count();
-    let result = stmt
-        .query_map([], |r| (0..n).map(|i| r.get_ref(i).map(cell)).collect::<Result<Vec<_>, _>>())
+
+    stmt.query_map([], |r| (0..n).map(|i| r.get_ref(i).map(cell)).collect::<Result<Vec<_>, _>>())
         .expect("query")
         .collect::<Result<Vec<_>, _>>()
-        .expect("rows");
-    result
+        .expect("rows")
 }
 
 /// Every table's contents without its stamp column, sorted, one line per row.

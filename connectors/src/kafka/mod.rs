@@ -15,8 +15,8 @@ pub mod sink;
 pub mod source;
 
 pub use config::{KafkaConfig, LogContext};
-pub use producer::{produce_sample, Produced};
-pub use sink::{dead_letter_json, row_json, signal_json, KafkaOutputs, KafkaSink};
+pub use producer::{Produced, produce_sample};
+pub use sink::{KafkaOutputs, KafkaSink, dead_letter_json, row_json, signal_json};
 pub use source::{
-    check_retained, discover, fetch_ends, kafka_source, KafkaLogs, KafkaPartition, OffsetCommitter, SourceOptions,
+    KafkaLogs, KafkaPartition, OffsetCommitter, SourceOptions, check_retained, discover, fetch_ends, kafka_source,
 };

@@ -39,7 +39,7 @@ use dataflows::{Time, Topic};
 use super::{KafkaConfig, LogContext};
 use crate::clock::Clock;
 use crate::source::{
-    partitioned_source, Epochs, LiveEpochs, Logs, Message, Pace, SourceSettings, SourceShared, Status,
+    Epochs, LiveEpochs, Logs, Message, Pace, SourceSettings, SourceShared, Status, partitioned_source,
 };
 
 /// One source partition: its topic, Kafka topic name and number.

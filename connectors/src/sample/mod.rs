@@ -116,7 +116,7 @@ pub struct GenReport {
 
 /// Every message in production order (deterministic for given options).
 /// Streams: memory does not grow with the scale beyond per-id order state.
-pub fn messages(opts: &GenOptions) -> impl Iterator<Item = Message> {
+pub fn messages(opts: &GenOptions) -> impl Iterator<Item = Message> + use<> {
     Generator::new(opts)
 }
 

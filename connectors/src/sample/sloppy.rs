@@ -7,21 +7,13 @@ use super::*;
 
 /// An integer as a JSON number or a JSON string.
 pub(super) fn int(rng: &mut Rand, v: i64) -> Value {
-    if rng.random_bool(0.5) {
-        Value::from(v)
-    } else {
-        Value::from(v.to_string())
-    }
+    if rng.random_bool(0.5) { Value::from(v) } else { Value::from(v.to_string()) }
 }
 
 /// A nested object as an object or as a string holding its JSON.
 pub(super) fn nested(rng: &mut Rand, obj: Obj) -> Value {
     let v = Value::Object(obj);
-    if rng.random_bool(STRINGIFY_P) {
-        Value::String(v.to_string())
-    } else {
-        v
-    }
+    if rng.random_bool(STRINGIFY_P) { Value::String(v.to_string()) } else { v }
 }
 
 /// NULL as `""`, `null` or a missing field.
@@ -129,10 +121,10 @@ pub(super) fn invalid_utf8(value: Value) -> Vec<u8> {
 
 /// Parses a stringified nested object in place and returns it.
 pub(super) fn as_obj(v: &mut Value) -> Option<&mut Obj> {
-    if let Value::String(s) = v {
-        if let Ok(parsed) = serde_json::from_str::<Value>(s) {
-            *v = parsed;
-        }
+    if let Value::String(s) = v
+        && let Ok(parsed) = serde_json::from_str::<Value>(s)
+    {
+        *v = parsed;
     }
     v.as_object_mut()
 }

@@ -15,8 +15,8 @@
 //!
 //! Either way a record is never given a time below the source's frontier.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -95,10 +95,10 @@ impl Epochs {
 
     /// Notes that partition `i` read `offset`.
     pub(crate) fn note_read(&mut self, i: usize, offset: u64) {
-        if let Epochs::Live(live) = self {
-            if offset >= live.open_start[i] {
-                live.first[i].get_or_insert(offset);
-            }
+        if let Epochs::Live(live) = self
+            && offset >= live.open_start[i]
+        {
+            live.first[i].get_or_insert(offset);
         }
     }
 
@@ -112,23 +112,23 @@ impl Epochs {
     /// After the reads of an activation: closes the open live epoch when a partition filled
     /// it (`full`) or its period is over. `places` are every partition's positions.
     pub(crate) fn after_reads(&mut self, full: bool, now: Instant, places: &[Place], high_epoch: &AtomicU64) {
-        if let Epochs::Live(live) = self {
-            if full || (live.holds_inputs() && now >= live.next_close) {
-                live.close(places, high_epoch);
-            }
+        if let Epochs::Live(live) = self
+            && (full || (live.holds_inputs() && now >= live.next_close))
+        {
+            live.close(places, high_epoch);
         }
     }
 
     /// Moves an open live epoch that holds nothing up to `time` (a requested checkpoint's
     /// barrier), noting every partition's position there; nothing with offset epochs.
     pub(crate) fn skip_to(&mut self, time: Time, places: &[Place], high_epoch: &AtomicU64) {
-        if let Epochs::Live(live) = self {
-            if !live.holds_inputs() && live.epoch < time {
-                live.epoch = time;
-                high_epoch.fetch_max(time, Ordering::Relaxed);
-                live.positions =
-                    places.iter().map(|&(topic, partition, next)| (topic, partition, time, next)).collect();
-            }
+        if let Epochs::Live(live) = self
+            && !live.holds_inputs()
+            && live.epoch < time
+        {
+            live.epoch = time;
+            high_epoch.fetch_max(time, Ordering::Relaxed);
+            live.positions = places.iter().map(|&(topic, partition, next)| (topic, partition, time, next)).collect();
         }
     }
 
@@ -151,10 +151,10 @@ impl Epochs {
 
     /// Every partition is done: closes the open epoch if it holds records and records it.
     pub(crate) fn finish(&mut self, places: &[Place], high_epoch: &AtomicU64) -> anyhow::Result<()> {
-        if let Epochs::Live(live) = self {
-            if live.holds_records() {
-                live.close(places, high_epoch);
-            }
+        if let Epochs::Live(live) = self
+            && live.holds_records()
+        {
+            live.close(places, high_epoch);
         }
         self.persist()
     }

@@ -46,8 +46,8 @@ pub mod epochs;
 mod operator;
 pub mod pace;
 
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use timely::scheduling::{Activator, SyncActivator};
@@ -247,9 +247,9 @@ mod tests {
 
     use timely::dataflow::operators::Inspect;
 
+    use dataflows::Topic;
     use dataflows::ingest::{Delays, Input};
     use dataflows::ops::window::Mark;
-    use dataflows::Topic;
 
     use super::*;
     use crate::clock::Clock;

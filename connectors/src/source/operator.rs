@@ -2,19 +2,19 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use timely::container::CapacityContainerBuilder;
-use timely::dataflow::operators::generic::operator::source;
-use timely::dataflow::operators::generic::OutputBuilderSession;
 use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::generic::OutputBuilderSession;
+use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::{Scope, StreamVec};
 use timely::scheduling::Activator;
 
-use dataflows::ingest::{Input, PartitionIngest};
 use dataflows::Time;
+use dataflows::ingest::{Input, PartitionIngest};
 
 use super::epochs::Place;
 use super::{Logs, Message, Pace, PartState, SourceSettings, Status};

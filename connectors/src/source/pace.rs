@@ -130,12 +130,12 @@ impl InFlightWaker {
                 activator.activate();
             }
         }
-        if let (Some(at), Some(barrier)) = (self.waiting.barrier_at.get(), self.barrier.as_ref()) {
-            if !barrier.less_equal(&at) {
-                self.waiting.barrier_at.set(None);
-                if let Some(activator) = self.waiting.activator.borrow().as_ref() {
-                    activator.activate();
-                }
+        if let (Some(at), Some(barrier)) = (self.waiting.barrier_at.get(), self.barrier.as_ref())
+            && !barrier.less_equal(&at)
+        {
+            self.waiting.barrier_at.set(None);
+            if let Some(activator) = self.waiting.activator.borrow().as_ref() {
+                activator.activate();
             }
         }
         let Some(until) = self.waiting.until.get() else { return };
@@ -157,21 +157,21 @@ impl InFlightWaker {
 mod tests {
     use std::cell::Cell;
     use std::rc::Rc;
-    use std::sync::atomic::Ordering;
     use std::sync::Arc;
+    use std::sync::atomic::Ordering;
 
     use timely::container::CapacityContainerBuilder;
     use timely::dataflow::channels::pact::Pipeline;
-    use timely::dataflow::operators::generic::Operator;
     use timely::dataflow::operators::Probe;
+    use timely::dataflow::operators::generic::Operator;
 
-    use dataflows::ingest::Delays;
     use dataflows::Topic;
+    use dataflows::ingest::Delays;
 
     use super::*;
     use crate::clock::Clock;
     use crate::fatal::Fatal;
-    use crate::source::{partitioned_source, Epochs, Logs, Message, SourceSettings, Status};
+    use crate::source::{Epochs, Logs, Message, SourceSettings, Status, partitioned_source};
 
     /// `n` messages of one user partition.
     struct Numbers {

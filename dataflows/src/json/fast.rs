@@ -18,8 +18,8 @@
 use std::borrow::Cow;
 
 use super::field::Scalar;
-use super::memo::{KeyMemo, Prev, MAX_LEVEL};
-use super::paths::{bits, Edge, KeyProbe, PathSet};
+use super::memo::{KeyMemo, MAX_LEVEL, Prev};
+use super::paths::{Edge, KeyProbe, PathSet, bits};
 
 mod strings;
 

@@ -49,4 +49,4 @@ pub use slots::read_paths_fast;
 pub fn reference_read<'a>(text: &'a str, paths: &[&[&str]]) -> Result<Vec<Scalar<'a>>, Reject> {
     reference::slow_read(text, paths)
 }
-pub use slots::{read_path_set, read_paths, read_slots, read_slots_with, Scratch, Slots};
+pub use slots::{Scratch, Slots, read_path_set, read_paths, read_slots, read_slots_with};

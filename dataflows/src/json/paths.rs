@@ -127,11 +127,7 @@ impl<'p> PathSet<'p> {
 
 pub(super) fn full_mask(n: usize) -> u64 {
     assert!(n <= 64, "at most 64 paths per topic");
-    if n == 64 {
-        u64::MAX
-    } else {
-        (1u64 << n) - 1
-    }
+    if n == 64 { u64::MAX } else { (1u64 << n) - 1 }
 }
 
 /// The indices of the set bits of `mask`, lowest first.

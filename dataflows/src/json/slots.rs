@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 
 use super::fast::{self, Slot};
-use super::field::{bool_text, int_text, Field, Reject, Scalar, Wanted};
+use super::field::{Field, Reject, Scalar, Wanted, bool_text, int_text};
 use super::int::parse_int;
 use super::memo::KeyMemo;
 use super::paths::PathSet;

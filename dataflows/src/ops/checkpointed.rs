@@ -22,7 +22,7 @@ use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 
-use crate::{durable, Diff, Time};
+use crate::{Diff, Time, durable};
 
 /// Extension trait for [`Checkpointed::checkpointed`].
 pub trait Checkpointed<'s, D> {

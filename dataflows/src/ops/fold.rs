@@ -24,12 +24,12 @@ use std::rc::Rc;
 use foldhash::HashMap;
 
 use differential_dataflow::{AsCollection, ExchangeData, Hashable, VecCollection};
+use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::StreamVec;
 
 use super::stash::Stash;
-use crate::{durable, Diff, Pos, Time};
+use crate::{Diff, Pos, Time, durable};
 
 /// Extension trait for [`FoldByKey::fold_by_key`], on a keyed append-only log of
 /// `(key, position, value)` records.
@@ -173,8 +173,8 @@ mod tests {
     use std::collections::BTreeMap;
     use std::hash::{Hash, Hasher};
 
-    use timely::dataflow::operators::capture::{Capture, Extract};
     use timely::dataflow::operators::ToStream;
+    use timely::dataflow::operators::capture::{Capture, Extract};
 
     use super::FoldByKey;
     use crate::Pos;

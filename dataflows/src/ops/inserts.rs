@@ -17,12 +17,12 @@ use std::rc::Rc;
 use differential_dataflow::{AsCollection, ExchangeData, Hashable, VecCollection};
 use foldhash::HashMap;
 use timely::container::CapacityContainerBuilder;
+use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::StreamVec;
 
 use super::stash::Stash;
-use crate::{durable, Diff, Time};
+use crate::{Diff, Time, durable};
 
 /// Extension trait for [`Inserts::inserts`], on an append-only stream.
 pub trait Inserts<'s, D> {
@@ -184,9 +184,9 @@ mod tests {
     use std::sync::mpsc;
 
     use timely::container::CapacityContainerBuilder;
+    use timely::dataflow::InputHandle;
     use timely::dataflow::operators::capture::{Capture, Extract};
     use timely::dataflow::operators::{Concat, Input as _};
-    use timely::dataflow::InputHandle;
 
     use super::{DistinctInserts, Inserts};
     use crate::{Diff, Time};

@@ -55,16 +55,16 @@ use differential_dataflow::operators::ThresholdTotal;
 use differential_dataflow::{AsCollection, ExchangeData, Hashable, VecCollection};
 use foldhash::HashMap;
 use timely::container::CapacityContainerBuilder;
+use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::Broadcast;
-use timely::dataflow::StreamVec;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::stash::Stash;
-use crate::{durable, DeadLetter, Diff, Metric, Pos, Rejection, Time, Topic};
+use crate::{DeadLetter, Diff, Metric, Pos, Rejection, Time, Topic, durable};
 
 /// A source partition's watermark announcement (SPEC §3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]

@@ -1,0 +1,1 @@
+//! SQL over the PostgreSQL wire protocol (in progress).

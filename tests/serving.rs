@@ -1,0 +1,158 @@
+//! Serving (issue 20, SPEC §6): snapshots read from the sharded arrangements.
+//!
+//! A bounded run leaves its final snapshot where `query` looks by default, and it
+//! equals the SQLite sink (an independent path: the sink consolidates its own batches
+//! on worker 0) at the same logical frontier, with one worker or three; reads of the
+//! cleaned signals (2.1) see only the signals of the last `--signals-window` times,
+//! which the sink's own table holds among all the others.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde_json::{Map, Value};
+
+use common::{edu_rtdw, rows};
+
+/// A JSON cell as the SQLite helper `common::cell` writes it.
+fn text(v: &Value) -> String {
+    match v {
+        Value::Null => "NULL".into(),
+        Value::String(s) => s.clone(),
+        Value::Number(n) if n.is_f64() => format!("{:?}", n.as_f64().unwrap_or_default()),
+        // Bytes that are not UTF-8 (a dead letter's raw message) are a JSON array of bytes.
+        Value::Array(bytes) => {
+            format!("blob:{:?}", bytes.iter().map(|b| b.as_u64().unwrap_or(256) as u8).collect::<Vec<u8>>())
+        }
+        other => other.to_string(),
+    }
+}
+
+/// `edu-rtdw query METRIC --format json` in `dir` (the default snapshot directory): upper and
+/// rows, each row as `col=value` cells of `columns` joined by `|`, sorted.
+fn query(dir: &Path, metric: &str, columns: &[&str]) -> (u64, Vec<String>) {
+    let q = edu_rtdw(&["query", metric, "--format", "json"], dir);
+    assert!(q.status.success(), "query {metric}: {}", String::from_utf8_lossy(&q.stderr));
+    let doc: Value = serde_json::from_slice(&q.stdout).expect("query json");
+    let rows: Vec<Map<String, Value>> =
+        doc["rows"].as_array().expect("rows").iter().filter_map(|r| r.as_object().cloned()).collect();
+    let mut lines: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            columns
+                .iter()
+                .map(|c| format!("{c}={}", r.get(*c).map_or("NULL".into(), text)))
+                .collect::<Vec<_>>()
+                .join("|")
+        })
+        .collect();
+    lines.sort();
+    (doc["upper"].as_u64().expect("upper"), lines)
+}
+
+/// `table`'s rows in the SQLite file, in the same form as [`query`] for `columns`.
+fn sqlite(db: &Path, table: &str, columns: &[&str]) -> Vec<String> {
+    let quoted: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
+    let mut lines: Vec<String> = rows(db, &format!("SELECT {} FROM \"{table}\"", quoted.join(", ")))
+        .into_iter()
+        .map(|cells| columns.iter().zip(cells).map(|(c, v)| format!("{c}={v}")).collect::<Vec<_>>().join("|"))
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// `got == want`, reporting the sizes and the first difference only (tables are long).
+fn same(got: &[String], want: &[String], what: &str) {
+    if got != want {
+        let first = got.iter().zip(want).find(|(g, w)| g != w);
+        panic!("{what}: {} rows read, {} in the SQLite sink; first difference: {first:?}", got.len(), want.len());
+    }
+}
+
+fn gen_input(dir: &Path) {
+    let out = edu_rtdw(&["gen", "--out", "input", "--scale", "1", "--seed", "11", "--partitions", "2"], dir);
+    assert!(out.status.success(), "gen failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn run(dir: &Path, extra: &[&str]) {
+    let args: Vec<&str> = ["run", "--input-dir", "input", "--sqlite", "out.db", "-q", "--epoch-records", "100"]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .collect();
+    let out = edu_rtdw(&args, dir);
+    assert!(out.status.success(), "run {extra:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The columns of `table` in the SQLite file, but the wall-clock stamps.
+fn data_columns(db: &Path, table: &str) -> Vec<String> {
+    rows(db, &format!("SELECT name FROM pragma_table_info('{table}')"))
+        .into_iter()
+        .map(|r| r[0].clone())
+        .filter(|c| !common::STAMPS.iter().any(|(t, s)| *t == table && s == c))
+        .collect()
+}
+
+/// A new user's flow: a bounded run with no snapshot flags, then `query METRIC`.
+#[test]
+fn query_after_a_bounded_run_equals_the_sqlite_sink() {
+    for workers in ["1", "3"] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        gen_input(tmp.path());
+        run(tmp.path(), &["-w", workers]);
+        let db = tmp.path().join("out.db");
+        let upper: u64 =
+            rows(&db, "SELECT upper FROM edu_rtdw_progress WHERE sink = 'sqlite'")[0][0].parse().expect("upper");
+        for (metric, table) in [
+            ("hourly_registrations_by_level", "registrations_hourly_level"),
+            ("class_performance_1m", "timeline_signal_analysis"),
+            ("daily_cc_confirmations", "staff_index"),
+            ("offline_study_time", "user_enter_classroom_take_time"),
+            ("top_teachers_daily", "top_teachers_daily"),
+            ("dead_letters", "dead_letters"),
+        ] {
+            let columns = data_columns(&db, table);
+            let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+            let want = sqlite(&db, table, &columns);
+            let (got_upper, got) = query(tmp.path(), metric, &columns);
+            assert_eq!(got_upper, upper, "-w {workers} {metric}: the snapshot's frontier is the sink's");
+            assert!(!want.is_empty(), "{table} is empty: the input does not test it");
+            same(&got, &want, &format!("-w {workers} {metric}"));
+        }
+    }
+}
+
+/// Reads of 2.1 see the signals of the last `--signals-window` logical times only.
+#[test]
+fn signal_reads_keep_a_recent_window() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    gen_input(tmp.path());
+    let db = tmp.path().join("out.db");
+    let table = "timeline_analysis_student";
+    run(tmp.path(), &["--signals-window", "1000000"]);
+    let columns = data_columns(&db, table);
+    let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+    let all = sqlite(&db, table, &columns);
+    let (upper, whole) = query(tmp.path(), "student_signal_etl", &columns);
+    assert!(upper > 4, "the input spans several logical times ({upper})");
+    same(&whole, &all, "a window longer than the input keeps every signal");
+
+    std::fs::remove_dir_all(tmp.path().join("snapshots")).expect("remove snapshots");
+    std::fs::remove_file(&db).expect("remove db");
+    run(tmp.path(), &["--signals-window", "2"]);
+    let (_, recent) = query(tmp.path(), "student_signal_etl", &columns);
+    assert!(!recent.is_empty() && recent.len() < all.len(), "{} of {} signals", recent.len(), all.len());
+    let all: BTreeSet<&String> = all.iter().collect();
+    assert!(recent.iter().all(|r| all.contains(r)), "every signal read is one the sink holds");
+}
+
+#[test]
+fn no_final_snapshot_writes_none() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    gen_input(tmp.path());
+    run(tmp.path(), &["--no-final-snapshot"]);
+    assert!(!tmp.path().join("snapshots").exists());
+    let q = edu_rtdw(&["query", "channel_dim"], tmp.path());
+    assert!(!q.status.success());
+    assert!(String::from_utf8_lossy(&q.stderr).contains("no snapshot of channel_dim"), "{q:?}");
+}
