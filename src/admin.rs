@@ -192,44 +192,120 @@ async fn refuse(mut stream: tokio::net::TcpStream) {
     let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
 }
 
+/// A response body: a whole answer, or the dashboard's event stream.
+type Body = http_body_util::combinators::BoxBody<bytes::Bytes, std::convert::Infallible>;
+
 /// One request: `GET` (or `HEAD`) of a route, built on the blocking pool.
 async fn answer(
     request: hyper::Request<hyper::body::Incoming>,
     serving: Arc<Serving>,
     bodies: Arc<tokio::sync::Semaphore>,
-) -> Result<hyper::Response<http_body_util::Full<bytes::Bytes>>, std::convert::Infallible> {
-    let (status, content_type, body) = if !matches!(*request.method(), hyper::Method::GET | hyper::Method::HEAD) {
+) -> Result<hyper::Response<Body>, std::convert::Infallible> {
+    use http_body_util::BodyExt;
+    let is_get = matches!(*request.method(), hyper::Method::GET | hyper::Method::HEAD);
+    if is_get && request.uri().path() == "/dashboard/events" {
+        return Ok(events(serving, bodies));
+    }
+    let (status, content_type, body) = if !is_get {
         (405, "text/plain", "only GET is served\n".to_string())
     } else {
         let path = request.uri().path().to_string();
+        let query = request.uri().query().unwrap_or_default().to_string();
         let _permit = bodies.acquire_owned().await;
-        tokio::task::spawn_blocking(move || route(&path, &serving))
+        tokio::task::spawn_blocking(move || route(&path, &query, &serving))
             .await
             .unwrap_or_else(|_| (500, "text/plain", "the answer failed\n".to_string()))
     };
-    let mut response = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(body)));
+    let mut response = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(body)).boxed());
     *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
     response.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(content_type));
     Ok(response)
 }
 
+/// The dashboard's server-sent events: the panels now, then again each time worker 0's
+/// frontier moves (at most every 500 ms), a comment every 15 s otherwise; until the client
+/// goes or the connection's lifetime ends.
+fn events(serving: Arc<Serving>, bodies: Arc<tokio::sync::Semaphore>) -> hyper::Response<Body> {
+    use http_body_util::BodyExt;
+    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(2);
+    tokio::spawn(async move {
+        let mut changes = serving.changes.subscribe();
+        let mut rates = crate::dashboard::partitions::Rates::default();
+        if tx.send(bytes::Bytes::from_static(b"retry: 1000\n\n")).await.is_err() {
+            return;
+        }
+        loop {
+            let Ok(permit) = Arc::clone(&bodies).acquire_owned().await else { return };
+            let reader = Arc::clone(&serving);
+            let built = tokio::task::spawn_blocking(move || (crate::dashboard::event(&reader, &mut rates), rates)).await;
+            drop(permit);
+            let Ok((event, kept)) = built else { return };
+            rates = kept;
+            if tx.send(bytes::Bytes::from(event)).await.is_err() {
+                return;
+            }
+            loop {
+                match tokio::time::timeout(Duration::from_secs(15), changes.changed()).await {
+                    Ok(Ok(())) => break,
+                    Ok(Err(_)) => return,
+                    Err(_) if tx.send(bytes::Bytes::from_static(b": keep-alive\n\n")).await.is_err() => return,
+                    Err(_) => {}
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    });
+    let stream = EventStream(rx);
+    let mut response = hyper::Response::new(stream.boxed());
+    let headers = response.headers_mut();
+    headers.insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("text/event-stream"));
+    headers.insert(hyper::header::CACHE_CONTROL, hyper::header::HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// A body made of the chunks a task sends; it ends when the task drops its sender.
+struct EventStream(tokio::sync::mpsc::Receiver<bytes::Bytes>);
+
+impl hyper::body::Body for EventStream {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        self.0.poll_recv(cx).map(|chunk| chunk.map(|bytes| Ok(hyper::body::Frame::data(bytes))))
+    }
+}
+
 /// An answer: status code, content type and body.
 type Response = (u16, &'static str, String);
 
-fn route(path: &str, serving: &Serving) -> Response {
-    let path = path.split('?').next().unwrap_or(path);
+fn route(path: &str, query: &str, serving: &Serving) -> Response {
     if path == "/metrics" {
         observe_snapshot_sizes(serving);
         return (200, "text/plain; version=0.0.4", connectors::metrics::render());
     }
     if let Some(metric) = path.strip_prefix("/snapshot/") {
-        return snapshot(metric, serving);
+        return snapshot(metric, query, serving);
     }
     if path == "/" {
+        return (200, "text/html; charset=utf-8", crate::dashboard::page(serving));
+    }
+    if path == "/dashboard/panels" {
+        return match crate::dashboard::fragment(serving, &mut Default::default()) {
+            Ok((_, _, html)) => (200, "text/html; charset=utf-8", html),
+            Err(e) => (503, "text/plain", format!("{e}\n")),
+        };
+    }
+    if path == "/index.txt" {
         return (
             200,
             "text/plain",
-            format!("edu-rtdw admin\n/metrics\n/snapshot/METRIC (METRIC: {})\n", metric_names().join(", ")),
+            format!(
+                "edu-rtdw admin\n/ (dashboard)\n/metrics\n/snapshot/METRIC[?as_of=UPPER] (METRIC: {})\n",
+                metric_names().join(", ")
+            ),
         );
     }
     (404, "text/plain", format!("no route {path}\n"))
@@ -241,11 +317,18 @@ fn observe_snapshot_sizes(serving: &Serving) {
     connectors::metrics::observe_snapshot(rows, serving.upper.load(Ordering::Relaxed));
 }
 
-fn snapshot(metric: &str, serving: &Serving) -> Response {
+fn snapshot(metric: &str, query: &str, serving: &Serving) -> Response {
     let Some(output) = Output::from_name(metric) else {
         return (404, "text/plain", format!("unknown metric `{metric}` (one of: {})\n", metric_names().join(", ")));
     };
-    let answer = match serving.read(&[output], AsOf::Latest) {
+    let as_of = match query.split('&').find_map(|kv| kv.strip_prefix("as_of=")) {
+        None => AsOf::Latest,
+        Some(n) => match n.parse() {
+            Ok(upper) => AsOf::Upper(upper),
+            Err(_) => return (400, "text/plain", format!("bad as_of `{n}`: expected a logical frontier\n")),
+        },
+    };
+    let answer = match serving.read(&[output], as_of) {
         Ok(answer) => answer,
         Err(e) => return (404, "text/plain", format!("{e}\n")),
     };

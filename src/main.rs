@@ -10,6 +10,7 @@ mod checkpoint;
 mod cli;
 mod cluster;
 mod config;
+mod dashboard;
 mod job;
 mod latency_report;
 mod progress;

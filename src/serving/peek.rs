@@ -82,6 +82,8 @@ pub struct Serving {
     pub upper: AtomicU64,
     /// Rows this process's shards received per output (net updates), for `/metrics`.
     pub rows: Vec<AtomicI64>,
+    /// Worker 0's frontier, for pages that follow it (the dashboard's events).
+    pub changes: tokio::sync::watch::Sender<Time>,
 }
 
 impl Serving {
@@ -95,6 +97,7 @@ impl Serving {
             answers_here: process == 0,
             upper: AtomicU64::new(0),
             rows: Output::ALL.iter().map(|_| AtomicI64::new(0)).collect(),
+            changes: tokio::sync::watch::Sender::new(0),
         })
     }
 }
@@ -258,6 +261,7 @@ impl WorkerServing {
             if self.index == 0 {
                 let upper = now.1.or(now.0).unwrap_or(0);
                 self.serving.upper.store(upper, Ordering::Relaxed);
+                self.serving.changes.send_replace(upper);
             }
             for activator in &self.wake {
                 activator.activate();
