@@ -67,7 +67,7 @@ impl Ops {
     pub fn start(args: &OpsArgs, cluster: &ClusterArgs, bounded: bool, discard: bool) -> anyhow::Result<Ops> {
         let default = bounded && !discard && !args.no_final_snapshot;
         let dir = args.snapshot_dir.clone().or_else(|| default.then(|| DEFAULT_SNAPSHOT_DIR.into()));
-        let enabled = args.admin.is_some() || dir.is_some(); // SQL-PENDING
+        let enabled = args.admin.is_some() || dir.is_some() || args.sql_listen.is_some();
         let serving = enabled.then(|| Serving::new(cluster.process));
         if let (Some(addr), Some(serving)) = (args.admin, &serving) {
             let addr = process_addr(addr, cluster.process)?;
@@ -80,7 +80,7 @@ impl Ops {
         let every = args.snapshot_dir.as_ref().map(|_| args.snapshot_every);
         let (dumps, writer) = match dir.filter(|_| cluster.process == 0) {
             Some(dir) => {
-                let opts = DumpOptions { dir, every, keep: args.snapshot_keep };
+                let opts = DumpOptions { dir, keep: args.snapshot_keep };
                 let (dumps, writer) = start_writer(opts, Arc::clone(&dump_busy))?;
                 (Some(dumps), Some(writer))
             }
@@ -237,7 +237,8 @@ fn events(serving: Arc<Serving>, bodies: Arc<tokio::sync::Semaphore>) -> hyper::
         loop {
             let Ok(permit) = Arc::clone(&bodies).acquire_owned().await else { return };
             let reader = Arc::clone(&serving);
-            let built = tokio::task::spawn_blocking(move || (crate::dashboard::event(&reader, &mut rates), rates)).await;
+            let built =
+                tokio::task::spawn_blocking(move || (crate::dashboard::event(&reader, &mut rates), rates)).await;
             drop(permit);
             let Ok((event, kept)) = built else { return };
             rates = kept;

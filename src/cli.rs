@@ -76,6 +76,35 @@ pub enum Command {
     Bench(crate::bench::BenchArgs),
     /// Print a metric's rows at one logical time, from a running job (--admin) or the latest snapshot dump.
     Query(crate::query::QueryArgs),
+    /// A live demo, no servers: a built-in generator in real time through every metric into
+    /// SQLite, with the dashboard on (prints its URL).
+    Demo(DemoArgs),
+}
+
+/// `edu-rtdw demo`.
+#[derive(Args, Debug, Clone)]
+pub struct DemoArgs {
+    /// Records per second, over all seven topics.
+    #[arg(long, default_value_t = 1000.0)]
+    pub rate: f64,
+    /// Seed of the generated workload (its times follow the wall clock).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Partitions per topic.
+    #[arg(long, default_value_t = 2)]
+    pub partitions: u32,
+    /// Stop after this many records (default: run until interrupted).
+    #[arg(long)]
+    pub records: Option<u64>,
+    /// The dashboard (the admin endpoint): http://ADDR/.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub admin: SocketAddr,
+    /// Also serve SQL (PostgreSQL wire protocol) here.
+    #[arg(long)]
+    pub sql_listen: Option<SocketAddr>,
+    /// The SQLite file, replaced at start (the demo's logical times begin anew every run).
+    #[arg(long, default_value = "demo.db")]
+    pub sqlite: PathBuf,
 }
 
 /// `edu-rtdw init-db`. Flags override the config file.
@@ -167,12 +196,19 @@ pub struct OpsArgs {
     #[arg(long)]
     pub no_final_snapshot: bool,
     /// Logical frontiers below the newest that reads may still ask for (`AS OF`).
-    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..))]
     pub as_of_window: u64,
     /// Logical times of cleaned signals (2.1) kept for reads: a read sees the signals of the
     /// last N times only (the sinks keep them all).
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
     pub signals_window: u64,
+    /// Serve SQL over the PostgreSQL wire protocol on this address, e.g. 127.0.0.1:6875
+    /// (`psql -h 127.0.0.1 -p 6875`); password and limits in the config file's [serving].
+    #[arg(long, value_name = "ADDR")]
+    pub sql_listen: Option<SocketAddr>,
+    /// Allow `--sql-listen` on an address that is not loopback (a password is required then).
+    #[arg(long)]
+    pub sql_bind_any: bool,
 }
 
 /// A duration in `humantime`'s notation (`500ms`, `10s`, `5m`, `1h`, `2h 30m`, `1d`); a bare

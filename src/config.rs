@@ -47,6 +47,9 @@ pub struct Settings {
     /// Checkpoints of the metrics' state.
     #[command(flatten)]
     pub checkpoints: CheckpointSettings,
+    /// SQL serving (`--sql-listen`).
+    #[command(flatten)]
+    pub serving: ServingSettings,
     /// Per metric (or `dead_letters`): the sinks it goes to (`sqlite`, `mysql`, `postgres`, `kafka`).
     #[arg(skip)]
     pub routes: BTreeMap<String, Vec<String>>,
@@ -170,6 +173,57 @@ pub struct CheckpointSettings {
     pub checkpoints_kept: usize,
 }
 
+/// `[serving]`: the SQL endpoint's password and limits (`--sql-listen` turns it on).
+#[derive(Clone, Args, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServingSettings {
+    /// The password SQL clients authenticate with (md5); the environment variable
+    /// EDU_RTDW_SQL_PASSWORD overrides it. No flag: a password never goes on a command line.
+    #[arg(skip)]
+    pub sql_password: Option<String>,
+    /// A SQL statement running longer is interrupted (`500ms`, `10s`, `1m`; a bare number is seconds).
+    #[arg(long, default_value = "10s")]
+    pub sql_statement_timeout: String,
+    /// A SQL result with more rows is an error (not truncated).
+    #[arg(long, default_value_t = 100_000)]
+    pub sql_max_rows: usize,
+    /// SQL clients served at once; more are refused.
+    #[arg(long, default_value_t = 64)]
+    pub sql_max_connections: usize,
+}
+
+/// The environment variable that overrides `[serving] sql_password`.
+pub const SQL_PASSWORD_ENV: &str = "EDU_RTDW_SQL_PASSWORD";
+
+impl ServingSettings {
+    /// The SQL password: `EDU_RTDW_SQL_PASSWORD` if set and not empty, else the file's.
+    pub fn password(&self) -> Option<String> {
+        std::env::var(SQL_PASSWORD_ENV).ok().filter(|p| !p.is_empty()).or_else(|| self.sql_password.clone())
+    }
+
+    /// The statement timeout.
+    pub fn statement_timeout(&self) -> anyhow::Result<std::time::Duration> {
+        let timeout = crate::cli::parse_duration(&self.sql_statement_timeout)
+            .map_err(|e| anyhow::anyhow!("sql_statement_timeout: {e}"))?;
+        if timeout.is_zero() {
+            bail!("sql_statement_timeout = {} is out of range: expected more than 0s", self.sql_statement_timeout);
+        }
+        Ok(timeout)
+    }
+}
+
+/// Never prints the password.
+impl std::fmt::Debug for ServingSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServingSettings")
+            .field("sql_password", &self.sql_password.as_ref().map(|_| "(set)"))
+            .field("sql_statement_timeout", &self.sql_statement_timeout)
+            .field("sql_max_rows", &self.sql_max_rows)
+            .field("sql_max_connections", &self.sql_max_connections)
+            .finish()
+    }
+}
+
 impl CheckpointSettings {
     /// The interval, `None` when checkpoints are off.
     pub fn every(&self) -> anyhow::Result<Option<std::time::Duration>> {
@@ -201,7 +255,15 @@ macro_rules! clap_default {
         }
     )*};
 }
-clap_default!(InputSettings, KafkaSettings, DelaySettings, MetricSettings, SinkSettings, CheckpointSettings);
+clap_default!(
+    InputSettings,
+    KafkaSettings,
+    DelaySettings,
+    MetricSettings,
+    SinkSettings,
+    CheckpointSettings,
+    ServingSettings
+);
 
 /// `T` as clap fills it from no arguments and no environment.
 fn clap_defaults<T: Args + FromArgMatches>() -> T {
@@ -276,6 +338,7 @@ impl Settings {
             metrics: overlay(&self.metrics, &flags.metrics, given)?,
             sinks: overlay(&self.sinks, &flags.sinks, given)?,
             checkpoints: overlay(&self.checkpoints, &flags.checkpoints, given)?,
+            serving: overlay(&self.serving, &flags.serving, given)?,
             routes: self.routes,
         };
         settings.check_ranges()?;
@@ -301,8 +364,11 @@ impl Settings {
             ("max_future_ms", delays.max_future_ms.into(), 0, i64::MAX.into()),
             ("top_n", self.metrics.top_n as i128, 1, 1000),
             ("checkpoints_kept", self.checkpoints.checkpoints_kept as i128, 1, 1000),
+            ("sql_max_rows", self.serving.sql_max_rows as i128, 1, 1 << 30),
+            ("sql_max_connections", self.serving.sql_max_connections as i128, 1, 10_000),
         ];
         self.checkpoints.every()?;
+        self.serving.statement_timeout()?;
         if let Some(ms) = input.epoch_ms {
             checks.push(("epoch_ms", ms.into(), 1, 3_600_000));
         }
@@ -485,6 +551,24 @@ mod tests {
         let (flags, given) = parse_flags(&["--max-message-bytes", "20", "--max-future-ms", "7"]);
         let s = file.overridden_by(&flags, &given)?;
         assert_eq!((s.input.max_message_bytes, s.delays.max_future_ms), (20, 7));
+        Ok(())
+    }
+
+    #[test]
+    fn serving_comes_from_the_file_and_the_flags() -> anyhow::Result<()> {
+        let s = Settings::default();
+        assert_eq!((s.serving.sql_max_rows, s.serving.sql_max_connections), (100_000, 64));
+        assert_eq!(s.serving.statement_timeout()?, std::time::Duration::from_secs(10));
+        let file: Settings =
+            toml::from_str("[serving]\nsql_password = \"pw\"\nsql_statement_timeout = \"2s\"\nsql_max_rows = 10\n")?;
+        let (flags, given) = parse_flags(&["--sql-max-connections", "3"]);
+        let s = file.overridden_by(&flags, &given)?;
+        assert_eq!((s.serving.sql_max_rows, s.serving.sql_max_connections), (10, 3));
+        assert_eq!(s.serving.statement_timeout()?, std::time::Duration::from_secs(2));
+        assert_eq!(s.serving.sql_password.as_deref(), Some("pw"));
+        assert!(!format!("{s:?}").contains("pw\""), "the password is never printed");
+        let (flags, given) = parse_flags(&["--sql-statement-timeout", "0s"]);
+        assert!(Settings::default().overridden_by(&flags, &given).is_err());
         Ok(())
     }
 

@@ -12,6 +12,7 @@ use connectors::fatal::Fatal;
 use connectors::files::{PartitionFile, assigned, count_lines, discover, file_source};
 use connectors::identity::InputIdentity;
 use connectors::kafka::{self, KafkaConfig, KafkaPartition, KafkaSink, OffsetCommitter, SourceOptions, kafka_source};
+use connectors::sample::live::{LiveFeed, LiveOptions, live_source};
 use connectors::sample::{GenOptions, write_files};
 use connectors::sink::{SinkWriter, sink};
 use connectors::source::{InFlight, SourceShared};
@@ -25,9 +26,9 @@ use timely::dataflow::operators::vec::ToStream;
 use timely::dataflow::operators::{Exchange, Inspect, Probe};
 
 use crate::checkpoint::Plan;
-use crate::serving::peek::WorkerServing;
-use crate::cli::{Cli, ClusterArgs, Command, GenArgs, InitDbArgs, RunArgs};
+use crate::cli::{Cli, ClusterArgs, Command, DemoArgs, GenArgs, InitDbArgs, RunArgs};
 use crate::config::{Settings, SinkKind};
+use crate::serving::peek::WorkerServing;
 
 /// Where sample data goes when `run` is given no input.
 const SAMPLE_DIR: &str = "sample-data";
@@ -39,8 +40,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Some(Command::InitDb(args)) => init_db(&args),
         Some(Command::Bench(args)) => crate::bench::run(&args),
         Some(Command::Query(args)) => crate::query::run(&args),
-        Some(Command::Run(args)) => run(&cli.cluster, &args),
-        None => run(&cli.cluster, &RunArgs::defaults()),
+        Some(Command::Run(args)) => run(&cli.cluster, &args, None),
+        Some(Command::Demo(args)) => demo(&cli.cluster, &args),
+        None => run(&cli.cluster, &RunArgs::defaults(), None),
     }
 }
 
@@ -203,6 +205,8 @@ enum Input {
     Files(Vec<PartitionFile>),
     /// Kafka: the brokers, every source partition, and the source options.
     Kafka(KafkaConfig, Vec<KafkaPartition>, SourceOptions),
+    /// The demo's live generator and the source options.
+    Live(Arc<LiveFeed>, SourceOptions),
 }
 
 /// Every input partition's end offset: `(topic, partition, end)`.
@@ -211,7 +215,22 @@ type Ends = Vec<(dataflows::Topic, u32, u64)>;
 /// Kafka when brokers are configured and no input directory is given, else file replay.
 ///
 /// Also returns, for a bounded input, every partition's end offset.
-fn input(settings: &Settings, clock: &Arc<Clock>) -> anyhow::Result<(Input, Option<Ends>)> {
+fn input(
+    settings: &Settings,
+    clock: &Arc<Clock>,
+    live: Option<&Arc<LiveFeed>>,
+) -> anyhow::Result<(Input, Option<Ends>)> {
+    if let Some(feed) = live {
+        let opts = SourceOptions {
+            delays: delays(settings),
+            clock: Arc::clone(clock),
+            idle_timeout: std::time::Duration::from_millis(settings.kafka.idle_timeout_ms),
+            epoch_ms: settings.input.epoch_ms,
+            state_path: settings.sinks.sqlite.clone(),
+            exit_when_idle: false,
+        };
+        return Ok((Input::Live(Arc::clone(feed), opts), None));
+    }
     if let (Some(cfg), None) = (settings.kafka_config(), &settings.input.input_dir) {
         let names: Vec<_> = dataflows::Topic::ALL.iter().map(|t| (*t, settings.topic_name(*t))).collect();
         let mut partitions = kafka::discover(&cfg, &names, std::time::Duration::from_secs(60))?;
@@ -262,6 +281,13 @@ fn identity(settings: &Settings, input: &Input) -> InputIdentity {
             }
             "kafka"
         }
+        Input::Live(feed, _) => {
+            for (topic, partition) in feed.partitions() {
+                let n = sources.entry(topic.default_name().to_string()).or_default();
+                *n = (*n).max(partition + 1);
+            }
+            "live"
+        }
     };
     InputIdentity::new(settings.input.epoch_records, kind, sources)
 }
@@ -275,15 +301,62 @@ fn delays(settings: &Settings) -> Delays {
     }
 }
 
-fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
+/// `edu-rtdw demo`: a fresh SQLite file, the live generator as input (live epochs of
+/// 500 ms, no checkpoints: the generator keeps no log to restore from), the dashboard on.
+fn demo(cluster: &ClusterArgs, args: &DemoArgs) -> anyhow::Result<()> {
+    for suffix in ["", "-wal", "-shm"] {
+        let path = PathBuf::from(format!("{}{suffix}", args.sqlite.display()));
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                bail!("cannot replace {}: {e}", path.display())
+            }
+            _ => {}
+        }
+    }
+    let mut job = RunArgs::defaults();
+    job.ops.admin = Some(args.admin);
+    job.ops.sql_listen = args.sql_listen;
+    // 60 s of frontiers stay readable (`query --as-of`, the dashboard's test).
+    job.ops.as_of_window = 120;
+    job.quiet = true;
+    let feed = LiveFeed::start(LiveOptions {
+        rate: args.rate,
+        seed: args.seed,
+        partitions: args.partitions,
+        max_records: args.records,
+    })?;
+    let demo = Demo { feed, sqlite: args.sqlite.clone() };
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "edu-rtdw demo: dashboard at http://{}/ ({} records/s; Ctrl-C stops it)", args.admin, args.rate)?;
+    if let Some(sql) = args.sql_listen {
+        writeln!(out, "edu-rtdw demo: SQL at psql -h {} -p {}", sql.ip(), sql.port())?;
+    }
+    out.flush()?;
+    drop(out);
+    run(cluster, &job, Some(demo))
+}
+
+/// What the demo changes in a run.
+struct Demo {
+    feed: Arc<LiveFeed>,
+    sqlite: PathBuf,
+}
+
+fn run(cluster: &ClusterArgs, args: &RunArgs, demo: Option<Demo>) -> anyhow::Result<()> {
     let config = timely_config(cluster)?;
-    let settings = settings(args)?;
+    let mut settings = settings(args)?;
+    if let Some(demo) = &demo {
+        settings.sinks.sqlite = demo.sqlite.clone();
+        settings.input.epoch_ms = Some(500);
+        settings.checkpoints.checkpoint_every = "0s".into();
+    }
+    let live = demo.as_ref().map(|d| &d.feed);
     let discard = settings.sinks.discard();
     let clock = match discard {
         true => Arc::new(Clock::new(settings.input.epoch_records)),
         false => Arc::new(Clock::load_path(&settings.sinks.sqlite, settings.input.epoch_records)?),
     };
-    let (input, ends) = input(&settings, &clock)?;
+    let (input, ends) = input(&settings, &clock, live)?;
     let identity = identity(&settings, &input);
     if !discard && cluster.process == 0 {
         identity.check(&settings.sinks.sqlite)?;
@@ -325,6 +398,11 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
 
     let ops = crate::admin::Ops::start(&args.ops, cluster, bounded, discard)?;
     let serving = ops.serving.clone();
+    if let (Some(reader), 0) = (&serving, cluster.process)
+        && let Some(sql) = crate::serving::sql::options(&args.ops, &settings.serving)?
+    {
+        crate::serving::sql::start(sql, Arc::clone(reader) as Arc<dyn crate::serving::Reader>)?;
+    }
     let windows = ops.windows;
     // Worker 0 asks for the dumps; every other worker only answers reads.
     let (first_schedule, other_schedule) = (Arc::new(Mutex::new(Some(ops.schedule(0)))), ops.schedule(1));
@@ -368,6 +446,14 @@ fn run(cluster: &ClusterArgs, args: &RunArgs) -> anyhow::Result<()> {
                     scope,
                     cfg,
                     assigned(partitions, index, peers),
+                    opts.clone(),
+                    SourceShared { records_read: counter, high_epoch: Arc::clone(&high_epoch), fatal: fatal.clone() },
+                    pace,
+                ),
+                Input::Live(feed, opts) => live_source(
+                    scope,
+                    feed,
+                    assigned(&feed.partitions(), index, peers),
                     opts.clone(),
                     SourceShared { records_read: counter, high_epoch: Arc::clone(&high_epoch), fatal: fatal.clone() },
                     pace,

@@ -1,7 +1,8 @@
 //! `edu-rtdw query METRIC`: a metric's rows at one logical time.
 //!
 //! With `--admin ADDR` it asks a running job's admin endpoint
-//! (`/snapshot/METRIC`, process 0 of a cluster); otherwise it reads the latest
+//! (`/snapshot/METRIC`, process 0 of a cluster; `--as-of UPPER` for a recent older
+//! frontier); otherwise it reads the latest
 //! dump in `--snapshot-dir` (`DIR/METRIC/UPPER.jsonl`). It filters with
 //! `--where COL=VALUE` (every filter must hold; a value compares with the
 //! cell's text, `NULL` matches NULL), and prints the rows as an aligned table,
@@ -46,6 +47,10 @@ pub struct QueryArgs {
     /// A running job's admin address (process 0 of a cluster); without it the latest dump is read.
     #[arg(long)]
     pub admin: Option<String>,
+    /// Read the running job (`--admin`) at this older logical frontier, while its traces
+    /// still hold it (the last `run --as-of-window` frontiers).
+    #[arg(long, requires = "admin")]
+    pub as_of: Option<u64>,
     /// Where `run --snapshot-dir` writes its dumps.
     #[arg(long, default_value = "snapshots")]
     pub snapshot_dir: PathBuf,
@@ -68,7 +73,7 @@ pub fn run(args: &QueryArgs) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow!("unknown metric `{}` (one of: {})", args.metric, metric_names().join(", ")))?;
     let filters = parse_filters(&args.filters, output)?;
     let mut snap = match &args.admin {
-        Some(addr) => fetch(addr, output.name())?,
+        Some(addr) => fetch(addr, output.name(), args.as_of)?,
         None => latest_dump(&args.snapshot_dir, output.name())?,
     };
     snap.rows.retain(|row| filters.iter().all(|(col, want)| row.get(col).map_or(want == "NULL", |v| text(v) == *want)));
@@ -106,7 +111,7 @@ fn text(v: &Value) -> String {
 }
 
 /// Asks the admin endpoint at `addr` (`host:port`) for `metric`'s snapshot.
-pub fn fetch(addr: &str, metric: &str) -> anyhow::Result<Snapshot> {
+pub fn fetch(addr: &str, metric: &str, as_of: Option<u64>) -> anyhow::Result<Snapshot> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_connect(Some(Duration::from_secs(5)))
@@ -115,7 +120,10 @@ pub fn fetch(addr: &str, metric: &str) -> anyhow::Result<Snapshot> {
         .build()
         .into();
     let mut response = agent
-        .get(format!("http://{addr}/snapshot/{metric}"))
+        .get(match as_of {
+            Some(upper) => format!("http://{addr}/snapshot/{metric}?as_of={upper}"),
+            None => format!("http://{addr}/snapshot/{metric}"),
+        })
         .call()
         .with_context(|| format!("cannot reach the admin endpoint at {addr}"))?;
     let status = response.status();

@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
-use std::time::Duration;
 
 use anyhow::Context;
 use serde_json::{Map, Value};
@@ -67,8 +66,6 @@ pub fn write_row(out: &mut impl Write, row: &OutputRow) -> anyhow::Result<()> {
 pub struct DumpOptions {
     /// The dump directory.
     pub dir: PathBuf,
-    /// The interval between dumps (`None`: only the final one, at the end of a bounded input).
-    pub every: Option<Duration>,
     /// How many dumps to keep per metric.
     pub keep: usize,
 }

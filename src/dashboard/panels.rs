@@ -163,6 +163,9 @@ fn participation(rows: &[Cells]) -> Stacked {
     stack(rows, minute, |r| r.text("event"), |r| r.int("event_count") as f64, 60)
 }
 
+/// A window: its start (ms) and its label.
+type WindowLabel = (i64, String);
+
 fn av_quality(rows: &[Cells]) -> (Stacked, Ranked) {
     let window = |r: &Cells| {
         let start = r.int("start_time");
@@ -170,14 +173,14 @@ fn av_quality(rows: &[Cells]) -> (Stacked, Ranked) {
     };
     let family = |r: &Cells| if r.text("event").ends_with("_AUDIO_STATE") { "audio lost" } else { "video fr" };
     // Per window and family: the total of the samples over their count.
-    let mut totals: BTreeMap<((i64, String), &str), (i64, i64)> = BTreeMap::new();
+    let mut totals: BTreeMap<(WindowLabel, &str), (i64, i64)> = BTreeMap::new();
     for r in rows {
         let t = totals.entry((window(r), family(r))).or_default();
         t.0 += r.int("event_sum");
         t.1 += r.int("event_count");
     }
     let mut stacked = Stacked::default();
-    let windows: Vec<(i64, String)> = {
+    let windows: Vec<WindowLabel> = {
         let mut w: Vec<_> = totals.keys().map(|(w, _)| w.clone()).collect();
         w.dedup();
         let first = w.len().saturating_sub(40);
@@ -187,7 +190,9 @@ fn av_quality(rows: &[Cells]) -> (Stacked, Ranked) {
     for name in ["audio lost", "video fr"] {
         let values = windows
             .iter()
-            .map(|w| totals.get(&(w.clone(), name)).map_or(0.0, |(s, n)| if *n > 0 { *s as f64 / *n as f64 } else { 0.0 }))
+            .map(|w| {
+                totals.get(&(w.clone(), name)).map_or(0.0, |(s, n)| if *n > 0 { *s as f64 / *n as f64 } else { 0.0 })
+            })
             .collect();
         stacked.series.push((name.to_string(), values));
     }
@@ -274,7 +279,12 @@ mod tests {
             complete: false,
             tables: vec![(
                 Output::DailyCcConfirmations,
-                vec![staff(1, 9, "2025-12-01"), staff(2, 3, "2025-12-02"), staff(3, 5, "2025-12-02"), staff(4, 3, "2025-12-02")],
+                vec![
+                    staff(1, 9, "2025-12-01"),
+                    staff(2, 3, "2025-12-02"),
+                    staff(3, 5, "2025-12-02"),
+                    staff(4, 3, "2025-12-02"),
+                ],
             )],
         };
         let p = panels(&answer);

@@ -23,9 +23,8 @@ fn series(metrics: &str, family: &str) -> BTreeMap<String, f64> {
     for line in metrics.lines() {
         let Some(rest) = line.strip_prefix(family).and_then(|r| r.strip_prefix('{')) else { continue };
         let Some((labels, value)) = rest.split_once("} ") else { continue };
-        let label = |name: &str| {
-            labels.split(',').find_map(|l| l.strip_prefix(name)?.strip_prefix("=\"")?.strip_suffix('"'))
-        };
+        let label =
+            |name: &str| labels.split(',').find_map(|l| l.strip_prefix(name)?.strip_prefix("=\"")?.strip_suffix('"'));
         if let (Some(source), Some(partition), Ok(v)) = (label("source"), label("partition"), value.trim().parse()) {
             found.insert(format!("{source}/{partition}"), v);
         }
@@ -74,6 +73,11 @@ mod tests {
         assert_eq!(read.get("qos_log/0"), Some(&12.0));
         assert_eq!(read.len(), 2);
         let html = Rates::default().table(text);
-        assert!(html.contains("<td>qos_log/0</td><td class=\"num\">12</td><td class=\"num\"></td><td class=\"num\">1.5</td>"), "{html}");
+        assert!(
+            html.contains(
+                "<td>qos_log/0</td><td class=\"num\">12</td><td class=\"num\"></td><td class=\"num\">1.5</td>"
+            ),
+            "{html}"
+        );
     }
 }

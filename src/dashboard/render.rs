@@ -93,6 +93,24 @@ fn ranked_bars(items: &Ranked, panel: &str) -> String {
     html
 }
 
+/// One chart per series (their units differ): a title with the series' mean, then its bars.
+fn each_series(data: &Stacked, panel: &str) -> String {
+    let mut html = String::new();
+    for (name, values) in &data.series {
+        let one = Stacked { xs: data.xs.clone(), series: vec![(name.clone(), values.clone())] };
+        let mean = values.iter().sum::<f64>() / values.len().max(1) as f64;
+        let _ = write!(
+            html,
+            r#"<h3>{} (mean <span class="num" data-panel="{panel}" data-key="{}" data-value="{mean}">{}</span>)</h3>{}"#,
+            escape(name),
+            escape(name),
+            number(mean),
+            stacked_bars(&one)
+        );
+    }
+    html
+}
+
 fn section(name: &str, title: &str, body: &str) -> String {
     format!(r#"<section class="panel" data-panel="{name}"><h2>{}</h2>{body}</section>"#, escape(title))
 }
@@ -110,9 +128,8 @@ pub fn fragment(panels: &Panels, partitions: &str) -> String {
         "av_quality",
         "Audio/video quality per 30 s: average loss and frame rate",
         &format!(
-            "{}{}<h3>Classrooms with the most audio loss</h3>{}",
-            stacked_bars(&panels.av_quality),
-            legend(&panels.av_quality, "av_quality"),
+            "{}<h3>Classrooms with the most audio loss</h3>{}",
+            each_series(&panels.av_quality, "av_quality"),
             ranked_bars(&panels.worst_classrooms, "worst_classrooms")
         ),
     ));
@@ -150,7 +167,11 @@ pub fn fragment(panels: &Panels, partitions: &str) -> String {
     }
     table.push_str("</table>");
     html.push_str(&section("top_teachers", &format!("Top teachers, {day}"), &table));
-    html.push_str(&section("dead_letters", "Dead letters by reason", &ranked_bars(&panels.dead_letters, "dead_letters")));
+    html.push_str(&section(
+        "dead_letters",
+        "Dead letters by reason",
+        &ranked_bars(&panels.dead_letters, "dead_letters"),
+    ));
     html.push_str(&section("partitions", "Partitions: watermark lag and records/s", partitions));
     html.push_str("</div>");
     html

@@ -160,12 +160,7 @@ pub struct Arranged {
 
 impl WorkerServing {
     /// Builds the read dataflow on `worker` over `arranged`.
-    pub fn build(
-        worker: &mut Worker,
-        arranged: Arranged,
-        serving: Arc<Serving>,
-        schedule: Schedule,
-    ) -> WorkerServing {
+    pub fn build(worker: &mut Worker, arranged: Arranged, serving: Arc<Serving>, schedule: Schedule) -> WorkerServing {
         let traces = Rc::new(RefCell::new(arranged.traces));
         let index = worker.index();
         let peers = worker.peers();
@@ -340,15 +335,15 @@ impl Requests {
             let upper = match request.as_of {
                 AsOf::Latest => newest,
                 AsOf::Upper(u) if u > newest => {
-                    let _ = request.reply.send(Err(format!(
-                        "AS OF {u} is not complete yet: the newest readable upper is {newest}"
-                    )));
+                    let _ = request
+                        .reply
+                        .send(Err(format!("AS OF {u} is not complete yet: the newest readable upper is {newest}")));
                     continue;
                 }
                 AsOf::Upper(u) if u < oldest && u != newest => {
-                    let _ = request.reply.send(Err(format!(
-                        "AS OF {u} is no longer held: the oldest readable upper is {oldest}"
-                    )));
+                    let _ = request
+                        .reply
+                        .send(Err(format!("AS OF {u} is no longer held: the oldest readable upper is {oldest}")));
                     continue;
                 }
                 AsOf::Upper(u) => u,

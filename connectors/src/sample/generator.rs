@@ -1,5 +1,10 @@
 //! The generator itself: the seeded record stream of every topic (sessions,
 //! rooms, people, orders and their later updates), one record at a time.
+//!
+//! Two modes share every record maker: `gen`'s finite run ([`Generator::new`],
+//! the clock at `START_MS + i × TICK_MS` for record `i`) and the endless live
+//! feed's ([`Generator::live`], the clock given per record by
+//! [`Generator::next_at`]).
 
 use super::sloppy::*;
 use super::*;
@@ -77,6 +82,12 @@ pub(super) struct Session {
 
 pub(super) struct Generator {
     rng: Rand,
+    /// The start of the run: `gen`'s `START_MS`, or when the live feed started. Dates that
+    /// lie before the run (registrations, confirmations, channel creations) are relative to it.
+    start: i64,
+    /// Endless live mode: topics drawn with fixed weights (`totals`), ids created with
+    /// fixed shares up to caps; else `gen`'s finite run of `remaining` records.
+    live: bool,
     partitions: u32,
     remaining: [u64; 7],
     totals: [u64; 7],
@@ -104,6 +115,8 @@ impl Generator {
         let people = new_share(counts[USER]).max(1) as i64;
         Generator {
             rng: ChaCha8Rng::seed_from_u64(opts.seed),
+            start: START_MS,
+            live: false,
             partitions: parts,
             remaining: counts,
             totals: counts,
@@ -123,8 +136,30 @@ impl Generator {
         }
     }
 
-    /// Random merge of the topics, proportional to their remaining records.
+    /// The endless generator of the live feed: the mix, population and shares of `gen
+    /// --scale 10`, dates before the run relative to `start_ms`; the clock is given per
+    /// record ([`Generator::next_at`]).
+    pub(super) fn live(seed: u64, partitions: u32, start_ms: i64) -> Self {
+        let mut g = Generator::new(&GenOptions { scale: LIVE_SCALE, seed, partitions });
+        g.start = start_ms;
+        g.now = start_ms;
+        g.live = true;
+        g
+    }
+
+    /// Random merge of the topics, proportional to their remaining records (live: to
+    /// their fixed weights).
     fn pick_topic(&mut self) -> Option<usize> {
+        if self.live {
+            let mut r = self.rng.random_range(0..self.totals.iter().sum::<u64>());
+            for (t, n) in self.totals.iter().enumerate() {
+                if r < *n {
+                    return Some(t);
+                }
+                r -= *n;
+            }
+            return None;
+        }
         let total: u64 = self.remaining.iter().sum();
         if total == 0 {
             return None;
@@ -138,6 +173,21 @@ impl Generator {
             r -= *n;
         }
         None
+    }
+
+    /// Whether an upsert-style topic creates a new id now (else it updates one of the
+    /// `created` ones): spread so that `total_new` creations end with the run in `gen`; in
+    /// the live feed, with `gen`'s share of creations up to a cap of distinct ids.
+    fn creates(&mut self, topic: usize, created: u64, total_new: u64) -> bool {
+        if !self.live {
+            return next_is_new(&mut self.rng, self.remaining[topic] + 1, created, total_new);
+        }
+        let (cap, share) = match topic {
+            CHANNEL => (total_new, 5.0 / 6.0),
+            ORDER => (LIVE_MAX_ORDERS, 0.85),
+            _ => (LIVE_MAX_PEOPLE, 0.85),
+        };
+        created == 0 || (created < cap && self.rng.random_bool(share))
     }
 
     fn record(&mut self, topic: usize) -> (String, Value) {
@@ -236,9 +286,8 @@ impl Generator {
     // -- blink_stg_activity__channel_name_dictionary_da -------------------------
 
     fn channel(&mut self) -> (String, Value) {
+        let is_new = self.creates(CHANNEL, self.channels_created, self.channels as u64);
         let rng = &mut self.rng;
-        let total_new = self.channels as u64;
-        let is_new = next_is_new(rng, self.remaining[CHANNEL] + 1, self.channels_created, total_new);
         let k = if is_new {
             self.channels_created += 1;
             self.channels_created as i64
@@ -254,7 +303,7 @@ impl Generator {
         put_opt(rng, &mut obj, "level", level);
         let pid = if k > 5 { format!("c{}", k % 5 + 1) } else { "0".into() };
         put(&mut obj, "pid", pid);
-        put(&mut obj, "create_time", fmt_datetime(START_MS - 30 * DAY_MS + k * 60_000));
+        put(&mut obj, "create_time", fmt_datetime(self.start - 30 * DAY_MS + k * 60_000));
         put(&mut obj, "update_time", fmt_datetime(self.now));
         put(&mut obj, "dept_id", int(rng, 10 + k % 7));
         extras(rng, &mut obj);
@@ -386,9 +435,8 @@ impl Generator {
     // -- uc_account-student ----------------------------------------------------------
 
     fn student(&mut self) -> (String, Value) {
+        let is_new = self.creates(STUDENT, self.students_created, new_share(self.totals[STUDENT]));
         let rng = &mut self.rng;
-        let total_new = new_share(self.totals[STUDENT]);
-        let is_new = next_is_new(rng, self.remaining[STUDENT] + 1, self.students_created, total_new);
         let k = if is_new {
             self.students_created += 1;
             self.students_created as i64
@@ -414,9 +462,8 @@ impl Generator {
     // -- uc_account-user ----------------------------------------------------------------
 
     fn user(&mut self) -> (String, Value) {
+        let is_new = self.creates(USER, self.users_created, new_share(self.totals[USER]));
         let rng = &mut self.rng;
-        let total_new = new_share(self.totals[USER]);
-        let is_new = next_is_new(rng, self.remaining[USER] + 1, self.users_created, total_new);
         let k = if is_new {
             self.users_created += 1;
             self.users_created as i64
@@ -428,7 +475,7 @@ impl Generator {
         let mut obj = Obj::new();
         put(&mut obj, "id", id.clone());
         if is_new {
-            Self::new_user(rng, &mut obj, id_num);
+            Self::new_user(rng, &mut obj, id_num, self.start);
         } else {
             Self::user_update(rng, &mut obj, id_num);
         }
@@ -436,12 +483,12 @@ impl Generator {
         (id, Value::Object(obj))
     }
 
-    fn new_user(rng: &mut Rand, obj: &mut Obj, id: i64) {
+    fn new_user(rng: &mut Rand, obj: &mut Obj, id: i64, start: i64) {
         put(obj, "name", user_name(rng, id));
         let reg = if rng.random_bool(0.01) {
             "2025/12/02 8点".to_string()
         } else {
-            fmt_datetime(START_MS - rng.random_range(0..3 * DAY_MS))
+            fmt_datetime(start - rng.random_range(0..3 * DAY_MS))
         };
         put(obj, "register_date_time", reg);
         put(obj, "status", *pick(rng, &STATUSES));
@@ -473,9 +520,7 @@ impl Generator {
     // -- data_pack_order_info ----------------------------------------------------------
 
     fn order(&mut self) -> (String, Value) {
-        let total_new = new_share(self.totals[ORDER]);
-        let created = self.orders.len() as u64;
-        let is_new = next_is_new(&mut self.rng, self.remaining[ORDER] + 1, created, total_new);
+        let is_new = self.creates(ORDER, self.orders.len() as u64, new_share(self.totals[ORDER]));
         let mut obj = Obj::new();
         let k = if is_new {
             let student = self.any_person();
@@ -491,8 +536,8 @@ impl Generator {
         (id, Value::Object(obj))
     }
 
-    fn confirm_time(rng: &mut Rand) -> String {
-        fmt_datetime(START_MS - rng.random_range(0..4 * DAY_MS))
+    fn confirm_time(rng: &mut Rand, start: i64) -> String {
+        fmt_datetime(start - rng.random_range(0..4 * DAY_MS))
     }
 
     fn new_order(&mut self, obj: &mut Obj, student: i64) -> usize {
@@ -506,7 +551,7 @@ impl Generator {
         put(obj, "order_id", format!("SO{:08}", 10_000 + k));
         put(obj, "leads_id", int(rng, 5_000_000 + k as i64));
         let confirmed = status != 1 && !rng.random_bool(0.1);
-        let confirm = confirmed.then(|| Value::from(Self::confirm_time(rng)));
+        let confirm = confirmed.then(|| Value::from(Self::confirm_time(rng, self.start)));
         put_opt(rng, obj, "confirm_date_time", confirm);
         put(obj, "create_time", fmt_datetime(self.now));
         let ordered = self.now - rng.random_range(0..7 * DAY_MS);
@@ -535,7 +580,7 @@ impl Generator {
         }
         let newly_confirmed = next == 3 && !confirmed;
         if newly_confirmed {
-            put(obj, "confirm_date_time", Self::confirm_time(rng));
+            put(obj, "confirm_date_time", Self::confirm_time(rng, self.start));
         } else {
             put_null(rng, obj, "confirm_date_time");
         }
@@ -546,12 +591,12 @@ impl Generator {
     }
 }
 
-impl Iterator for Generator {
-    type Item = Message;
-
-    fn next(&mut self) -> Option<Message> {
+impl Generator {
+    /// The next message, made with the clock at `now` (ms); `None` once a `gen` run is over
+    /// (never in live mode).
+    pub(super) fn next_at(&mut self, now: i64) -> Option<Message> {
         let topic = self.pick_topic()?;
-        self.now = START_MS + self.index * TICK_MS;
+        self.now = now;
         self.index += 1;
         let (key, value) = self.record(topic);
         let partition = partition_of(key.as_bytes(), self.partitions);
@@ -561,5 +606,14 @@ impl Iterator for Generator {
             value.to_string().into_bytes()
         };
         Some(Message { topic: TOPICS[topic], partition, key: key.into_bytes(), value })
+    }
+}
+
+impl Iterator for Generator {
+    type Item = Message;
+
+    /// `gen`'s clock: record `i` at `START_MS + i × TICK_MS`.
+    fn next(&mut self) -> Option<Message> {
+        self.next_at(self.start + self.index * TICK_MS)
     }
 }

@@ -13,6 +13,9 @@
 //! Everything is drawn from one `ChaCha8Rng` seeded with the options' seed, so
 //! the same options always give byte-identical output. Records of one id are
 //! keyed by that id and land in one partition (FNV-1a of the key).
+//!
+//! [`live`] makes the same workload endlessly in real time (event times from
+//! the wall clock) for `edu-rtdw demo`.
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
@@ -25,6 +28,9 @@ use serde_json::{Map, Value};
 use generator::Generator;
 
 mod generator;
+pub mod live;
+#[cfg(test)]
+mod live_tests;
 mod sloppy;
 #[cfg(test)]
 mod tests;
@@ -53,6 +59,13 @@ pub(super) const START_MS: i64 = 1_764_662_400_000;
 /// Global clock advance per generated record.
 pub(super) const TICK_MS: i64 = 10;
 pub(super) const DAY_MS: i64 = 86_400_000;
+/// The live feed's mix of topics and its population: those of `gen --scale 10`.
+pub(super) const LIVE_SCALE: u64 = 10;
+/// The live feed creates this many distinct orders at most, then only updates them (the
+/// generator keeps 16 bytes per order).
+pub(super) const LIVE_MAX_ORDERS: u64 = 1_000_000;
+/// The live feed creates this many distinct users and students at most, then only updates them.
+pub(super) const LIVE_MAX_PEOPLE: u64 = 1_000_000;
 /// Share of garbage lines (dead letters) over all topics.
 pub(super) const GARBAGE_P: f64 = 0.005;
 /// Share of late events on `timeline_client_topic` and `agora_record`.
