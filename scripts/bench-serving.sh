@@ -5,8 +5,9 @@
 #
 # Per scale (gen --scale S --seed 1: about 10k records per scale unit):
 #   memory   peak RSS and wall time of `run` with serving off (--no-final-snapshot: nothing
-#            arranged for reads) and on (the default: every output arranged, the final
-#            snapshot read from the shards and written); RUNS runs each, medians.
+#            arranged for reads), on (--admin: every output arranged, no dump) and on with
+#            the final snapshot read from the shards and written (the default of a bounded
+#            run); checkpoints off in all; RUNS runs each, medians.
 #   queries  `run --sql-listen` over the same input while pgbench's 10 clients (-c 10) run
 #            a point lookup of 2.7 and, separately, a full scan of 2.3 in a loop: latency
 #            p50/p99 from pgbench's per-statement log, and the run's wall time against the
@@ -32,30 +33,33 @@ median() { sort -g | awk '{a[NR]=$1} END {if (NR == 0) print 0; else printf "%.2
 # Percentile P of the latencies (µs, column 3 of pgbench's log), in ms.
 percentile() { awk '{print $3}' "$@" | sort -n | awk -v p="$P" '{a[NR]=$1} END {if (NR == 0) print "n/a"; else {i = int(NR * p / 100); if (i < 1) i = 1; printf "%.1f\n", a[i] / 1000}}'; }
 
-# `run` over the input; prints "RSS_MiB SECONDS".
+# `run` over the input, from scratch and without checkpoints (they copy the state, which
+# would blur what serving costs); prints "RSS_MiB SECONDS".
 measure() {
-    rm -rf "$OUT"/s.db* "$OUT/snapshots"
+    rm -rf "$OUT"/s.db* "$OUT/s.checkpoints" "$OUT/snapshots"
     /usr/bin/time -f "%M %e" -o "$OUT/time" "$BIN" run --input-dir "$OUT/input" --sqlite "$OUT/s.db" -q \
-        "$@" >/dev/null 2>>"$OUT/log"
+        --checkpoint-every 0s "$@" >/dev/null 2>>"$OUT/log"
     awk '{printf "%.0f %s\n", $1 / 1024, $2}' "$OUT/time"
 }
 
-echo "| records | RSS off (MiB) | RSS on (MiB) | ratio | time off (s) | time on (s) |"
-echo "|---|---|---|---|---|---|"
+echo "| records | RSS off (MiB) | RSS serving (MiB) | RSS serving + final dump (MiB) | time off (s) | time serving (s) | time serving + dump (s) |"
+echo "|---|---|---|---|---|---|---|"
 for scale in $SCALES; do
     rm -rf "$OUT" && mkdir -p "$OUT"
     "$BIN" gen --out "$OUT/input" --scale "$scale" --seed 1 >/dev/null
     records=$(cat "$OUT"/input/*/* | wc -l)
-    off_rss=() on_rss=() off_s=() on_s=()
+    off_rss=() on_rss=() dump_rss=() off_s=() on_s=() dump_s=()
     for r in $(seq "$RUNS"); do
         read -r rss s < <(measure --no-final-snapshot)
         off_rss+=("$rss") off_s+=("$s")
-        read -r rss s < <(measure --snapshot-dir "$OUT/snapshots")
+        read -r rss s < <(measure --no-final-snapshot --admin "127.0.0.1:$((PORT + 1))")
         on_rss+=("$rss") on_s+=("$s")
-        log "scale $scale run $r: off ${off_rss[-1]} MiB ${off_s[-1]} s, on $rss MiB $s s"
+        read -r rss s < <(measure --snapshot-dir "$OUT/snapshots")
+        dump_rss+=("$rss") dump_s+=("$s")
+        log "scale $scale run $r: off ${off_rss[-1]} MiB ${off_s[-1]} s, serving ${on_rss[-1]} MiB ${on_s[-1]} s, + dump $rss MiB $s s"
     done
-    a=$(printf '%s\n' "${off_rss[@]}" | median) b=$(printf '%s\n' "${on_rss[@]}" | median)
-    echo "| $records | $a | $b | $(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.3f", b / a}') | $(printf '%s\n' "${off_s[@]}" | median) | $(printf '%s\n' "${on_s[@]}" | median) |"
+    m() { printf '%s\n' "$@" | median; }
+    echo "| $records | $(m "${off_rss[@]}") | $(m "${on_rss[@]}") | $(m "${dump_rss[@]}") | $(m "${off_s[@]}") | $(m "${on_s[@]}") | $(m "${dump_s[@]}") |"
 done
 echo
 
@@ -67,9 +71,9 @@ echo "| query (10 clients, during ingestion) | statements | p50 (ms) | p99 (ms) 
 echo "|---|---|---|---|---|---|"
 base=$(measure --no-final-snapshot | awk '{print $2}')
 for q in point scan; do
-    rm -rf "$OUT"/s.db* "$OUT/snapshots" "$OUT"/pgbench_log.*
+    rm -rf "$OUT"/s.db* "$OUT/s.checkpoints" "$OUT/snapshots" "$OUT"/pgbench_log.*
     /usr/bin/time -f "%e" -o "$OUT/time" "$BIN" run --input-dir "$OUT/input" --sqlite "$OUT/s.db" -q \
-        --no-final-snapshot --sql-listen "127.0.0.1:$PORT" >/dev/null 2>>"$OUT/log" &
+        --checkpoint-every 0s --no-final-snapshot --sql-listen "127.0.0.1:$PORT" >/dev/null 2>>"$OUT/log" &
     job=$!
     until pg_isready -q -h 127.0.0.1 -p "$PORT" 2>/dev/null || ! kill -0 "$job" 2>/dev/null; do sleep 0.05; done
     (cd "$OUT" && pgbench -n -M simple -c 10 -j 2 -T 600 -l -f "$q.sql" -h 127.0.0.1 -p "$PORT" -U edu edu \

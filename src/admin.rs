@@ -230,18 +230,15 @@ fn events(serving: Arc<Serving>, bodies: Arc<tokio::sync::Semaphore>) -> hyper::
     let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(2);
     tokio::spawn(async move {
         let mut changes = serving.changes.subscribe();
-        let mut rates = crate::dashboard::partitions::Rates::default();
         if tx.send(bytes::Bytes::from_static(b"retry: 1000\n\n")).await.is_err() {
             return;
         }
         loop {
             let Ok(permit) = Arc::clone(&bodies).acquire_owned().await else { return };
             let reader = Arc::clone(&serving);
-            let built =
-                tokio::task::spawn_blocking(move || (crate::dashboard::event(&reader, &mut rates), rates)).await;
+            let built = tokio::task::spawn_blocking(move || crate::dashboard::event(&reader)).await;
             drop(permit);
-            let Ok((event, kept)) = built else { return };
-            rates = kept;
+            let Ok(event) = built else { return };
             if tx.send(bytes::Bytes::from(event)).await.is_err() {
                 return;
             }
@@ -294,7 +291,7 @@ fn route(path: &str, query: &str, serving: &Serving) -> Response {
         return (200, "text/html; charset=utf-8", crate::dashboard::page(serving));
     }
     if path == "/dashboard/panels" {
-        return match crate::dashboard::fragment(serving, &mut Default::default()) {
+        return match crate::dashboard::fragment(serving) {
             Ok((_, _, html)) => (200, "text/html; charset=utf-8", html),
             Err(e) => (503, "text/plain", format!("{e}\n")),
         };

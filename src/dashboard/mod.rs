@@ -14,6 +14,8 @@ pub mod panels;
 pub mod partitions;
 pub mod render;
 
+use std::sync::{Mutex, PoisonError};
+
 use serde_json::json;
 
 use crate::serving::peek::Serving;
@@ -24,26 +26,31 @@ use partitions::Rates;
 /// The page template; the panels go in place of `<!--PANELS-->`.
 const PAGE: &str = include_str!("page.html");
 
+/// The process's previous partition totals: records/s are over the time since any page or
+/// event last rendered them.
+static RATES: Mutex<Rates> = Mutex::new(Rates::new());
+
 /// The panels now, as an HTML fragment, with the frontier they are consistent at.
-pub fn fragment(serving: &Serving, rates: &mut Rates) -> Result<(u64, bool, String), String> {
+pub fn fragment(serving: &Serving) -> Result<(u64, bool, String), String> {
     let answer = serving.read(&panels::READS, AsOf::Latest)?;
     let panels = panels::panels(&answer);
-    let table = rates.table(&connectors::metrics::render());
+    let metrics = connectors::metrics::render();
+    let table = RATES.lock().unwrap_or_else(PoisonError::into_inner).table(&metrics);
     Ok((panels.upper, panels.complete, render::fragment(&panels, &table)))
 }
 
 /// The whole page, with the panels of now in it.
 pub fn page(serving: &Serving) -> String {
-    let panels = match fragment(serving, &mut Rates::default()) {
+    let panels = match fragment(serving) {
         Ok((_, _, html)) => html,
         Err(e) => format!(r#"<div id="panels" data-upper="">{}</div>"#, render::escape(&e)),
     };
     PAGE.replace("<!--PANELS-->", &panels)
 }
 
-/// One server-sent event with the panels of now (an empty string when they cannot be read).
-pub fn event(serving: &Serving, rates: &mut Rates) -> String {
-    match fragment(serving, rates) {
+/// One server-sent event with the panels of now (a comment when they cannot be read).
+pub fn event(serving: &Serving) -> String {
+    match fragment(serving) {
         Ok((upper, complete, html)) => {
             let data = json!({"upper": upper, "complete": complete, "html": html});
             format!("event: panels\ndata: {data}\n\n")

@@ -17,6 +17,13 @@ pub struct Rates {
     last: Option<(Instant, BTreeMap<String, f64>)>,
 }
 
+impl Rates {
+    /// No render yet.
+    pub const fn new() -> Rates {
+        Rates { last: None }
+    }
+}
+
 /// `family`'s series in the Prometheus text `metrics`, keyed `source/partition`.
 fn series(metrics: &str, family: &str) -> BTreeMap<String, f64> {
     let mut found = BTreeMap::new();
