@@ -307,7 +307,7 @@ mod tests {
             )],
         };
         let p = panels(&answer).registrations;
-        assert_eq!(p.xs, vec!["07h 12/02", "08h 12/02"]);
+        assert_eq!(p.xs, vec!["07h 02/12", "08h 02/12"]);
         assert_eq!(p.series, vec![("A".into(), vec![0.0, 2.0]), ("B".into(), vec![1.0, 4.0])]);
     }
 }
