@@ -81,7 +81,9 @@ impl Ops {
         let (dumps, writer) = match dir.filter(|_| cluster.process == 0) {
             Some(dir) => {
                 let opts = DumpOptions { dir, keep: args.snapshot_keep };
-                let (dumps, writer) = start_writer(opts, Arc::clone(&dump_busy))?;
+                let source = serving.clone();
+                let wake = Box::new(move || source.iter().for_each(|s| s.wake()));
+                let (dumps, writer) = start_writer(opts, Arc::clone(&dump_busy), wake)?;
                 (Some(dumps), Some(writer))
             }
             None => (None, None),

@@ -70,25 +70,33 @@ pub struct DumpOptions {
     pub keep: usize,
 }
 
-/// Starts the dump writer: it writes each [`DumpJob`] it is sent, one at a time, and
-/// clears `busy` after each. A periodic dump that fails is logged (the next one is tried
-/// at the next interval); a final dump that fails ends the writer with its error, which
-/// [`DumpWriter::finish`] returns, so the run exits non-zero instead of ending without it.
-pub fn start_writer(opts: DumpOptions, busy: Arc<AtomicBool>) -> anyhow::Result<(Sender<DumpJob>, DumpWriter)> {
+/// Starts the dump writer: it writes each [`DumpJob`] it is sent, one at a time, and after
+/// each clears `busy` and calls `wake` (the source that asks for dumps waits for it). A
+/// periodic dump that fails is logged (the next one is tried at the next interval); a table
+/// of the final dump that fails is kept as the writer's error, which [`DumpWriter::finish`]
+/// returns, so the run exits non-zero instead of ending without it (the writer goes on
+/// clearing `busy`, so the job still ends).
+pub fn start_writer(
+    opts: DumpOptions,
+    busy: Arc<AtomicBool>,
+    wake: Box<dyn Fn() + Send>,
+) -> anyhow::Result<(Sender<DumpJob>, DumpWriter)> {
     let (jobs, queue) = std::sync::mpsc::channel::<DumpJob>();
     let thread = std::thread::Builder::new().name("dumps".into()).spawn(move || {
+        let mut failed: Option<anyhow::Error> = None;
         for (answer, last) in queue {
-            let written = write_dump(&answer, &opts);
+            let written = if last && failed.is_some() { Ok(answer.upper) } else { write_dump(&answer, &opts) };
             busy.store(false, Ordering::Release);
+            wake();
             match written {
                 Ok(upper) => tracing::debug!(dir = %opts.dir.display(), upper, "snapshot dumped"),
                 Err(e) if last => {
-                    return Err(e.context(format!("cannot write the final snapshot to {}", opts.dir.display())));
+                    failed = Some(e.context(format!("cannot write the final snapshot to {}", opts.dir.display())));
                 }
                 Err(e) => tracing::error!(dir = %opts.dir.display(), "cannot write snapshot: {e:#}"),
             }
         }
-        Ok(())
+        failed.map_or(Ok(()), Err)
     })?;
     Ok((jobs, DumpWriter { thread }))
 }

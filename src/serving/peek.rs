@@ -65,8 +65,9 @@ struct Peek {
     upper: Time,
 }
 
-/// One worker's rows of a read, per output asked for.
-type Part = (u64, Vec<Vec<OutputRow>>);
+/// One worker's rows of a read, per output asked for (`None`: its traces no longer hold the
+/// read's frontier).
+type Part = (u64, Option<Vec<Vec<OutputRow>>>);
 
 /// A finished dump for the writer: the answer, and whether it is the final one.
 pub type DumpJob = (Answer, bool);
@@ -102,6 +103,17 @@ impl Serving {
     }
 }
 
+impl Serving {
+    /// Wakes worker 0's `Requests` source (once the job's dataflow is built).
+    pub fn wake(&self) {
+        if let Ok(wake) = self.wake.lock()
+            && let Some(wake) = wake.as_ref()
+        {
+            let _ = wake.activate();
+        }
+    }
+}
+
 impl Reader for Serving {
     fn read(&self, outputs: &[Output], as_of: AsOf) -> Result<Answer, String> {
         if !self.answers_here {
@@ -110,9 +122,7 @@ impl Reader for Serving {
         let (reply, answer) = channel();
         let request = Request { outputs: outputs.to_vec(), as_of, reply };
         self.queue.lock().map_err(|_| "serving stopped")?.send(request).map_err(|_| "the job has ended")?;
-        if let Some(wake) = self.wake.lock().map_err(|_| "serving stopped")?.as_ref() {
-            wake.activate().map_err(|_| "the job has ended")?;
-        }
+        self.wake();
         match answer.recv_timeout(READ_TIMEOUT) {
             Ok(answer) => answer,
             Err(_) => Err("the workers did not answer in time (or the job has ended)".into()),
@@ -129,7 +139,8 @@ pub struct Schedule {
     pub every: Option<Duration>,
     /// How long reads are still answered after that.
     pub linger: Duration,
-    /// A dump is being written (set here, cleared by the writer).
+    /// A dump (or a table of the final one) is being read or written: set here, cleared by
+    /// the writer, which then wakes the source ([`Serving::wake`]).
     pub dump_busy: Arc<AtomicBool>,
 }
 
@@ -178,6 +189,7 @@ impl WorkerServing {
                 schedule,
                 last_dump: (Instant::now(), 0),
                 final_issued: false,
+                final_next: 0,
                 deadline: None,
             };
             let peeks = source::<_, CapacityContainerBuilder<Vec<Peek>>, _, _>(scope, "Requests", |cap, info| {
@@ -220,7 +232,9 @@ impl WorkerServing {
                             if !traces.readable(peek.upper) {
                                 return true;
                             }
-                            let rows = peek.outputs.iter().map(|o| traces.read(*o, peek.upper)).collect();
+                            // (Nothing is below frontier 0: a read there holds nothing to lose.)
+                            let held = traces.upper().is_none() || peek.upper == 0 || peek.upper >= traces.oldest();
+                            let rows = held.then(|| peek.outputs.iter().map(|o| traces.read(*o, peek.upper)).collect());
                             output.session(cap).give((peek.id, rows));
                             false
                         });
@@ -269,16 +283,23 @@ impl WorkerServing {
 struct Waiting {
     reply: Reply,
     answer: Answer,
+    /// Some worker no longer held the frontier.
+    too_old: bool,
     parts_left: usize,
     dumps: Option<Sender<DumpJob>>,
 }
 
 /// Adds one worker's part to read `id`, and delivers the read once every part is in.
-fn merge(waiting: &Rc<RefCell<HashMap<u64, Waiting>>>, id: u64, rows: Vec<Vec<OutputRow>>) {
+fn merge(waiting: &Rc<RefCell<HashMap<u64, Waiting>>>, id: u64, rows: Option<Vec<Vec<OutputRow>>>) {
     let mut waiting = waiting.borrow_mut();
     let Some(read) = waiting.get_mut(&id) else { return };
-    for ((_, table), part) in read.answer.tables.iter_mut().zip(rows) {
-        table.extend(part);
+    match rows {
+        Some(rows) => {
+            for ((_, table), part) in read.answer.tables.iter_mut().zip(rows) {
+                table.extend(part);
+            }
+        }
+        None => read.too_old = true,
     }
     read.parts_left = read.parts_left.saturating_sub(1);
     if read.parts_left > 0 {
@@ -288,7 +309,11 @@ fn merge(waiting: &Rc<RefCell<HashMap<u64, Waiting>>>, id: u64, rows: Vec<Vec<Ou
     for (_, table) in &mut read.answer.tables {
         table.sort_unstable();
     }
+    let upper = read.answer.upper;
     match read.reply {
+        Reply::Client(reply) if read.too_old => {
+            let _ = reply.send(Err(format!("logical upper {upper} is no longer held by every worker")));
+        }
         Reply::Client(reply) => {
             let _ = reply.send(Ok(read.answer));
         }
@@ -312,6 +337,8 @@ struct Requests {
     /// When the last periodic dump was asked for, and at which frontier.
     last_dump: (Instant, Time),
     final_issued: bool,
+    /// The next table of the final dump.
+    final_next: usize,
     deadline: Option<Instant>,
 }
 
@@ -364,9 +391,13 @@ impl Requests {
         if let Some(every) = self.schedule.every.filter(|e| dumps && !complete && !e.is_zero()) {
             me.activate_after(every);
         }
-        if complete && dumps && !self.final_issued {
-            self.final_issued = true;
-            peeks.push(self.issue(Output::ALL.to_vec(), newest, true, Reply::Dump(true)));
+        // The final dump, one table at a time (the writer wakes this source after each), so
+        // that at most one table is copied out of the traces at once.
+        if complete && dumps && !self.final_issued && !self.schedule.dump_busy.swap(true, Ordering::AcqRel) {
+            let output = Output::ALL[self.final_next];
+            self.final_next += 1;
+            self.final_issued = self.final_next == Output::ALL.len();
+            peeks.push(self.issue(vec![output], newest, true, Reply::Dump(true)));
         }
         peeks
     }
@@ -377,7 +408,7 @@ impl Requests {
         self.next_id += 1;
         let answer = Answer { upper, complete, tables: outputs.iter().map(|o| (*o, Vec::new())).collect() };
         let dumps = self.schedule.dumps.clone();
-        self.waiting.borrow_mut().insert(id, Waiting { reply, answer, parts_left: self.peers, dumps });
+        self.waiting.borrow_mut().insert(id, Waiting { reply, answer, too_old: false, parts_left: self.peers, dumps });
         Peek { id, outputs, upper }
     }
 
