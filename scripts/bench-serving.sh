@@ -6,8 +6,8 @@
 # Per scale (gen --scale S --seed 1: about 10k records per scale unit):
 #   memory   peak RSS and wall time of `run` with serving off (--no-final-snapshot: nothing
 #            arranged for reads), on (--admin: every output arranged, no dump) and on with
-#            the final snapshot read from the shards and written (the default of a bounded
-#            run); checkpoints off in all; RUNS runs each, medians.
+#            the final snapshot read from the shards and written, and no periodic dump (as
+#            the default of a bounded run does); checkpoints off in all; RUNS runs, medians.
 #   queries  `run --sql-listen` over the same input while pgbench's 10 clients (-c 10) run
 #            a point lookup of 2.7 and, separately, a full scan of 2.3 in a loop: latency
 #            p50/p99 from pgbench's per-statement log, and the run's wall time against the
@@ -54,7 +54,7 @@ for scale in $SCALES; do
         off_rss+=("$rss") off_s+=("$s")
         read -r rss s < <(measure --no-final-snapshot --admin "127.0.0.1:$((PORT + 1))")
         on_rss+=("$rss") on_s+=("$s")
-        read -r rss s < <(measure --snapshot-dir "$OUT/snapshots")
+        read -r rss s < <(measure --snapshot-dir "$OUT/snapshots" --snapshot-every 1h)
         dump_rss+=("$rss") dump_s+=("$s")
         log "scale $scale run $r: off ${off_rss[-1]} MiB ${off_s[-1]} s, serving ${on_rss[-1]} MiB ${on_s[-1]} s, + dump $rss MiB $s s"
     done

@@ -296,7 +296,12 @@ fn merge(waiting: &Rc<RefCell<HashMap<u64, Waiting>>>, id: u64, rows: Option<Vec
     match rows {
         Some(rows) => {
             for ((_, table), part) in read.answer.tables.iter_mut().zip(rows) {
-                table.extend(part);
+                // The first part is moved in, not copied (one worker: the only part).
+                if table.is_empty() {
+                    *table = part;
+                } else {
+                    table.extend(part);
+                }
             }
         }
         None => read.too_old = true,
