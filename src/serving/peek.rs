@@ -7,7 +7,9 @@
 //! until its own traces have passed `upper`, reads its shard through the traces' cursors
 //! and sends its rows to worker 0 (`exchange`), whose `Answers` operator merges the parts
 //! of every worker and hands the [`Answer`] back. Rows travel once, for one read; nothing
-//! is kept between reads.
+//! is kept between reads. Reads of the same tables at the same frontier that were queued
+//! together (while worker 0 was busy) share one read of the shards; each client copies the
+//! shared answer on its own thread.
 //!
 //! The same source asks for the periodic dumps (`--snapshot-every`), one at a time, and,
 //! once a bounded input has ended, for the final one; it then keeps the workers (and their
@@ -45,8 +47,9 @@ const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Where a finished read goes.
 enum Reply {
-    /// Back to the thread that asked.
-    Client(Sender<Result<Answer, String>>),
+    /// Back to the threads that asked (reads of the same tables at the same frontier,
+    /// queued while worker 0 was busy, share one read of the shards).
+    Clients(Vec<ClientReply>),
     /// To the dump writer; `true` for the final dump.
     Dump(bool),
 }
@@ -54,8 +57,12 @@ enum Reply {
 struct Request {
     outputs: Vec<Output>,
     as_of: AsOf,
-    reply: Sender<Result<Answer, String>>,
+    reply: ClientReply,
 }
+
+/// Where one client's read goes: the answer is shared, each client copies it on its own
+/// thread, not on a worker's.
+type ClientReply = Sender<Result<Arc<Answer>, String>>;
 
 /// A read as every worker sees it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -124,7 +131,7 @@ impl Reader for Serving {
         self.queue.lock().map_err(|_| "serving stopped")?.send(request).map_err(|_| "the job has ended")?;
         self.wake();
         match answer.recv_timeout(READ_TIMEOUT) {
-            Ok(answer) => answer,
+            Ok(answer) => answer.map(Arc::unwrap_or_clone),
             Err(_) => Err("the workers did not answer in time (or the job has ended)".into()),
         }
     }
@@ -316,11 +323,16 @@ fn merge(waiting: &Rc<RefCell<HashMap<u64, Waiting>>>, id: u64, rows: Option<Vec
     }
     let upper = read.answer.upper;
     match read.reply {
-        Reply::Client(reply) if read.too_old => {
-            let _ = reply.send(Err(format!("logical upper {upper} is no longer held by every worker")));
+        Reply::Clients(replies) if read.too_old => {
+            for reply in replies {
+                let _ = reply.send(Err(format!("logical upper {upper} is no longer held by every worker")));
+            }
         }
-        Reply::Client(reply) => {
-            let _ = reply.send(Ok(read.answer));
+        Reply::Clients(replies) => {
+            let answer = Arc::new(read.answer);
+            for reply in replies {
+                let _ = reply.send(Ok(Arc::clone(&answer)));
+            }
         }
         Reply::Dump(last) => {
             if let Some(dumps) = read.dumps {
@@ -363,6 +375,8 @@ impl Requests {
         let Some((newest, complete)) = self.newest() else { return peeks };
         let oldest = self.traces.borrow().oldest();
         let requests: Vec<Request> = self.receiver.as_ref().map(|r| r.try_iter().collect()).unwrap_or_default();
+        // Reads of the same tables at the same frontier share one read of the shards.
+        let mut shared: Vec<(Vec<Output>, Time, Vec<ClientReply>)> = Vec::new();
         for request in requests {
             let upper = match request.as_of {
                 AsOf::Latest => newest,
@@ -380,7 +394,13 @@ impl Requests {
                 }
                 AsOf::Upper(u) => u,
             };
-            peeks.push(self.issue(request.outputs, upper, complete && upper == newest, Reply::Client(request.reply)));
+            match shared.iter_mut().find(|(outputs, at, _)| *outputs == request.outputs && *at == upper) {
+                Some((_, _, replies)) => replies.push(request.reply),
+                None => shared.push((request.outputs, upper, vec![request.reply])),
+            }
+        }
+        for (outputs, upper, replies) in shared {
+            peeks.push(self.issue(outputs, upper, complete && upper == newest, Reply::Clients(replies)));
         }
         let dumps = self.schedule.dumps.is_some();
         if let Some(every) = self.schedule.every.filter(|_| dumps)
