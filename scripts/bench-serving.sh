@@ -42,6 +42,7 @@ measure() {
     awk '{printf "%.0f %s\n", $1 / 1024, $2}' "$OUT/time"
 }
 
+if [ "${MEMORY:-1}" != 0 ]; then
 echo "| records | RSS off (MiB) | RSS serving (MiB) | RSS serving + final dump (MiB) | time off (s) | time serving (s) | time serving + dump (s) |"
 echo "|---|---|---|---|---|---|---|"
 for scale in $SCALES; do
@@ -63,7 +64,10 @@ for scale in $SCALES; do
 done
 echo
 
-# Queries while ingesting (the last scale's input); QUERIES=0 skips them.
+fi
+
+# Queries while ingesting (the last scale's input); QUERIES=0 skips them, MEMORY=0 the
+# memory part (the input of the last scale must then be in $OUT/input already).
 [ "${QUERIES:-1}" = 0 ] && exit 0
 echo "SELECT cc_index FROM staff_index WHERE cc_id = 7;" >"$OUT/point.sql"
 echo "SELECT count(*), sum(event_count) FROM timeline_signal_analysis;" >"$OUT/scan.sql"
