@@ -9,21 +9,11 @@ mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::Child;
 use std::time::Duration;
 
-use common::{edu_rtdw, free_port, spawn_logged};
+use common::{Job, edu_rtdw, free_port, spawn_logged};
 
 /// The job, killed when dropped.
-struct Job(Child);
-
-impl Drop for Job {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Starts a run of the sample with `--admin` on `port`, lingering; returns once it listens.
 fn start(dir: &Path, port: u16) -> Job {
     let out = edu_rtdw(&["gen", "--out", "input", "--scale", "1", "--seed", "3"], dir);

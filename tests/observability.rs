@@ -12,13 +12,13 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
 use common::kafka::{BROKERS, lock, topics};
-use common::{edu_rtdw, rows, write_partition};
+use common::{Job, edu_rtdw, rows, sqlite_at, write_partition};
 
 const SIGNALS: &str = "timeline_client_topic";
 /// 2024-01-01 00:00:00.000 UTC in ms.
@@ -38,16 +38,6 @@ fn signal(ts: i64, user: &str, room: &str, role: &str) -> Value {
             "msg": {"msgtype": "116", "msg_data": {"target_id": "t", "target_type": "shape", "action": "move", "sub_action": "x", "page_index": "1"}}
         }
     })
-}
-
-/// The job, killed when dropped.
-struct Job(Child);
-
-impl Drop for Job {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn start(dir: &Path, extra: &[&str]) -> Job {
@@ -254,31 +244,6 @@ fn snapshots_equal_sqlite_at_the_same_logical_time() {
         let text = std::fs::read_to_string(&path).expect("read");
         let _ = parse_jsonl(&text);
     }
-}
-
-/// `table`'s rows (the given columns, as in [`sqlite_lines`]) and the SQLite sink's committed
-/// upper, read in one transaction; `None` before the sink's first commit.
-fn sqlite_at(db: &Path, table: &str, columns: &[&str]) -> Option<(u64, Vec<String>)> {
-    let mut conn = rusqlite::Connection::open(db).ok()?;
-    conn.busy_timeout(Duration::from_secs(10)).expect("busy timeout");
-    let tx = conn.transaction().expect("begin");
-    let upper: u64 = tx
-        .query_row("SELECT upper FROM edu_rtdw_progress WHERE sink = 'sqlite'", [], |r| r.get::<_, i64>(0))
-        .ok()?
-        .try_into()
-        .ok()?;
-    let cols: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
-    let mut stmt = tx.prepare(&format!("SELECT {} FROM \"{table}\"", cols.join(", "))).expect("prepare");
-    let n = stmt.column_count();
-    let mut lines: Vec<String> = stmt
-        .query_map([], |r| {
-            (0..n).map(|i| r.get_ref(i).map(common::cell)).collect::<Result<Vec<_>, _>>().map(|cells| cells.join("|"))
-        })
-        .expect("query")
-        .collect::<Result<_, _>>()
-        .expect("rows");
-    lines.sort();
-    Some((upper, lines))
 }
 
 /// `edu-rtdw query METRIC --admin ADDR --format json`: the snapshot's upper and rows (as lines).

@@ -13,7 +13,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use common::{edu_rtdw, rows};
+use common::{data_columns, edu_rtdw, rows};
 
 /// A JSON cell as the SQLite helper `common::cell` writes it.
 fn text(v: &Value) -> String {
@@ -82,15 +82,6 @@ fn run(dir: &Path, extra: &[&str]) {
         .collect();
     let out = edu_rtdw(&args, dir);
     assert!(out.status.success(), "run {extra:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// The columns of `table` in the SQLite file, but the wall-clock stamps.
-fn data_columns(db: &Path, table: &str) -> Vec<String> {
-    rows(db, &format!("SELECT name FROM pragma_table_info('{table}')"))
-        .into_iter()
-        .map(|r| r[0].clone())
-        .filter(|c| !common::STAMPS.iter().any(|(t, s)| *t == table && s == c))
-        .collect()
 }
 
 /// A new user's flow: a bounded run with no snapshot flags, then `query METRIC`.

@@ -19,17 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::kafka::{BROKERS, gen_to_kafka, lock, topics};
-use common::{edu_rtdw, free_port, rows, write_partition};
-
-/// Kills the job when the test ends, however it ends.
-struct Job(Child);
-
-impl Drop for Job {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::{Job, edu_rtdw, free_port, rows, sqlite_at, write_partition};
 
 fn spawn(dir: &Path, args: &[&str]) -> Job {
     Job(Command::new(env!("CARGO_BIN_EXE_edu-rtdw"))
@@ -97,33 +87,10 @@ impl Sql {
     }
 }
 
-/// `columns` of `table` in the SQLite file and the sink's committed upper, in one transaction.
-fn sqlite_at(db: &Path, table: &str, columns: &[String]) -> Option<(u64, Vec<String>)> {
-    let mut conn = rusqlite::Connection::open(db).ok()?;
-    conn.busy_timeout(Duration::from_secs(10)).ok()?;
-    let tx = conn.transaction().ok()?;
-    let upper: i64 =
-        tx.query_row("SELECT upper FROM edu_rtdw_progress WHERE sink = 'sqlite'", [], |r| r.get(0)).ok()?;
-    let quoted: Vec<String> = columns.iter().map(|c| format!("\"{c}\"")).collect();
-    let mut stmt = tx.prepare(&format!("SELECT {} FROM \"{table}\"", quoted.join(", "))).ok()?;
-    let mut lines: Vec<String> = stmt
-        .query_map([], |r| (0..columns.len()).map(|i| r.get_ref(i).map(common::cell)).collect::<Result<Vec<_>, _>>())
-        .ok()?
-        .filter_map(Result::ok)
-        .map(|cells| cells.join("|"))
-        .collect();
-    lines.sort();
-    Some((upper as u64, lines))
-}
-
 /// The columns of `table` in the SQLite file, but its wall-clock stamp and a dead letter's
 /// `raw` bytes (bytea on the wire, text or blob in SQLite).
 fn data_columns(db: &Path, table: &str) -> Vec<String> {
-    rows(db, &format!("SELECT name FROM pragma_table_info('{table}')"))
-        .into_iter()
-        .map(|r| r[0].clone())
-        .filter(|c| !common::STAMPS.iter().any(|(t, s)| *t == table && s == c) && c != "raw")
-        .collect()
+    common::data_columns(db, table).into_iter().filter(|c| c != "raw").collect()
 }
 
 /// 2.3, 2.6 and 2.7: their tables.

@@ -137,17 +137,19 @@ impl OutputTraces {
 
     /// Lets the traces forget what no read may ask for any more: logical compaction to
     /// `as_of_window` frontiers below the current upper, physical compaction to the upper.
-    pub fn advance(&mut self) {
-        let Some(upper) = self.upper() else { return };
+    /// Returns that upper ([`OutputTraces::upper`]).
+    pub fn advance(&mut self) -> Option<Time> {
+        let upper = self.upper()?;
         let compacted = upper.saturating_sub(self.as_of_window);
         if compacted <= self.compacted {
-            return;
+            return Some(upper);
         }
         self.compacted = compacted;
         for trace in &mut self.traces {
             trace.set_logical_compaction(Antichain::from_elem(compacted).borrow());
             trace.set_physical_compaction(Antichain::from_elem(upper).borrow());
         }
+        Some(upper)
     }
 
     /// This worker's rows of `output` as of `upper` (module docs), sorted. The caller checks

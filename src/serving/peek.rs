@@ -269,9 +269,7 @@ impl WorkerServing {
     /// Compacts the traces, and wakes the read operators when the frontier has moved (a
     /// read may have been waiting for it). Call it from the worker's loop.
     pub fn step(&mut self) {
-        let mut traces = self.traces.borrow_mut();
-        traces.advance();
-        let now = (traces.upper(), self.last_upper.get());
+        let now = (self.traces.borrow_mut().advance(), self.last_upper.get());
         if self.seen != Some(now) {
             self.seen = Some(now);
             if self.index == 0 {

@@ -234,3 +234,46 @@ pub fn dump(db: &Path) -> Vec<String> {
     }
     out
 }
+
+/// A spawned binary, killed (and reaped) when dropped, however the test ends.
+pub struct Job(pub Child);
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `table`'s rows (the given columns, cells as [`cell`] writes them, `|`-joined, sorted) and
+/// the SQLite sink's committed upper, read in one transaction; `None` before the sink's
+/// first commit.
+pub fn sqlite_at(db: &Path, table: &str, columns: &[impl AsRef<str>]) -> Option<(u64, Vec<String>)> {
+    let mut conn = rusqlite::Connection::open(db).ok()?;
+    conn.busy_timeout(Duration::from_secs(10)).expect("busy timeout");
+    let tx = conn.transaction().expect("begin");
+    let upper: u64 = tx
+        .query_row("SELECT upper FROM edu_rtdw_progress WHERE sink = 'sqlite'", [], |r| r.get::<_, i64>(0))
+        .ok()?
+        .try_into()
+        .ok()?;
+    let cols: Vec<String> = columns.iter().map(|c| format!("\"{}\"", c.as_ref())).collect();
+    let mut stmt = tx.prepare(&format!("SELECT {} FROM \"{table}\"", cols.join(", "))).expect("prepare");
+    let n = stmt.column_count();
+    let mut lines: Vec<String> = stmt
+        .query_map([], |r| (0..n).map(|i| r.get_ref(i).map(cell)).collect::<Result<Vec<_>, _>>().map(|c| c.join("|")))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    lines.sort();
+    Some((upper, lines))
+}
+
+/// The columns of `table` in the SQLite file `db`, but its wall-clock stamp ([`STAMPS`]).
+pub fn data_columns(db: &Path, table: &str) -> Vec<String> {
+    rows(db, &format!("SELECT name FROM pragma_table_info('{table}')"))
+        .into_iter()
+        .map(|r| r[0].clone())
+        .filter(|c| !STAMPS.iter().any(|(t, s)| *t == table && s == c))
+        .collect()
+}
