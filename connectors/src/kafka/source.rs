@@ -108,9 +108,7 @@ pub fn check_retained(
 ) -> anyhow::Result<()> {
     let consumer = cfg.consumer()?;
     for p in partitions {
-        let (low, _) = consumer
-            .fetch_watermarks(&p.name, p.partition as i32, Duration::from_secs(30))
-            .map_err(|e| anyhow!("cannot read the start of {}/{}: {e}", p.name, p.partition))?;
+        let (low, _) = start_of(&consumer, p)?;
         let (low, needed) = (low.max(0) as u64, start(p.topic, p.partition));
         if low > needed {
             bail!(
@@ -123,6 +121,23 @@ pub fn check_retained(
         }
     }
     Ok(())
+}
+
+/// A partition's low and high watermarks. A broker that has just restarted answers
+/// `NotLeaderForPartition` or `LeaderNotAvailable` until its partitions have their leaders
+/// again: those are retried for up to 60 s (every 200 ms); any other error is the answer.
+fn start_of(consumer: &BaseConsumer<LogContext>, p: &KafkaPartition) -> anyhow::Result<(i64, i64)> {
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match consumer.fetch_watermarks(&p.name, p.partition as i32, Duration::from_secs(30)) {
+            Ok(marks) => return Ok(marks),
+            Err(KafkaError::MetadataFetch(
+                RDKafkaErrorCode::NotLeaderForPartition | RDKafkaErrorCode::LeaderNotAvailable,
+            )) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
+            Err(e) => bail!("cannot read the start of {}/{}: {e}", p.name, p.partition),
+        }
+    }
 }
 
 /// Options of the Kafka source.
