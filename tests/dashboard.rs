@@ -172,6 +172,8 @@ fn the_dashboard_shows_query_numbers_at_its_frontier_and_moves() {
     assert_eq!(panel(&second, "dead_letters"), dead_letters_by_reason(&dead), "dead letters at {}", second.upper);
 
     let shot = screenshot_path();
+    // target/ may be elsewhere (CARGO_TARGET_DIR): the screenshot's directory is made here.
+    std::fs::create_dir_all(shot.parent().expect("a directory")).expect("screenshot directory");
     let _ = std::fs::remove_file(&shot);
     chromium(&profile, &url, &format!("--screenshot={}", shot.display()));
     assert!(shot.exists(), "chromium saved no screenshot");
