@@ -28,6 +28,9 @@
 #   KAFKA_PROPERTIES       extra librdkafka properties for the program, "k=v k=v" (e.g. fetch.wait.max.ms=50)
 #   GEN_PROPERTIES         producer properties for the generator, "k=v k=v" (e.g. linger.ms=100;
 #                          passed as gen --kafka-property; gen's default linger.ms is 5)
+#   CHECKPOINTS            --checkpoint-every settings to compare, interleaved run by run (default "30s",
+#                          the product's default; "0s 1s": without, and with one every second); each
+#                          run's checkpoints (count, size, total and held ms) are read from its log
 #   DOC=0                  do not rewrite the section of docs/BENCHMARKS.md
 # Takes the broker lock (/tmp/edu-rtdw-broker.lock) for the whole series.
 set -euo pipefail
@@ -40,6 +43,7 @@ SECONDS_PER_RUN=${1:-40}
 RUNS=${2:-1}
 SINKS=${SINKS:-mysql}
 EPOCHS=${EPOCHS:-"100:4096 20:4096 off:4096"}
+CHECKPOINTS=${CHECKPOINTS:-30s}
 PEAK_SCALE=${PEAK_SCALE:-60}
 MYSQL_URL=${EDU_RTDW_MYSQL_URL:-mysql://edu:edu@127.0.0.1:3306/edu_rtdw_e2e}
 PG_URL=${EDU_RTDW_POSTGRES_URL:-postgres://edu:edu@127.0.0.1:5432/edu_rtdw_e2e}
@@ -51,6 +55,7 @@ OUT=${OUT:-target/bench-e2e}
 export PATH="$HOME/.cargo/bin:$PATH"
 mkdir -p "$OUT"
 rm -f "$OUT"/*.json "$OUT"/*.log "$OUT"/*.toml "$OUT"/*.db* "$OUT"/results.txt "$OUT"/results.jsonl
+rm -rf "$OUT"/*.checkpoints
 
 [ -x "$BIN" ] || cargo build --release --quiet --bin edu-rtdw
 scripts/db-up.sh >/dev/null 2>&1 || scripts/db-up.sh
@@ -96,9 +101,9 @@ config() {
     echo "$f"
 }
 
-# run_one NAME SINK SCALE RATE(0: max) EPOCH_MS EPOCH_RECORDS -> prints the final report JSON
+# run_one NAME SINK SCALE RATE(0: max) EPOCH_MS EPOCH_RECORDS [CHECKPOINT_EVERY] -> prints the final report JSON
 run_one() {
-    local name=$1 sink=$2 scale=$3 rate=$4 ems=$5 erec=$6
+    local name=$1 sink=$2 scale=$3 rate=$4 ems=$5 erec=$6 every=${7:-30s}
     local prefix="e2e$(date +%s%N | tail -c 9)_" url
     [ "$sink" = mysql ] && url=$MYSQL_URL || url=$PG_URL
     local topics=(timeline_client_topic blink_stg_activity__channel_name_dictionary_da qos_log agora_record
@@ -106,11 +111,11 @@ run_one() {
     scripts/kafka-tool.sh ensure-topics "$BROKERS" 4 30 "${topics[@]/#/$prefix}" >/dev/null
     reset_db "$sink" "$url"
     local report="$OUT/$name.json" state="$OUT/$name.db"
-    rm -f "$report" "$state"*
+    rm -rf "$report" "$state"* "$OUT/$name.checkpoints"
     local live=(--epoch-ms "$ems")
     [ "$ems" = off ] && live=()
     "$BIN" -w 1 run --config "$(config "$sink")" --brokers "$BROKERS" --topic-prefix "$prefix" "--$sink" "$url" \
-        --sqlite "$state" "${live[@]}" --epoch-records "$erec" --exit-when-idle --idle-timeout-ms 3000 \
+        --sqlite "$state" "${live[@]}" --epoch-records "$erec" --checkpoint-every "$every" --exit-when-idle --idle-timeout-ms 3000 \
         --latency-report "$report" -q >"$OUT/$name.run.log" 2>&1 &
     local pid=$!
     for _ in $(seq 1 120); do [ -f "$report" ] && break; sleep 0.5; done
@@ -124,11 +129,15 @@ run_one() {
     fi
     local behind
     behind=$(grep -o 'at most [0-9]* ms behind' "$OUT/$name.gen.log" | grep -o '[0-9]*' || echo 0)
-    python3 - "$report" "$name" "$sink" "$scale" "$rate" "$ems" "$erec" "${behind:-0}" <<'EOF'
-import json, sys
+    python3 - "$report" "$name" "$sink" "$scale" "$rate" "$ems" "$erec" "${behind:-0}" "$every" "$OUT/$name.run.log" <<'EOF'
+import json, re, sys
 r = json.load(open(sys.argv[1]))
-name, sink, scale, rate, ems, erec, behind = sys.argv[2:]
-r.update(name=name, sink=sink, scale=int(scale), target_rate=int(rate), epoch_ms=ems if ems == "off" else int(ems), epoch_records=int(erec), gen_max_behind_ms=int(behind))
+name, sink, scale, rate, ems, erec, behind, every, log = sys.argv[2:]
+# "checkpoint at T: BYTES bytes in TOTAL ms (sources held HELD ms)", one line per checkpoint.
+cps = [tuple(map(int, m)) for m in re.findall(r"checkpoint at \d+: (\d+) bytes in (\d+) ms \(sources held (\d+) ms\)", open(log, errors="replace").read())]
+r.update(name=name, sink=sink, scale=int(scale), target_rate=int(rate), epoch_ms=ems if ems == "off" else int(ems), epoch_records=int(erec), gen_max_behind_ms=int(behind),
+         checkpoint_every=every, checkpoints=len(cps), checkpoint_max_bytes=max([c[0] for c in cps], default=0),
+         checkpoint_max_total_ms=max([c[1] for c in cps], default=0), checkpoint_max_held_ms=max([c[2] for c in cps], default=0))
 print(json.dumps(r))
 EOF
 }
@@ -139,14 +148,17 @@ import json, sys, statistics
 rows = [json.loads(l) for l in sys.stdin if l.strip()]
 def med(xs): return statistics.median(xs) if xs else None
 groups = {}
-for r in rows: groups.setdefault((r["sink"], r["label"], r["epoch_ms"], r["epoch_records"]), []).append(r)
-for (sink, label, ems, erec), rs in groups.items():
+for r in rows: groups.setdefault((r["sink"], r["label"], r["epoch_ms"], r["epoch_records"], r.get("checkpoint_every", "30s")), []).append(r)
+for (sink, label, ems, erec, every), rs in groups.items():
     lat = lambda k: med([r["latency_ms"][k] for r in rs])
     out = dict(sink=sink, load=label, epoch_ms=ems, epoch_records=erec, runs=len(rs), target_rate=rs[0]["target_rate"],
                records=rs[0]["records"], sustained_records_per_s=round(med([r["sustained_records_per_s"] or 0 for r in rs])),
                p50_ms=lat("p50"), p99_ms=lat("p99"), p999_ms=lat("p999"), max_ms=lat("max"),
                read_p50_ms=med([r["read_latency_ms"]["p50"] for r in rs]), read_p99_ms=med([r["read_latency_ms"]["p99"] for r in rs]),
-               gen_max_behind_ms=max(r["gen_max_behind_ms"] for r in rs))
+               gen_max_behind_ms=max(r["gen_max_behind_ms"] for r in rs), checkpoint_every=every,
+               checkpoints=sum(r.get("checkpoints", 0) for r in rs), checkpoint_max_bytes=max(r.get("checkpoint_max_bytes", 0) for r in rs),
+               checkpoint_max_total_ms=max(r.get("checkpoint_max_total_ms", 0) for r in rs),
+               checkpoint_max_held_ms=max(r.get("checkpoint_max_held_ms", 0) for r in rs))
     print(json.dumps(out))
 '
 }
@@ -173,9 +185,10 @@ for sink in $SINKS; do
             scale=$(( (rate * SECONDS_PER_RUN + 5000) / 10000 ))
             [ "$scale" -lt 1 ] && scale=1
             for run in $(seq 1 "$RUNS"); do
-                name="${sink}_${pct}_${epoch/:/_}_$run"
+              for every in $CHECKPOINTS; do
+                name="${sink}_${pct}_${epoch/:/_}_cp${every}_$run"
                 log "$name: $rate records/s, scale $scale"
-                line=$(run_one "$name" "$sink" "$scale" "$rate" "${epoch%%:*}" "${epoch##*:}")
+                line=$(run_one "$name" "$sink" "$scale" "$rate" "${epoch%%:*}" "${epoch##*:}" "$every")
                 echo "$line" | python3 -c "import json,sys; r=json.load(sys.stdin); r['label']='${pct}%'; print(json.dumps(r))" >>"$RESULTS"
                 echo "$line" | python3 -c '
 import json, sys
@@ -183,6 +196,7 @@ r = json.load(sys.stdin); l = r["latency_ms"]
 print("  %s: %d records, %.0f records/s sustained, p50 %d ms p99 %d ms p999 %d ms max %d ms (read p50 %d p99 %d ms; gen at most %d ms behind)"
       % (r["name"], r["records"], r["sustained_records_per_s"] or 0, l["p50"], l["p99"], l["p999"], l["max"],
          r["read_latency_ms"]["p50"], r["read_latency_ms"]["p99"], r["gen_max_behind_ms"]))' >&2
+              done
             done
         done
     done
@@ -196,7 +210,9 @@ import json, sys
 for l in open(sys.argv[1]):
     r = json.loads(l)
     epoch = "offset time" if r["epoch_ms"] == "off" else "epoch %s ms" % r["epoch_ms"]
-    print("%-8s %4s  %-12s epoch_records %4d: target %6d/s, sustained %6d records/s (%d records, median of %d), latency p50 %s ms p99 %s ms p99.9 %s ms max %s ms (of which Kafka to source read: p50 %s ms p99 %s ms); gen <= %d ms behind schedule"
+    cp = "" if r.get("checkpoint_every", "30s") == "30s" else "checkpoints every %s (%d, at most %d bytes, %d ms, sources held at most %d ms), " % (
+        r["checkpoint_every"], r["checkpoints"], r["checkpoint_max_bytes"], r["checkpoint_max_total_ms"], r["checkpoint_max_held_ms"])
+    print(cp + "%-8s %4s  %-12s epoch_records %4d: target %6d/s, sustained %6d records/s (%d records, median of %d), latency p50 %s ms p99 %s ms p99.9 %s ms max %s ms (of which Kafka to source read: p50 %s ms p99 %s ms); gen <= %d ms behind schedule"
           % (r["sink"], r["load"], epoch, r["epoch_records"], r["target_rate"], r["sustained_records_per_s"], r["records"], r["runs"],
              r["p50_ms"], r["p99_ms"], r["p999_ms"], r["max_ms"], r["read_p50_ms"], r["read_p99_ms"], r["gen_max_behind_ms"]))
 ' "$OUT/summary.jsonl")

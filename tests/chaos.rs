@@ -8,11 +8,13 @@
 //!
 //! The suite runs two short seeds; `scripts/chaos.sh SEEDS STEPS` runs more
 //! (`EDU_RTDW_CHAOS_SEEDS="1 2 3"`, `EDU_RTDW_CHAOS_STEPS=12`). It needs the broker of
-//! `scripts/kafka-up.sh` and the servers of `scripts/db-up.sh`.
+//! `scripts/kafka-up.sh` and the servers of `scripts/db-up.sh`. Each run's log is kept in
+//! the seed's directory (`job-N.log`, `last.log`); `EDU_RTDW_CHAOS_KEEP=1` keeps that
+//! directory and prints its path.
 
 mod common;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, Command};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
@@ -30,12 +32,15 @@ struct Job {
 }
 
 impl Job {
-    fn start(args: &[String], dir: &Path) -> Job {
+    /// Starts the `n`th run, its log copied to `job-N.log`.
+    fn start(args: &[String], dir: &Path, n: usize) -> Job {
         let mut child = spawn_logged(args, dir);
         let stderr = child.stderr.take().expect("stderr");
         let (send, log) = channel();
+        let mut file = std::fs::File::create(dir.join(format!("job-{n}.log"))).expect("job log");
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = writeln!(file, "{line}");
                 let _ = send.send(line);
             }
         });
@@ -101,7 +106,11 @@ fn chaos(seed: u64, steps: usize) {
     let _servers = servers();
     let _broker = lock();
     let prefix = topics(&format!("chaos{seed}x"), 2);
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut tmp = tempfile::tempdir().expect("tempdir");
+    if std::env::var_os("EDU_RTDW_CHAOS_KEEP").is_some() {
+        tmp.disable_cleanup(true);
+        eprintln!("chaos seed {seed}: {}", tmp.path().display());
+    }
     let dir = tmp.path();
     let mysql = fresh_database(Server::Mysql, "edu_rtdw_t_chaos");
     let postgres = fresh_database(Server::Postgres, "edu_rtdw_t_chaos");
@@ -143,6 +152,11 @@ fn chaos(seed: u64, steps: usize) {
     };
     produce(&mut batches);
     let mut job: Option<Job> = None;
+    let mut runs = 0;
+    let mut start = || {
+        runs += 1;
+        Job::start(&live, dir, runs)
+    };
     let mut rng = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
     for step in 0..steps {
         let act = action(&mut rng);
@@ -155,7 +169,7 @@ fn chaos(seed: u64, steps: usize) {
             }
             Action::StartJob => {
                 if job.is_none() {
-                    job = Some(Job::start(&live, dir));
+                    job = Some(start());
                 }
             }
             Action::Produce => produce(&mut batches),
@@ -172,7 +186,7 @@ fn chaos(seed: u64, steps: usize) {
                 assert!(Command::new("kill").args(["-CONT", &pid]).status().expect("kill -CONT").success());
             }
             Action::WaitCheckpoint => {
-                let j = job.take().unwrap_or_else(|| Job::start(&live, dir));
+                let j = job.take().unwrap_or_else(&mut start);
                 assert!(j.next_checkpoint(), "seed {seed}: no checkpoint within a minute");
                 job = Some(j);
             }
@@ -188,6 +202,7 @@ fn chaos(seed: u64, steps: usize) {
         .chain(["--exit-when-idle".to_string()])
         .collect();
     let out = common::wait_bounded(spawn_logged(&last, dir), "the last chaos run");
+    std::fs::write(dir.join("last.log"), &out.stderr).expect("last log");
     assert!(out.status.success(), "seed {seed}: last run failed: {}", String::from_utf8_lossy(&out.stderr));
 
     for b in 0..batches {

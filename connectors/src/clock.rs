@@ -31,6 +31,14 @@
 //! segment (never committed: the frontier had not passed them) get new live
 //! times. Each active partition adds about one row per epoch to the clock
 //! table (pruning is left for later).
+//!
+//! Epochs also close, or move up to a checkpoint's barrier, with no record
+//! read: a quiet input's frontier moves on and the sinks commit those times.
+//! So with the cuts, the source records the *live floor*, its open epoch: no
+//! position that has no recorded time yet may get a time below it (one row,
+//! the largest any source recorded). A restart opens its first epoch at the
+//! live floor, so records read after a quiet spell and a crash are never given
+//! times the sinks have already committed (and would skip).
 
 use std::collections::BTreeMap;
 
@@ -47,6 +55,8 @@ pub struct Clock {
     segments: BTreeMap<(Topic, u32), Vec<(u64, Time)>>,
     /// Base time of partitions with no segment of their own.
     default_base: Time,
+    /// Live epochs: the least time a position without a recorded time may get.
+    live_floor: Time,
 }
 
 /// A bounded run's end: the segments the next run starts with.
@@ -60,12 +70,13 @@ pub struct Resume {
 }
 
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS edu_rtdw_clock (topic TEXT, partition INTEGER, start_offset INTEGER, base INTEGER, PRIMARY KEY (topic, partition, start_offset));
-CREATE TABLE IF NOT EXISTS edu_rtdw_clock_default (id INTEGER PRIMARY KEY CHECK (id = 0), base INTEGER NOT NULL);";
+CREATE TABLE IF NOT EXISTS edu_rtdw_clock_default (id INTEGER PRIMARY KEY CHECK (id = 0), base INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS edu_rtdw_clock_live_floor (id INTEGER PRIMARY KEY CHECK (id = 0), base INTEGER NOT NULL);";
 
 impl Clock {
     /// A fresh clock: time is `offset / epoch_records`.
     pub fn new(epoch_records: u64) -> Self {
-        Clock { epoch_records: epoch_records.max(1), segments: BTreeMap::new(), default_base: 0 }
+        Clock { epoch_records: epoch_records.max(1), segments: BTreeMap::new(), default_base: 0, live_floor: 0 }
     }
 
     /// The clock recorded in the state file `conn` (a fresh one if none).
@@ -87,6 +98,9 @@ impl Clock {
         let default: Option<i64> =
             conn.query_row("SELECT base FROM edu_rtdw_clock_default WHERE id = 0", [], |r| r.get(0)).ok();
         clock.default_base = default.unwrap_or(0) as Time;
+        let floor: Option<i64> =
+            conn.query_row("SELECT base FROM edu_rtdw_clock_live_floor WHERE id = 0", [], |r| r.get(0)).ok();
+        clock.live_floor = floor.unwrap_or(0) as Time;
         Ok(clock)
     }
 
@@ -141,11 +155,22 @@ impl Clock {
         self.segments.values().filter_map(|s| s.last()).map(|(_, base)| *base).max().unwrap_or(0).max(self.default_base)
     }
 
-    /// Records live-epoch cuts `(topic, partition, start_offset, base)` in one transaction; a cut at
-    /// an already recorded start moves that segment to the later base (its positions were never
-    /// committed at the earlier one: nothing was read there before this epoch).
-    pub fn record_cuts(conn: &mut Connection, cuts: &[(Topic, u32, u64, Time)]) -> anyhow::Result<()> {
+    /// The least time live epochs may give a position with no recorded time (see the module docs).
+    pub fn live_floor(&self) -> Time {
+        self.live_floor
+    }
+
+    /// Records live-epoch cuts `(topic, partition, start_offset, base)` and the live floor `floor`
+    /// in one transaction; a cut at an already recorded start moves that segment to the later
+    /// base (its positions were never committed at the earlier one: nothing was read there
+    /// before this epoch). The recorded floor only grows.
+    pub fn record_cuts(conn: &mut Connection, cuts: &[(Topic, u32, u64, Time)], floor: Time) -> anyhow::Result<()> {
         let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT INTO edu_rtdw_clock_live_floor (id, base) VALUES (0, ?1)
+             ON CONFLICT (id) DO UPDATE SET base = MAX(base, excluded.base)",
+            [floor as i64],
+        )?;
         {
             let mut stmt = tx.prepare_cached(
                 "INSERT INTO edu_rtdw_clock (topic, partition, start_offset, base) VALUES (?1, ?2, ?3, ?4)
@@ -278,10 +303,11 @@ mod tests {
         let clock = Clock::load(&conn, 100).unwrap();
         assert_eq!((clock.open_start(Topic::Qos, 0), clock.max_base()), (0, 0));
         // Epoch 0: qos/0 offsets 0..5. Epoch 1: nothing. Epoch 2: qos/0 offsets 5..7 and user/1 offsets 0..3.
-        Clock::record_cuts(&mut conn, &[(Topic::Qos, 0, 0, 0), (Topic::Qos, 0, 5, 1)]).unwrap();
+        Clock::record_cuts(&mut conn, &[(Topic::Qos, 0, 0, 0), (Topic::Qos, 0, 5, 1)], 1).unwrap();
         Clock::record_cuts(
             &mut conn,
             &[(Topic::Qos, 0, 5, 2), (Topic::Qos, 0, 7, 3), (Topic::User, 1, 0, 2), (Topic::User, 1, 3, 3)],
+            3,
         )
         .unwrap();
         let clock = Clock::load(&conn, 100).unwrap();
@@ -291,6 +317,10 @@ mod tests {
         assert_eq!((clock.open_start(Topic::Qos, 0), clock.open_start(Topic::User, 1), clock.max_base()), (7, 3, 3));
         assert_eq!(clock.time(Topic::Qos, 0, 7), 3);
         assert_eq!([1, 2, 3].map(|t| clock.first_offset_at(Topic::Qos, 0, t)), [5, 5, 7]);
+        // The live floor only grows.
+        Clock::record_cuts(&mut conn, &[], 9).unwrap();
+        Clock::record_cuts(&mut conn, &[], 4).unwrap();
+        assert_eq!(Clock::load(&conn, 100).unwrap().live_floor(), 9);
 
         // The in-memory cuts behind offset acknowledgements never run ahead of a durable time.
         assert_eq!(live_first_offset_at(Topic::Agora, 99, 1), None);

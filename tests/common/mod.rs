@@ -112,7 +112,8 @@ pub fn spawn_logged<S: AsRef<std::ffi::OsStr>>(args: &[S], dir: &Path) -> Child 
     Command::new(env!("CARGO_BIN_EXE_edu-rtdw"))
         .args(args)
         .current_dir(dir)
-        .env("RUST_LOG", "edu_rtdw=info")
+        // EDU_RTDW_TEST_RUST_LOG adds to what tests read (e.g. "edu_rtdw=info,connectors=debug").
+        .env("RUST_LOG", std::env::var("EDU_RTDW_TEST_RUST_LOG").unwrap_or_else(|_| "edu_rtdw=info".to_string()))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -11,7 +11,9 @@
 //!   partition has read `epoch_records` in it. The cuts of closed epochs are
 //!   recorded in the SQLite state file *before* the frontier passes them
 //!   ([`Epochs::persist`]), so a replay after a crash gives every recorded
-//!   position its original time (see [`crate::clock`]).
+//!   position its original time (see [`crate::clock`]). So is the open epoch
+//!   (the clock's live floor) whenever it moved, with records or without:
+//!   a restart's first epoch is never one the sinks already committed.
 //!
 //! Either way a record is never given a time below the source's frontier.
 
@@ -189,6 +191,8 @@ pub struct LiveEpochs {
     epoch_records: u64,
     /// Cuts of closed epochs not yet recorded: `(topic, partition, start, base)`.
     cuts: Vec<(Topic, u32, u64, Time)>,
+    /// The open epoch as last recorded (the clock's live floor).
+    recorded_floor: Time,
     /// Every partition's position at the last close: `(topic, partition, base, next offset)`.
     positions: Vec<(Topic, u32, Time, u64)>,
 }
@@ -196,7 +200,7 @@ pub struct LiveEpochs {
 impl LiveEpochs {
     /// Live epochs of `period_ms` over `partitions`, recording cuts in the state file at
     /// `state_path`; positions `clock` has recorded keep their times, and no new epoch is
-    /// before `floor` (a restored checkpoint's next time).
+    /// before `floor` (a restored checkpoint's next time) or the clock's live floor.
     pub fn open(
         clock: Arc<Clock>,
         period_ms: u64,
@@ -205,11 +209,13 @@ impl LiveEpochs {
         floor: Time,
     ) -> anyhow::Result<Self> {
         crate::clock::set_live();
-        let conn = Clock::open_cuts(state_path).context("kafka source: cannot open the live epochs' state")?;
+        let conn = Clock::open_cuts(state_path).context("cannot open the live epochs' state")?;
+        let epoch = clock.max_base().max(clock.live_floor()).max(floor);
         Ok(LiveEpochs {
             period: Duration::from_millis(period_ms.max(1)),
             next_close: Instant::now(),
-            epoch: clock.max_base().max(floor),
+            epoch,
+            recorded_floor: clock.live_floor(),
             conn,
             first: vec![None; partitions.len()],
             given: false,
@@ -242,12 +248,13 @@ impl LiveEpochs {
         self.next_close = Instant::now() + self.period;
     }
 
-    /// Records the closed epochs' cuts (one transaction).
+    /// Records the closed epochs' cuts and the open epoch (one transaction), when either changed.
     fn persist(&mut self) -> anyhow::Result<()> {
-        if !self.cuts.is_empty() {
-            Clock::record_cuts(&mut self.conn, &self.cuts)
-                .context("kafka source: cannot record the live epochs' cuts")?;
+        if !self.cuts.is_empty() || self.epoch > self.recorded_floor {
+            Clock::record_cuts(&mut self.conn, &self.cuts, self.epoch)
+                .context("cannot record the live epochs' cuts")?;
             self.cuts.clear();
+            self.recorded_floor = self.epoch;
         }
         for (topic, partition, base, offset) in self.positions.drain(..) {
             crate::clock::note_live_cut(topic, partition, base, offset);
@@ -278,6 +285,33 @@ mod tests {
         let conn = rusqlite::Connection::open_in_memory().expect("sqlite");
         Clock::record(&conn, &resume).expect("record");
         Clock::load(&conn, 4).expect("load")
+    }
+
+    /// Chaos seed 1 (issue 22): a quiet job's epochs moved up to checkpoint barriers with
+    /// nothing read, the sinks committed those times, the job was killed, and the records
+    /// produced next got a time from before the quiet spell on restart: the sinks skipped them.
+    #[test]
+    fn a_restart_opens_after_epochs_that_passed_without_records() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = dir.path().join("state.db");
+        let parts = [(Topic::Qos, 0)];
+        let open = || {
+            let clock = Arc::new(Clock::load_path(&state, 100).expect("clock"));
+            Epochs::Live(Box::new(LiveEpochs::open(clock, 20, &state, &parts, 0).expect("live epochs")))
+        };
+        let high = AtomicU64::new(0);
+        let mut epochs = open();
+        // Epoch 0 holds offsets 0..3 and closes; the open epoch then moves up to a barrier at 9.
+        for offset in 0..3 {
+            epochs.note_read(0, offset);
+        }
+        epochs.after_reads(true, Instant::now(), &[(Topic::Qos, 0, 3)], &high);
+        epochs.skip_to(9, &[(Topic::Qos, 0, 3)], &high);
+        epochs.persist().expect("persist");
+        assert_eq!(epochs.target(None, 0, &high), 9, "the frontier may move to 9 now");
+        // Restarted: the recorded positions keep their time, the next one comes after 8.
+        let epochs = open();
+        assert_eq!([2, 3].map(|offset| epochs.time(0, Topic::Qos, 0, offset, 0)), [0, 9]);
     }
 
     #[test]
