@@ -89,7 +89,7 @@ impl Ops {
             None => (None, None),
         };
         let linger = Duration::from_secs(args.admin_linger_s);
-        let windows = Windows { as_of: args.as_of_window, signals: args.signals_window };
+        let windows = Windows { as_of: args.as_of_window, signals: args.signals_window, append: args.append_window };
         Ok(Ops { serving, dumps: Mutex::new(dumps), writer, every, linger, dump_busy, windows })
     }
 

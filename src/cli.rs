@@ -202,6 +202,10 @@ pub struct OpsArgs {
     /// last N times only (the sinks keep them all).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..))]
     pub signals_window: u64,
+    /// Logical times the closed windows of 2.3 and 2.5 and the dead letters stay readable
+    /// (default: all of them; the sinks keep them all). Bounds a long live job's memory.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub append_window: Option<u64>,
     /// Serve SQL over the PostgreSQL wire protocol on this address, e.g. 127.0.0.1:6875
     /// (`psql -h 127.0.0.1 -p 6875`); password and limits in the config file's [serving].
     #[arg(long, value_name = "ADDR")]

@@ -4,7 +4,8 @@
 //! equals the SQLite sink (an independent path: the sink consolidates its own batches
 //! on worker 0) at the same logical frontier, with one worker or three; reads of the
 //! cleaned signals (2.1) see only the signals of the last `--signals-window` times,
-//! which the sink's own table holds among all the others.
+//! which the sink's own table holds among all the others, and with `--append-window` so
+//! do the closed windows of 2.3 and 2.5 and the dead letters.
 
 mod common;
 
@@ -113,28 +114,54 @@ fn query_after_a_bounded_run_equals_the_sqlite_sink() {
     }
 }
 
-/// Reads of 2.1 see the signals of the last `--signals-window` logical times only.
-#[test]
-fn signal_reads_keep_a_recent_window() {
+/// Reads of `metric` with `--FLAG 1000000` list every row of the sink's `table`; with
+/// windows of 2, a quarter, a half and three quarters of the run's logical times, nested parts of them
+/// (the rows of the last N times), at least one non-empty and smaller than the whole.
+fn reads_keep_a_recent_window(flag: &str, metric: &str, table: &str) {
     let tmp = tempfile::tempdir().expect("tempdir");
     gen_input(tmp.path());
     let db = tmp.path().join("out.db");
-    let table = "timeline_analysis_student";
-    run(tmp.path(), &["--signals-window", "1000000"]);
-    let columns = data_columns(&db, table);
-    let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
-    let all = sqlite(&db, table, &columns);
-    let (upper, whole) = query(tmp.path(), "student_signal_etl", &columns);
+    let read_with = |window: &str| {
+        let _ = std::fs::remove_dir_all(tmp.path().join("snapshots"));
+        let _ = std::fs::remove_file(&db);
+        run(tmp.path(), &[flag, window]);
+        let columns = data_columns(&db, table);
+        let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+        let (upper, read) = query(tmp.path(), metric, &columns);
+        (upper, read, sqlite(&db, table, &columns))
+    };
+    let (upper, whole, all) = read_with("1000000");
     assert!(upper > 4, "the input spans several logical times ({upper})");
-    same(&whole, &all, "a window longer than the input keeps every signal");
+    same(&whole, &all, &format!("{metric}: a window longer than the input keeps every row"));
+    let all: BTreeSet<String> = all.into_iter().collect();
+    let mut wider = all.clone();
+    let mut sizes = Vec::new();
+    for window in [upper * 3 / 4, upper / 2, upper / 4, 2] {
+        let (_, read, _) = read_with(&window.to_string());
+        let read: BTreeSet<String> = read.into_iter().collect();
+        assert!(read.is_subset(&wider), "{metric}: the last {window} times are among the rows of a wider window");
+        sizes.push((window, read.len()));
+        wider = read;
+    }
+    assert!(sizes.iter().any(|&(_, n)| n > 0 && n < all.len()), "{metric}: {sizes:?} of {} rows", all.len());
+}
 
-    std::fs::remove_dir_all(tmp.path().join("snapshots")).expect("remove snapshots");
-    std::fs::remove_file(&db).expect("remove db");
-    run(tmp.path(), &["--signals-window", "2"]);
-    let (_, recent) = query(tmp.path(), "student_signal_etl", &columns);
-    assert!(!recent.is_empty() && recent.len() < all.len(), "{} of {} signals", recent.len(), all.len());
-    let all: BTreeSet<&String> = all.iter().collect();
-    assert!(recent.iter().all(|r| all.contains(r)), "every signal read is one the sink holds");
+/// Reads of 2.1 see the signals of the last `--signals-window` logical times only.
+#[test]
+fn signal_reads_keep_a_recent_window() {
+    reads_keep_a_recent_window("--signals-window", "student_signal_etl", "timeline_analysis_student");
+}
+
+/// `--append-window` does the same for the closed windows of 2.3 and 2.5 and the dead letters.
+#[test]
+fn append_window_keeps_recent_windows_and_dead_letters() {
+    for (metric, table) in [
+        ("class_performance_1m", "timeline_signal_analysis"),
+        ("av_quality_30s", "user_av_record"),
+        ("dead_letters", "dead_letters"),
+    ] {
+        reads_keep_a_recent_window("--append-window", metric, table);
+    }
 }
 
 #[test]

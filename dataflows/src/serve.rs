@@ -16,10 +16,17 @@
 //!
 //! The cleaned signals of 2.1 are one row per record read: kept whole, they would grow with
 //! the input. Each signal is therefore retracted again `signals_window` logical times after
-//! its own time (a sliding window, differential's `delay`), so the trace holds only the
+//! its own time (a sliding window, [`Retained`]), so the trace holds only the
 //! signals of the last `signals_window` times: a read at `upper` lists the signals at times
-//! `upper - signals_window ..= upper - 1`. Every other output is kept whole; each is bounded
-//! by its keys (dead letters by the bad records read, like the sinks' table).
+//! `upper - signals_window ..= upper - 1`. The other insert-only outputs (the closed windows
+//! of 2.3 and 2.5, and the dead letters) also grow with the input, more slowly: they are
+//! kept whole unless an `append` window is given, in which case each of their rows is
+//! retracted the same way, `append` logical times after its own (a read lists the rows
+//! emitted at `upper - append ..= upper - 1`). Every other output is an upsert table,
+//! bounded by its keys, and kept whole. No operator upstream holds the insert-only rows, so
+//! with checkpoints [`Retained`] saves what reads see of them, each row with its own time,
+//! and a restore brings back exactly that (the upsert tables come back from the folds and
+//! sets that checkpoints restore upstream).
 //!
 //! At the end of a bounded input every trace's upper is empty; the frontier a final read
 //! uses is then the last time plus one, as the sinks record it: [`final_upper`] computes
@@ -38,6 +45,7 @@ use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::Operator;
 use timely::progress::Antichain;
 
+use crate::ops::Retained;
 use crate::output::Output;
 use crate::{Diff, OutputRow, Time};
 
@@ -60,6 +68,29 @@ pub struct Windows {
     pub as_of: Time,
     /// Logical times of cleaned signals (2.1) kept for reads.
     pub signals: Time,
+    /// Logical times of the other insert-only outputs (2.3, 2.5, dead letters) kept for
+    /// reads (`None`: all of them).
+    pub append: Option<Time>,
+}
+
+impl Windows {
+    /// How many logical times the rows of `output` stay readable after their own (`None`:
+    /// for ever).
+    pub fn retention(&self, output: Output) -> Option<Time> {
+        match output {
+            Output::StudentSignalEtl => Some(self.signals.max(1)),
+            other if insert_only(other) => self.append.map(|n| n.max(1)),
+            _ => None,
+        }
+    }
+}
+
+/// Whether rows of `output` are only ever inserted (one per signal read, per closed window
+/// of 2.3 or 2.5, per dead letter): no operator upstream holds them, so serving keeps them
+/// itself and checkpoints save what it keeps ([`Retained`]). Every other output is an
+/// upsert table whose rows the folds and sets upstream restore.
+pub fn insert_only(output: Output) -> bool {
+    matches!(output, Output::StudentSignalEtl | Output::ClassPerformance1m | Output::AvQuality30s | Output::DeadLetters)
 }
 
 /// Arranges every output of `rows` for reads (module docs); `rows` is every output's rows.
@@ -74,7 +105,7 @@ pub struct Windows {
 /// let rows = timely::execute_directly(|worker| {
 ///     let (mut input, mut traces) = worker.dataflow::<u64, _, _>(|scope| {
 ///         let (input, rows) = scope.new_collection::<OutputRow, isize>();
-///         (input, arrange_outputs(rows, Windows { as_of: 4, signals: 10 }))
+///         (input, arrange_outputs(rows, Windows { as_of: 4, signals: 10, append: None }))
 ///     });
 ///     let staff = |n| OutputRow::Staff(StaffIndexRow { cc_id: 7, attribution_time: "2025-12-02".into(), cc_index: n });
 ///     input.insert(staff(1));
@@ -97,12 +128,9 @@ pub fn arrange_outputs(rows: VecCollection<'_, Time, OutputRow, Diff>, windows: 
         .into_iter()
         .map(|output| {
             let mine = rows.clone().filter(move |row| row.output() == output);
-            let kept = match output {
-                Output::StudentSignalEtl => {
-                    let expired = mine.clone().negate().delay(move |t| t.saturating_add(windows.signals.max(1)));
-                    mine.concat(expired)
-                }
-                _ => mine,
+            let kept = match insert_only(output) {
+                true => mine.retained(&format!("Serve {}", output.name()), windows.retention(output)),
+                false => mine,
             };
             kept.arrange_by_self_named(&format!("Serve {}", output.name())).trace
         })

@@ -25,10 +25,12 @@
 mod checkpointed;
 pub mod fold;
 mod inserts;
+mod retained;
 mod stash;
 pub mod window;
 
 pub use checkpointed::Checkpointed;
 pub use fold::FoldByKey;
 pub use inserts::{CountedInserts, DistinctInserts, Inserts};
+pub use retained::Retained;
 pub use window::{SplitLate, Tumbling};
