@@ -117,6 +117,14 @@ pub fn take<S: DeserializeOwned>(name: &str) -> Option<(Time, Vec<S>)> {
     }
 }
 
+/// The restored state named `name` as each shard saved it (bytes a [`Saver`] returned, in
+/// its own format): the checkpoint's time and one section per shard; `None` without a
+/// restore or a state of that name.
+pub fn take_raw(name: &str) -> Option<(Time, Vec<Vec<u8>>)> {
+    let restored = REGISTRY.with(|r| r.borrow().restored.clone())?;
+    Some((restored.time, restored.sections.get(name)?.clone()))
+}
+
 impl Restored {
     /// The state named `name` of each shard, decoded as `S`; `None` when no shard has one.
     pub fn decode<S: DeserializeOwned>(&self, name: &str) -> Option<Result<Vec<S>, String>> {
