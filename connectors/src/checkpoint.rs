@@ -100,12 +100,46 @@ pub fn shard_name(worker: usize) -> String {
 pub fn write_shard(root: &Path, body: &ShardBody) -> anyhow::Result<u64> {
     let dir = checkpoint_dir(root, body.time);
     fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let mut bytes = SHARD_MAGIC.to_vec();
-    bincode::serialize_into(&mut bytes, body).context("cannot encode a checkpoint shard")?;
-    let crc = crc32fast::hash(&bytes);
-    bytes.extend_from_slice(&crc.to_le_bytes());
-    write_durably(&dir.join(shard_name(body.worker)), &bytes)?;
-    Ok(bytes.len() as u64)
+    // Streamed to the file with its CRC-32 computed on the way: no second copy of the state.
+    let path = dir.join(shard_name(body.worker));
+    let tmp = path.with_extension("tmp");
+    let file = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    let mut out =
+        CrcWriter { inner: std::io::BufWriter::with_capacity(1 << 20, file), crc: Default::default(), len: 0 };
+    out.write_all(SHARD_MAGIC).with_context(|| format!("cannot write {}", tmp.display()))?;
+    bincode::serialize_into(&mut out, body).with_context(|| format!("cannot write {}", tmp.display()))?;
+    let crc = out.crc.clone().finalize();
+    let len = out.len + 4;
+    let mut file = out
+        .inner
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    file.write_all(&crc.to_le_bytes())
+        .and_then(|_| file.sync_all())
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    fs::rename(&tmp, &path).with_context(|| format!("cannot rename {} into place", tmp.display()))?;
+    Ok(len)
+}
+
+/// A writer that counts what passes through it and computes its CRC-32.
+struct CrcWriter<W> {
+    inner: W,
+    crc: crc32fast::Hasher,
+    len: u64,
+}
+
+impl<W: Write> Write for CrcWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.crc.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Writes `bytes` to `path` through a temporary file, fsynced, then renamed.
