@@ -47,14 +47,19 @@ impl Job {
         Job { child, log }
     }
 
-    /// Waits for the job's next complete checkpoint (at most a minute); false if none came.
-    fn next_checkpoint(&self) -> bool {
+    /// Waits for the job's next complete checkpoint (at most a minute).
+    fn next_checkpoint(&mut self) -> Waited {
         let deadline = Instant::now() + Duration::from_secs(60);
+        let mut last = String::new();
         loop {
             match self.log.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(line) if common::checkpoint_time(&line).is_some() => return true,
-                Ok(_) => {}
-                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return false,
+                Ok(line) if common::checkpoint_time(&line).is_some() => return Waited::Checkpoint,
+                Ok(line) => last = line,
+                Err(RecvTimeoutError::Timeout) => return Waited::Nothing,
+                Err(RecvTimeoutError::Disconnected) => {
+                    let status = self.child.wait().expect("wait");
+                    return Waited::Ended(format!("{status}: {last}"));
+                }
             }
         }
     }
@@ -63,6 +68,15 @@ impl Job {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// What waiting for a checkpoint saw.
+enum Waited {
+    Checkpoint,
+    /// A minute without one.
+    Nothing,
+    /// The job ended: its exit status and last log line.
+    Ended(String),
 }
 
 /// One action of a chaos run.
@@ -186,8 +200,26 @@ fn chaos(seed: u64, steps: usize) {
                 assert!(Command::new("kill").args(["-CONT", &pid]).status().expect("kill -CONT").success());
             }
             Action::WaitCheckpoint => {
-                let j = job.take().unwrap_or_else(&mut start);
-                assert!(j.next_checkpoint(), "seed {seed}: no checkpoint within a minute");
+                let mut j = job.take().unwrap_or_else(&mut start);
+                let mut restarts = 0;
+                loop {
+                    match j.next_checkpoint() {
+                        Waited::Checkpoint => break,
+                        Waited::Nothing => panic!("seed {seed}: no checkpoint within a minute"),
+                        // A job started while a database restarts ends at its first connection,
+                        // with one line (SPEC: an unreachable database at start is an error);
+                        // restart it as a supervisor would. Nothing else may end it.
+                        Waited::Ended(why) => {
+                            assert!(
+                                restarts < 3 && why.contains("cannot connect"),
+                                "seed {seed}: the job ended: {why}"
+                            );
+                            eprintln!("chaos seed {seed}: restarting a job that ended: {why}");
+                            restarts += 1;
+                            j = start();
+                        }
+                    }
+                }
                 job = Some(j);
             }
         }
