@@ -101,24 +101,18 @@ pub fn write_shard(root: &Path, body: &ShardBody) -> anyhow::Result<u64> {
     let dir = checkpoint_dir(root, body.time);
     fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     // Streamed to the file with its CRC-32 computed on the way: no second copy of the state.
-    let path = dir.join(shard_name(body.worker));
-    let tmp = path.with_extension("tmp");
-    let file = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    let mut out =
-        CrcWriter { inner: std::io::BufWriter::with_capacity(1 << 20, file), crc: Default::default(), len: 0 };
-    out.write_all(SHARD_MAGIC).with_context(|| format!("cannot write {}", tmp.display()))?;
-    bincode::serialize_into(&mut out, body).with_context(|| format!("cannot write {}", tmp.display()))?;
-    let crc = out.crc.clone().finalize();
-    let len = out.len + 4;
-    let mut file = out
-        .inner
-        .into_inner()
-        .map_err(|e| e.into_error())
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    file.write_all(&crc.to_le_bytes())
-        .and_then(|_| file.sync_all())
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    fs::rename(&tmp, &path).with_context(|| format!("cannot rename {} into place", tmp.display()))?;
+    let mut len = 0;
+    write_durably(&dir.join(shard_name(body.worker)), |file| {
+        let mut out =
+            CrcWriter { inner: std::io::BufWriter::with_capacity(1 << 20, file), crc: Default::default(), len: 0 };
+        out.write_all(SHARD_MAGIC)?;
+        bincode::serialize_into(&mut out, body)?;
+        let CrcWriter { mut inner, crc, len: written } = out;
+        inner.write_all(&crc.finalize().to_le_bytes())?;
+        inner.flush()?;
+        len = written + 4;
+        Ok(())
+    })?;
     Ok(len)
 }
 
@@ -142,11 +136,11 @@ impl<W: Write> Write for CrcWriter<W> {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file, fsynced, then renamed.
-fn write_durably(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+/// Writes `path` through a temporary file that `write` fills, fsynced, then renamed.
+fn write_durably(path: &Path, write: impl FnOnce(&mut File) -> anyhow::Result<()>) -> anyhow::Result<()> {
     let tmp = path.with_extension("tmp");
     let mut file = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    file.write_all(bytes).and_then(|_| file.sync_all()).with_context(|| format!("cannot write {}", tmp.display()))?;
+    write(&mut file).and_then(|_| Ok(file.sync_all()?)).with_context(|| format!("cannot write {}", tmp.display()))?;
     fs::rename(&tmp, path).with_context(|| format!("cannot rename {} into place", tmp.display()))?;
     Ok(())
 }
@@ -176,7 +170,7 @@ pub fn write_manifest(root: &Path, time: Time, peers: usize, input: Vec<(String,
     let manifest = Manifest { format_version: FORMAT_VERSION, time, peers, input, shards };
     let line = serde_json::to_string(&manifest).context("cannot encode a manifest")?;
     let text = format!("{line}\ncrc32 {:08x}\n", crc32fast::hash(line.as_bytes()));
-    write_durably(&dir.join(MANIFEST), text.as_bytes())?;
+    write_durably(&dir.join(MANIFEST), |file| Ok(file.write_all(text.as_bytes())?))?;
     File::open(&dir).and_then(|d| d.sync_all()).with_context(|| format!("cannot sync {}", dir.display()))?;
     Ok(manifest.shards.iter().map(|s| s.bytes).sum::<u64>() + text.len() as u64)
 }

@@ -128,9 +128,10 @@ pub fn arrange_outputs(rows: VecCollection<'_, Time, OutputRow, Diff>, windows: 
         .into_iter()
         .map(|output| {
             let mine = rows.clone().filter(move |row| row.output() == output);
-            let kept = match insert_only(output) {
-                true => mine.retained(&format!("Serve {}", output.name()), windows.retention(output)),
-                false => mine,
+            let kept = if insert_only(output) {
+                mine.retained(&format!("Serve {}", output.name()), windows.retention(output))
+            } else {
+                mine
             };
             kept.arrange_by_self_named(&format!("Serve {}", output.name())).trace
         })

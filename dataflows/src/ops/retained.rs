@@ -78,12 +78,12 @@ where
                     let mut restore = durable::take_raw(&state_name).map(|(time, shards)| {
                         scope.activator_for(Rc::clone(&info.address)).activate();
                         let (index, peers) = (scope.index(), scope.peers());
+                        let kept = |t: Time, d: &D| {
+                            retention.is_none_or(|n| t.saturating_add(n) > time)
+                                && durable::owned(d.hashed(), index, peers)
+                        };
                         let mut owned = Vec::new();
                         for shard in &shards {
-                            let kept = |t: Time, d: &D| {
-                                retention.is_none_or(|n| t.saturating_add(n) > time)
-                                    && durable::owned(d.hashed(), index, peers)
-                            };
                             if let Err(e) = decode(shard, kept, &mut owned) {
                                 durable::fail(format!("checkpoint state {state_name} does not decode: {e}"));
                             }
